@@ -1,0 +1,147 @@
+// Command annals is the one Annals binary: the GraphQL server, the watcher,
+// the retention agent and the maintenance commands, chosen by subcommand.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand: it parses its own flags from args.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+var commands = map[string]command{
+	"serve":     {"serve the GraphQL API and playground", runServe},
+	"migrate":   {"apply database migrations and report the schema version", runMigrate},
+	"watch":     {"record Tekton TaskRuns and PipelineRuns from a cluster", runWatch},
+	"import":    {"load TaskRuns and PipelineRuns from kubectl JSON or YAML output", runImport},
+	"retention": {"prune old Results by policy, once or on a schedule", runRetention},
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage(os.Stdout)
+		return
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "annals: unknown command %q\n\n", os.Args[1])
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.run(ctx, os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "annals %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Annals keeps the history of Tekton runs and serves it as a GraphQL graph.")
+	fmt.Fprintln(w, "\nUsage: annals COMMAND [flags]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'annals COMMAND --help' for the flags of a command.")
+	fmt.Fprintln(w, "Every flag can also be set by environment: --database-url is ANNALS_DATABASE_URL.")
+}
+
+// newFlagSet returns a flag set for one subcommand whose --help shows the
+// summary, every flag and its environment variable.
+func newFlagSet(name, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet("annals "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: annals %s [flags]\n\n%s\n\nFlags (each also settable by the environment variable shown):\n", name, summary)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" {
+				def = fmt.Sprintf(" (default %q)", f.DefValue)
+			}
+			fmt.Fprintf(out, "  --%s  [$%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+		})
+	}
+	return fs
+}
+
+// envName is the environment variable that sets a flag: --log-level is ANNALS_LOG_LEVEL.
+func envName(flagName string) string {
+	return "ANNALS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags parses args, then fills every flag not given on the command line
+// from its environment variable. The command line wins over the environment.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 && fs.Name() != "annals import" {
+		return fmt.Errorf("unexpected argument %q (flags are written --name=value)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if setErr := fs.Set(f.Name, v); setErr != nil {
+				err = fmt.Errorf("environment variable %s: %w", envName(f.Name), setErr)
+			}
+		}
+	})
+	return err
+}
+
+// databaseURLFlag registers --database-url, shared by every command that
+// opens the store.
+func databaseURLFlag(fs *flag.FlagSet) *string {
+	return fs.String("database-url", "annals.db",
+		"database to use: postgres://user@host:5432/db?sslmode=disable for PostgreSQL, or a file path (or sqlite://PATH) for embedded SQLite")
+}
+
+// loggingFlags registers --log-format and --log-level and returns a function
+// that builds the logger once flags are parsed.
+func loggingFlags(fs *flag.FlagSet) func() (*slog.Logger, error) {
+	format := fs.String("log-format", "text", "log format: text or json")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	return func() (*slog.Logger, error) { return newLogger(os.Stderr, *format, *level) }
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+}

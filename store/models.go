@@ -1,0 +1,98 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Data types of the Records Annals understands beyond raw JSON.
+const (
+	TypePipelineRun = "tekton.dev/v1.PipelineRun"
+	TypeTaskRun     = "tekton.dev/v1.TaskRun"
+	TypeLog         = "results.tekton.dev/v1alpha3.Log"
+)
+
+// Run statuses, derived from a run's Succeeded condition when it is written.
+const (
+	StatusUnknown   = "Unknown"
+	StatusRunning   = "Running"
+	StatusSucceeded = "Succeeded"
+	StatusFailed    = "Failed"
+	StatusCancelled = "Cancelled"
+)
+
+// Result groups the Records of one run tree: a PipelineRun and its TaskRuns,
+// or a lone TaskRun. Its name is "<namespace>/results/<uid>".
+type Result struct {
+	bun.BaseModel `bun:"table:results"`
+
+	UID       string `bun:"uid,pk"`
+	Namespace string `bun:"namespace,notnull"`
+	Name      string `bun:"name,notnull,unique"`
+
+	// Summary follows the run that gives the Result its identity.
+	SummaryRecord      string     `bun:"summary_record,notnull,default:''"`
+	SummaryType        string     `bun:"summary_type,notnull,default:''"`
+	SummaryStatus      string     `bun:"summary_status,notnull,default:'Unknown'"`
+	SummaryStartTime   *time.Time `bun:"summary_start_time"`
+	SummaryEndTime     *time.Time `bun:"summary_end_time"`
+	SummaryAnnotations JSONMap    `bun:"summary_annotations,type:json"`
+
+	CreatedAt time.Time `bun:"created_at,notnull"`
+	UpdatedAt time.Time `bun:"updated_at,notnull"`
+	Version   int64     `bun:"version,notnull"`
+}
+
+// Etag identifies one version of a Result for optimistic concurrency.
+func (r *Result) Etag() string { return etag(r.UID, r.Version) }
+
+// Annotation is one key/value pair on a Result.
+type Annotation struct {
+	bun.BaseModel `bun:"table:result_annotations"`
+
+	ResultUID string `bun:"result_uid,pk"`
+	Key       string `bun:"key,pk"`
+	Value     string `bun:"value,notnull"`
+}
+
+// Record is one stored object (a PipelineRun, a TaskRun, a Log...). Its name
+// is "<namespace>/results/<result uid>/records/<uid>". The columns after Data
+// are denormalised from Data on every write so that filters and orderings
+// run on indexed columns instead of inside the JSON.
+type Record struct {
+	bun.BaseModel `bun:"table:records"`
+
+	UID        string          `bun:"uid,pk"`
+	ResultUID  string          `bun:"result_uid,notnull"`
+	Namespace  string          `bun:"namespace,notnull"`
+	Name       string          `bun:"name,notnull,unique"`
+	ResultName string          `bun:"result_name,notnull"`
+	DataType   string          `bun:"data_type,notnull"`
+	Data       json.RawMessage `bun:"data,type:json"`
+
+	RunName         string     `bun:"run_name,notnull,default:''"`          // metadata.name
+	Status          string     `bun:"status,notnull,default:'Unknown'"`     // one of the Status* constants
+	Reason          string     `bun:"reason,notnull,default:''"`            // Succeeded condition reason
+	PipelineRunName string     `bun:"pipeline_run_name,notnull,default:''"` // owning PipelineRun of a TaskRun
+	PipelineName    string     `bun:"pipeline_name,notnull,default:''"`     // tekton.dev/pipeline label or spec ref
+	TaskName        string     `bun:"task_name,notnull,default:''"`         // tekton.dev/task label or spec ref
+	Labels          JSONMap    `bun:"labels,type:json"`                     // metadata.labels
+	StartTime       *time.Time `bun:"start_time"`                           // status.startTime
+	CompletionTime  *time.Time `bun:"completion_time"`                      // status.completionTime
+	DurationMillis  *int64     `bun:"duration_ms"`                          // completion - start, when both are set
+
+	CreatedAt time.Time `bun:"created_at,notnull"`
+	UpdatedAt time.Time `bun:"updated_at,notnull"`
+	Version   int64     `bun:"version,notnull"`
+}
+
+// Etag identifies one version of a Record for optimistic concurrency.
+func (r *Record) Etag() string { return etag(r.UID, r.Version) }
+
+// JSONMap is a string map stored as a JSON object (JSONB on PostgreSQL).
+type JSONMap map[string]string
+
+func etag(uid string, version int64) string { return fmt.Sprintf("%s-%d", uid, version) }
