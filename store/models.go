@@ -34,9 +34,9 @@ type Result struct {
 	Name      string `bun:"name,notnull,unique"`
 
 	// Summary follows the run that gives the Result its identity.
-	SummaryRecord      string     `bun:"summary_record,notnull,default:''"`
-	SummaryType        string     `bun:"summary_type,notnull,default:''"`
-	SummaryStatus      string     `bun:"summary_status,notnull,default:'Unknown'"`
+	SummaryRecord      string     `bun:"summary_record,notnull"`
+	SummaryType        string     `bun:"summary_type,notnull"`
+	SummaryStatus      string     `bun:"summary_status,notnull"`
 	SummaryStartTime   *time.Time `bun:"summary_start_time"`
 	SummaryEndTime     *time.Time `bun:"summary_end_time"`
 	SummaryAnnotations JSONMap    `bun:"summary_annotations,type:json"`
@@ -73,16 +73,16 @@ type Record struct {
 	DataType   string          `bun:"data_type,notnull"`
 	Data       json.RawMessage `bun:"data,type:json"`
 
-	RunName         string     `bun:"run_name,notnull,default:''"`          // metadata.name
-	Status          string     `bun:"status,notnull,default:'Unknown'"`     // one of the Status* constants
-	Reason          string     `bun:"reason,notnull,default:''"`            // Succeeded condition reason
-	PipelineRunName string     `bun:"pipeline_run_name,notnull,default:''"` // owning PipelineRun of a TaskRun
-	PipelineName    string     `bun:"pipeline_name,notnull,default:''"`     // tekton.dev/pipeline label or spec ref
-	TaskName        string     `bun:"task_name,notnull,default:''"`         // tekton.dev/task label or spec ref
-	Labels          JSONMap    `bun:"labels,type:json"`                     // metadata.labels
-	StartTime       *time.Time `bun:"start_time"`                           // status.startTime
-	CompletionTime  *time.Time `bun:"completion_time"`                      // status.completionTime
-	DurationMillis  *int64     `bun:"duration_ms"`                          // completion - start, when both are set
+	RunName         string     `bun:"run_name,notnull"`          // metadata.name
+	Status          string     `bun:"status,notnull"`            // one of the Status* constants
+	Reason          string     `bun:"reason,notnull"`            // Succeeded condition reason
+	PipelineRunName string     `bun:"pipeline_run_name,notnull"` // owning PipelineRun of a TaskRun
+	PipelineName    string     `bun:"pipeline_name,notnull"`     // tekton.dev/pipeline label or spec ref
+	TaskName        string     `bun:"task_name,notnull"`         // tekton.dev/task label or spec ref
+	Labels          JSONMap    `bun:"labels,type:json"`          // metadata.labels
+	StartTime       *time.Time `bun:"start_time"`                // status.startTime
+	CompletionTime  *time.Time `bun:"completion_time"`           // status.completionTime
+	DurationMillis  *int64     `bun:"duration_ms"`               // completion - start, when both are set
 
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`

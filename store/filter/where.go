@@ -1,0 +1,212 @@
+package filter
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// builder accumulates AND-ed conditions.
+type builder struct {
+	d     Dialect
+	parts []string
+	args  []any
+}
+
+func (b *builder) add(sql string, args ...any) {
+	b.parts = append(b.parts, sql)
+	b.args = append(b.args, args...)
+}
+
+func (b *builder) in(column string, values []string) {
+	if len(values) == 0 {
+		return
+	}
+	b.add(column+" IN ("+placeholders(len(values))+")", anySlice(values)...)
+}
+
+func (b *builder) timeRange(column string, r TimeRange) {
+	if r.After != nil {
+		b.add(column+" > ?", TimeArg(b.d, *r.After))
+	}
+	if r.Before != nil {
+		b.add(column+" < ?", TimeArg(b.d, *r.Before))
+	}
+}
+
+func (b *builder) prefix(column string, prefix *string) {
+	if prefix != nil && *prefix != "" {
+		b.add(column+" LIKE ? ESCAPE '\\'", escapeLike(*prefix)+"%")
+	}
+}
+
+func (b *builder) expr() Expr {
+	if len(b.parts) == 0 {
+		return Expr{}
+	}
+	return Expr{SQL: "(" + strings.Join(b.parts, " AND ") + ")", Args: b.args}
+}
+
+// RecordWhereSQL translates a typed Record filter over the table alias r.
+func RecordWhereSQL(w *RecordWhere, d Dialect) (Expr, error) {
+	if w == nil {
+		return Expr{}, nil
+	}
+	if err := checkStatuses(w.Statuses); err != nil {
+		return Expr{}, err
+	}
+	b := &builder{d: d}
+	if w.Namespace != nil {
+		b.add("r.namespace = ?", *w.Namespace)
+	}
+	b.in("r.data_type", w.DataTypes)
+	b.in("r.status", w.Statuses)
+	b.in("r.reason", w.Reasons)
+	if w.PipelineRunName != nil {
+		b.add("r.pipeline_run_name = ?", *w.PipelineRunName)
+	}
+	if w.PipelineName != nil {
+		b.add("r.pipeline_name = ?", *w.PipelineName)
+	}
+	if w.TaskName != nil {
+		b.add("r.task_name = ?", *w.TaskName)
+	}
+	b.prefix("r.run_name", w.NamePrefix)
+	b.timeRange("r.created_at", w.Created)
+	b.timeRange("r.start_time", w.Started)
+	b.timeRange("r.completion_time", w.Completed)
+	for i, m := range w.Labels {
+		if err := checkMatch("labels", i, m); err != nil {
+			return Expr{}, err
+		}
+		sql, args, err := labelMatchSQL(d, m)
+		if err != nil {
+			return Expr{}, fmt.Errorf("labels[%d]: %w", i, err)
+		}
+		b.add(sql, args...)
+	}
+	return b.expr(), nil
+}
+
+// ResultWhereSQL translates a typed Result filter over the table alias res.
+func ResultWhereSQL(w *ResultWhere, d Dialect) (Expr, error) {
+	if w == nil {
+		return Expr{}, nil
+	}
+	if err := checkStatuses(w.Statuses); err != nil {
+		return Expr{}, err
+	}
+	b := &builder{d: d}
+	if w.Namespace != nil {
+		b.add("res.namespace = ?", *w.Namespace)
+	}
+	b.in("res.summary_status", w.Statuses)
+	b.in("res.summary_type", w.SummaryTypes)
+	if w.NamePrefix != nil && *w.NamePrefix != "" {
+		b.add("res.uid LIKE ? ESCAPE '\\'", escapeLike(*w.NamePrefix)+"%")
+	}
+	b.timeRange("res.created_at", w.Created)
+	b.timeRange("res.updated_at", w.Updated)
+	b.timeRange("res.summary_start_time", w.Started)
+	b.timeRange("res.summary_end_time", w.Ended)
+	for i, m := range w.Annotations {
+		if err := checkMatch("annotations", i, m); err != nil {
+			return Expr{}, err
+		}
+		const exists = "EXISTS (SELECT 1 FROM result_annotations a WHERE a.result_uid = res.uid AND a.key = ?"
+		switch m.Op {
+		case LabelEquals, LabelIn:
+			b.add(exists+" AND a.value IN ("+placeholders(len(m.Values))+"))", append([]any{m.Key}, anySlice(m.Values)...)...)
+		case LabelExists:
+			b.add(exists+")", m.Key)
+		case LabelNotExists:
+			b.add("NOT "+exists+")", m.Key)
+		}
+	}
+	return b.expr(), nil
+}
+
+// labelMatchSQL tests the labels JSON column of records.
+func labelMatchSQL(d Dialect, m LabelMatch) (string, []any, error) {
+	if d == Postgres && m.Op == LabelEquals {
+		// Containment uses the GIN index on labels.
+		return "r.labels @> ?::jsonb", []any{jsonObject(m.Key, m.Values[0])}, nil
+	}
+	key, err := labelKeyArg(d, m.Key)
+	if err != nil {
+		return "", nil, err
+	}
+	switch m.Op {
+	case LabelEquals, LabelIn:
+		return labelValue(d) + " IN (" + placeholders(len(m.Values)) + ")", append([]any{key}, anySlice(m.Values)...), nil
+	case LabelExists:
+		return labelValue(d) + " IS NOT NULL", []any{key}, nil
+	default:
+		return labelValue(d) + " IS NULL", []any{key}, nil
+	}
+}
+
+// labelValue is the SQL of one label's value (NULL when absent), with the
+// key as its one argument (see labelKeyArg).
+func labelValue(d Dialect) string {
+	if d == Postgres {
+		return "(r.labels ->> ?::text)"
+	}
+	return "json_extract(r.labels, ?)"
+}
+
+func labelKeyArg(d Dialect, key string) (any, error) {
+	if d == Postgres {
+		return key, nil
+	}
+	return sqliteJSONPath([]pathElem{{key: key}})
+}
+
+func checkStatuses(statuses []string) error {
+	for _, s := range statuses {
+		if !slices.Contains(Statuses, s) {
+			return fmt.Errorf("%w: unknown status %q: use one of %s", ErrInvalid, s, strings.Join(Statuses, ", "))
+		}
+	}
+	return nil
+}
+
+func checkMatch(field string, i int, m LabelMatch) error {
+	if m.Key == "" {
+		return fmt.Errorf("%w: %s[%d]: key is empty", ErrInvalid, field, i)
+	}
+	switch m.Op {
+	case LabelEquals:
+		if len(m.Values) != 1 {
+			return fmt.Errorf("%w: %s[%d] (%s): EQUALS takes exactly one value, got %d", ErrInvalid, field, i, m.Key, len(m.Values))
+		}
+	case LabelIn:
+		if len(m.Values) == 0 {
+			return fmt.Errorf("%w: %s[%d] (%s): IN takes at least one value", ErrInvalid, field, i, m.Key)
+		}
+	case LabelExists, LabelNotExists:
+		if len(m.Values) != 0 {
+			return fmt.Errorf("%w: %s[%d] (%s): %s takes no values", ErrInvalid, field, i, m.Key, m.Op)
+		}
+	default:
+		return fmt.Errorf("%w: %s[%d] (%s): unknown operator %q: use EQUALS, IN, EXISTS or NOT_EXISTS", ErrInvalid, field, i, m.Key, m.Op)
+	}
+	return nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anySlice[T any](values []T) []any {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = v
+	}
+	return out
+}
+
+// escapeLike escapes LIKE's wildcards so that a user's text matches literally.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}

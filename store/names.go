@@ -1,0 +1,69 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// ResultName is the name of the Result uid in namespace.
+func ResultName(namespace, uid string) string { return namespace + "/results/" + uid }
+
+// RecordName is the name of the Record uid under a Result.
+func RecordName(namespace, resultUID, uid string) string {
+	return ResultName(namespace, resultUID) + "/records/" + uid
+}
+
+// ParseResultName splits "<namespace>/results/<uid>".
+func ParseResultName(name string) (namespace, uid string, err error) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 || parts[1] != "results" {
+		return "", "", fmt.Errorf("%w: result name %q: want <namespace>/results/<uid>", ErrInvalidArgument, name)
+	}
+	if err := checkNamespace(parts[0]); err != nil {
+		return "", "", err
+	}
+	if err := checkUID(parts[2]); err != nil {
+		return "", "", err
+	}
+	return parts[0], parts[2], nil
+}
+
+// ParseRecordName splits "<namespace>/results/<result uid>/records/<uid>".
+func ParseRecordName(name string) (namespace, resultUID, uid string, err error) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 5 || parts[1] != "results" || parts[3] != "records" {
+		return "", "", "", fmt.Errorf("%w: record name %q: want <namespace>/results/<uid>/records/<uid>", ErrInvalidArgument, name)
+	}
+	if err := checkNamespace(parts[0]); err != nil {
+		return "", "", "", err
+	}
+	for _, uid := range []string{parts[2], parts[4]} {
+		if err := checkUID(uid); err != nil {
+			return "", "", "", err
+		}
+	}
+	return parts[0], parts[2], parts[4], nil
+}
+
+// CheckNamespace validates a namespace as Kubernetes does (a DNS-1123 label).
+func CheckNamespace(ns string) error { return checkNamespace(ns) }
+
+func checkNamespace(ns string) error {
+	if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+		return fmt.Errorf("%w: namespace %q: %s", ErrInvalidArgument, ns, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+func checkUID(uid string) error {
+	if _, err := uuid.Parse(uid); err != nil || len(uid) != 36 {
+		return fmt.Errorf("%w: uid %q is not a UUID such as 3f1c2a9e-8a57-4d6b-9a47-1f0c8d3b2e61", ErrInvalidArgument, uid)
+	}
+	return nil
+}
+
+// newUID returns a fresh lower-case UUID.
+func newUID() string { return uuid.NewString() }

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/uptrace/bun"
+)
+
+// RecordWrite is one Record to create or upsert.
+type RecordWrite struct {
+	ResultName    string          // the parent; upserts create it when missing
+	UID           string          // for runs, the Kubernetes UID; "" gets a new UUID (create only)
+	DataType      string          // e.g. tekton.dev/v1.TaskRun
+	Data          json.RawMessage // the whole object; NUL characters are removed
+	UpdateSummary bool            // this record is its Result's identity run: copy status and times into the summary
+}
+
+// maxBatch bounds the rows of one multi-row statement (SQLite allows 32766
+// bound values; a Record has 20 columns).
+const maxBatch = 500
+
+// newRecord validates w and builds the row to write.
+func newRecord(w RecordWrite) (*Record, error) {
+	ns, resultUID, err := ParseResultName(w.ResultName)
+	if err != nil {
+		return nil, err
+	}
+	if w.UID == "" {
+		w.UID = newUID()
+	}
+	if err := checkUID(w.UID); err != nil {
+		return nil, err
+	}
+	if w.DataType == "" || len(w.DataType) > 256 {
+		return nil, fmt.Errorf("%w: record data type %q: give a type such as %s", ErrInvalidArgument, w.DataType, TypeTaskRun)
+	}
+	data, err := cleanData(w.Data)
+	if err != nil {
+		return nil, err
+	}
+	t := now()
+	rec := &Record{
+		UID: w.UID, ResultUID: resultUID, Namespace: ns, ResultName: w.ResultName,
+		Name: RecordName(ns, resultUID, w.UID), DataType: w.DataType, Data: data,
+		CreatedAt: t, UpdatedAt: t, Version: 1,
+	}
+	fillDerived(rec)
+	return rec, nil
+}
+
+// CreateRecord creates one Record under an existing Result.
+func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error) {
+	rec, err := newRecord(w)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		exists, err := tx.NewSelect().Model((*Result)(nil)).Where("uid = ?", rec.ResultUID).Exists(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		if !exists {
+			return fmt.Errorf("%w: result %q: create it first", ErrNotFound, w.ResultName)
+		}
+		out, err := tx.NewInsert().Model(rec).On("CONFLICT DO NOTHING").Exec(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		if n, _ := out.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: a record with uid %q already exists", ErrConflict, rec.UID)
+		}
+		if w.UpdateSummary {
+			return updateSummaries(ctx, tx, []*Record{rec})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// UpsertRecords inserts or updates many Records by uid in one transaction,
+// creating their Results as needed. A Record whose data did not change keeps
+// its version and update time; creation times are never overwritten. Writes
+// of the same uid in one call collapse to the last one.
+func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) ([]*Record, error) {
+	var recs []*Record
+	index := map[string]int{}
+	var summaries []*Record
+	for _, w := range ws {
+		if w.UID == "" {
+			return nil, fmt.Errorf("%w: upserts need the record uid", ErrInvalidArgument)
+		}
+		rec, err := newRecord(w)
+		if err != nil {
+			return nil, err
+		}
+		if i, ok := index[rec.UID]; ok {
+			recs[i] = rec
+		} else {
+			index[rec.UID] = len(recs)
+			recs = append(recs, rec)
+		}
+		if w.UpdateSummary {
+			summaries = append(summaries, rec)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var results []Result
+		seen := map[string]bool{}
+		for _, r := range recs {
+			if !seen[r.ResultUID] {
+				seen[r.ResultUID] = true
+				results = append(results, Result{UID: r.ResultUID, Namespace: r.Namespace, Name: r.ResultName,
+					SummaryStatus: StatusUnknown, CreatedAt: r.CreatedAt, UpdatedAt: r.CreatedAt, Version: 1})
+			}
+		}
+		for start := 0; start < len(results); start += maxBatch {
+			chunk := results[start:min(start+maxBatch, len(results))]
+			if _, err := tx.NewInsert().Model(&chunk).On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
+				return dbError(err)
+			}
+		}
+		for start := 0; start < len(recs); start += maxBatch {
+			chunk := recs[start:min(start+maxBatch, len(recs))]
+			q := tx.NewInsert().Model(&chunk).On("CONFLICT (uid) DO UPDATE")
+			for _, col := range []string{"data", "data_type", "run_name", "status", "reason", "pipeline_run_name",
+				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "updated_at"} {
+				q = q.Set("? = EXCLUDED.?", bun.Ident(col), bun.Ident(col))
+			}
+			q = q.Set("version = record.version + 1").
+				Where("record.data IS DISTINCT FROM EXCLUDED.data OR record.data_type <> EXCLUDED.data_type")
+			if _, err := q.Exec(ctx); err != nil {
+				return dbError(err)
+			}
+		}
+		if len(summaries) > 0 {
+			return updateSummaries(ctx, tx, summaries)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	uids := make([]string, len(recs))
+	for i, r := range recs {
+		uids[i] = r.UID
+	}
+	stored, err := s.GetRecordsByUID(ctx, uids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Record, 0, len(recs))
+	for _, r := range recs {
+		if st, ok := stored[r.UID]; ok {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// updateSummaries copies each run's status and times into its Result,
+// bumping the Result's version only when something changed.
+func updateSummaries(ctx context.Context, tx bun.Tx, recs []*Record) error {
+	for _, r := range recs {
+		_, err := tx.NewUpdate().Model((*Result)(nil)).
+			Set("summary_record = ?", r.Name).
+			Set("summary_type = ?", r.DataType).
+			Set("summary_status = ?", r.Status).
+			Set("summary_start_time = ?", r.StartTime).
+			Set("summary_end_time = ?", r.CompletionTime).
+			Set("version = version + 1").
+			Set("updated_at = ?", r.UpdatedAt).
+			Where("uid = ?", r.ResultUID).
+			Where("NOT (summary_record = ? AND summary_type = ? AND summary_status = ? AND summary_start_time IS NOT DISTINCT FROM ? AND summary_end_time IS NOT DISTINCT FROM ?)",
+				r.Name, r.DataType, r.Status, r.StartTime, r.CompletionTime).
+			Exec(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+	}
+	return nil
+}
+
+// GetRecord returns the Record with the given name.
+func (s *Store) GetRecord(ctx context.Context, name string) (*Record, error) {
+	if _, _, _, err := ParseRecordName(name); err != nil {
+		return nil, err
+	}
+	rec := new(Record)
+	if err := s.db.NewSelect().Model(rec).Where("name = ?", name).Scan(ctx); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: record %q", ErrNotFound, name)
+		}
+		return nil, dbError(err)
+	}
+	return rec, nil
+}
+
+// GetRecordsByName returns the Records with the given names, in one statement.
+func (s *Store) GetRecordsByName(ctx context.Context, names []string) (map[string]*Record, error) {
+	return getBy[Record](ctx, s, "name", names, func(r *Record) string { return r.Name })
+}
+
+// GetRecordsByUID returns the Records with the given uids, in one statement.
+func (s *Store) GetRecordsByUID(ctx context.Context, uids []string) (map[string]*Record, error) {
+	return getBy[Record](ctx, s, "uid", uids, func(r *Record) string { return r.UID })
+}
+
+// UpdateRecord replaces a Record's data. An empty etag skips the version check.
+func (s *Store) UpdateRecord(ctx context.Context, name string, data json.RawMessage, etag string) (*Record, error) {
+	cur, err := s.GetRecord(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if etag != "" && etag != cur.Etag() {
+		return nil, staleEtag("record", name, etag, cur.Etag())
+	}
+	next, err := newRecord(RecordWrite{ResultName: cur.ResultName, UID: cur.UID, DataType: cur.DataType, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	next.CreatedAt, next.Version = cur.CreatedAt, cur.Version+1
+	out, err := s.db.NewUpdate().Model(next).
+		ExcludeColumn("uid", "result_uid", "namespace", "name", "result_name", "created_at").
+		Where("uid = ?", cur.UID).Where("version = ?", cur.Version).Exec(ctx)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	if n, _ := out.RowsAffected(); n == 0 {
+		return nil, fmt.Errorf("%w: record %q changed or was deleted meanwhile: read it again", ErrConflict, name)
+	}
+	return next, nil
+}
+
+// DeleteRecord deletes one Record (and its log). An empty etag skips the
+// version check.
+func (s *Store) DeleteRecord(ctx context.Context, name, etag string) error {
+	cur, err := s.GetRecord(ctx, name)
+	if err != nil {
+		return err
+	}
+	if etag != "" && etag != cur.Etag() {
+		return staleEtag("record", name, etag, cur.Etag())
+	}
+	out, err := s.db.NewDelete().Model((*Record)(nil)).Where("uid = ?", cur.UID).Where("version = ?", cur.Version).Exec(ctx)
+	if err != nil {
+		return dbError(err)
+	}
+	if n, _ := out.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: record %q changed or was deleted meanwhile: read it again", ErrConflict, name)
+	}
+	return nil
+}

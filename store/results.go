@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// CreateResult creates an empty Result in namespace. An empty uid gets a new
+// UUID. It fails with ErrConflict when the Result exists.
+func (s *Store) CreateResult(ctx context.Context, namespace, uid string, annotations map[string]string) (*Result, error) {
+	if uid == "" {
+		uid = newUID()
+	}
+	if _, _, err := ParseResultName(ResultName(namespace, uid)); err != nil {
+		return nil, err
+	}
+	if err := checkAnnotationKeys(annotations); err != nil {
+		return nil, err
+	}
+	t := now()
+	res := &Result{UID: uid, Namespace: namespace, Name: ResultName(namespace, uid), SummaryStatus: StatusUnknown, CreatedAt: t, UpdatedAt: t, Version: 1}
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		out, err := tx.NewInsert().Model(res).On("CONFLICT DO NOTHING").Exec(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		if n, _ := out.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: result %q already exists", ErrConflict, res.Name)
+		}
+		return setAnnotations(ctx, tx, uid, annotations)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// GetResult returns the Result with the given name.
+func (s *Store) GetResult(ctx context.Context, name string) (*Result, error) {
+	if _, _, err := ParseResultName(name); err != nil {
+		return nil, err
+	}
+	res := new(Result)
+	if err := s.db.NewSelect().Model(res).Where("name = ?", name).Scan(ctx); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: result %q", ErrNotFound, name)
+		}
+		return nil, dbError(err)
+	}
+	return res, nil
+}
+
+// GetResultsByName returns the Results with the given names, in one statement.
+// Names that do not exist are absent from the map.
+func (s *Store) GetResultsByName(ctx context.Context, names []string) (map[string]*Result, error) {
+	return getBy[Result](ctx, s, "name", names, func(r *Result) string { return r.Name })
+}
+
+// GetResultsByUID returns the Results with the given uids, in one statement.
+func (s *Store) GetResultsByUID(ctx context.Context, uids []string) (map[string]*Result, error) {
+	return getBy[Result](ctx, s, "uid", uids, func(r *Result) string { return r.UID })
+}
+
+func getBy[T any](ctx context.Context, s *Store, column string, keys []string, key func(*T) string) (map[string]*T, error) {
+	out := make(map[string]*T, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var rows []*T
+	if err := s.db.NewSelect().Model(&rows).Where("? IN (?)", bun.Ident(column), bun.In(keys)).Scan(ctx); err != nil {
+		return nil, dbError(err)
+	}
+	for _, r := range rows {
+		out[key(r)] = r
+	}
+	return out, nil
+}
+
+// DeleteResult deletes a Result with its Records, annotations and logs. An
+// empty etag deletes whatever the current version.
+func (s *Store) DeleteResult(ctx context.Context, name, etag string) error {
+	res, err := s.GetResult(ctx, name)
+	if err != nil {
+		return err
+	}
+	if etag != "" && etag != res.Etag() {
+		return staleEtag("result", name, etag, res.Etag())
+	}
+	q := s.db.NewDelete().Model((*Result)(nil)).Where("uid = ?", res.UID)
+	if etag != "" {
+		q = q.Where("version = ?", res.Version)
+	}
+	out, err := q.Exec(ctx)
+	if err != nil {
+		return dbError(err)
+	}
+	if n, _ := out.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: result %q changed or was deleted meanwhile: read it again", ErrConflict, name)
+	}
+	return nil
+}
+
+// UpdateResultAnnotations sets and removes annotations of a Result in one
+// transaction and bumps its version. An empty etag skips the version check.
+func (s *Store) UpdateResultAnnotations(ctx context.Context, name string, set map[string]string, remove []string, etag string) (*Result, error) {
+	if err := checkAnnotationKeys(set); err != nil {
+		return nil, err
+	}
+	var res Result
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&res).Where("name = ?", name).Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: result %q", ErrNotFound, name)
+			}
+			return dbError(err)
+		}
+		if etag != "" && etag != res.Etag() {
+			return staleEtag("result", name, etag, res.Etag())
+		}
+		if err := setAnnotations(ctx, tx, res.UID, set); err != nil {
+			return err
+		}
+		if len(remove) > 0 {
+			if _, err := tx.NewDelete().Model((*Annotation)(nil)).Where("result_uid = ?", res.UID).Where("key IN (?)", bun.In(remove)).Exec(ctx); err != nil {
+				return dbError(err)
+			}
+		}
+		out, err := tx.NewUpdate().Model(&res).
+			Set("version = version + 1").Set("updated_at = ?", now()).
+			Where("uid = ?", res.UID).Where("version = ?", res.Version).
+			Returning("*").Exec(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		if n, _ := out.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: result %q changed meanwhile: read it again", ErrConflict, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func setAnnotations(ctx context.Context, tx bun.Tx, resultUID string, set map[string]string) error {
+	if len(set) == 0 {
+		return nil
+	}
+	rows := make([]Annotation, 0, len(set))
+	for k, v := range set {
+		rows = append(rows, Annotation{ResultUID: resultUID, Key: k, Value: v})
+	}
+	_, err := tx.NewInsert().Model(&rows).On("CONFLICT (result_uid, key) DO UPDATE").Set("value = EXCLUDED.value").Exec(ctx)
+	return dbError(err)
+}
+
+func checkAnnotationKeys(m map[string]string) error {
+	for k, v := range m {
+		if k == "" || len(k) > 317 {
+			return fmt.Errorf("%w: annotation key %q: keys are 1 to 317 characters", ErrInvalidArgument, k)
+		}
+		if len(v) > 256*1024 {
+			return fmt.Errorf("%w: annotation %q: values are at most 256 KiB", ErrInvalidArgument, k)
+		}
+	}
+	return nil
+}
+
+// AnnotationsByResult returns the annotations of many Results, sorted by
+// key, in one statement.
+func (s *Store) AnnotationsByResult(ctx context.Context, resultUIDs []string) (map[string][]Annotation, error) {
+	out := make(map[string][]Annotation, len(resultUIDs))
+	if len(resultUIDs) == 0 {
+		return out, nil
+	}
+	var rows []Annotation
+	if err := s.db.NewSelect().Model(&rows).Where("result_uid IN (?)", bun.In(resultUIDs)).Order("result_uid", "key").Scan(ctx); err != nil {
+		return nil, dbError(err)
+	}
+	for _, a := range rows {
+		out[a.ResultUID] = append(out[a.ResultUID], a)
+	}
+	return out, nil
+}
+
+func staleEtag(kind, name, given, current string) error {
+	return fmt.Errorf("%w: %s %q has etag %q, not %q: read it again and retry with the current etag", ErrConflict, kind, name, current, given)
+}

@@ -1,0 +1,221 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/annals-dev/annals/store/filter"
+)
+
+// Page sizes of list calls.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 1000
+)
+
+// Options tune a Store. The zero value is ready to use.
+type Options struct {
+	MaxOpenConns int          // 0: 20 on PostgreSQL; SQLite always uses one writer
+	Logger       *slog.Logger // nil: slog.Default()
+	LogDir       string       // "": logs are kept in the database; else files under this directory
+}
+
+// Store is the shared persistence layer. It is safe for concurrent use.
+type Store struct {
+	db      *bun.DB
+	dialect filter.Dialect
+	log     *slog.Logger
+	logDir  string
+	sealer  *cursorSealer // nil until the cursor key is loaded after migration
+}
+
+// Open connects to databaseURL: "postgres://..." for PostgreSQL, or
+// "sqlite://PATH", "file:PATH" or a plain file path for embedded SQLite.
+// It does not migrate; call Migrate.
+func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Store{log: opts.Logger, logDir: opts.LogDir}
+	switch {
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		sqldb, err := sql.Open("pgx", databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("%w: database URL: %v", ErrInvalidArgument, err)
+		}
+		if opts.MaxOpenConns == 0 {
+			opts.MaxOpenConns = 20
+		}
+		sqldb.SetMaxOpenConns(opts.MaxOpenConns)
+		sqldb.SetMaxIdleConns(opts.MaxOpenConns)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		s.db = bun.NewDB(sqldb, pgdialect.New())
+		s.dialect = filter.Postgres
+	case databaseURL == "":
+		return nil, fmt.Errorf("%w: empty database URL: give postgres://... or a SQLite file path", ErrInvalidArgument)
+	default:
+		sqldb, err := sql.Open("sqlite", sqliteDSN(databaseURL))
+		if err != nil {
+			return nil, fmt.Errorf("%w: database URL: %v", ErrInvalidArgument, err)
+		}
+		// SQLite has one writer at a time; a single connection avoids
+		// SQLITE_BUSY between our own goroutines, and WAL keeps readers of
+		// other processes unblocked.
+		sqldb.SetMaxOpenConns(1)
+		s.db = bun.NewDB(sqldb, sqlitedialect.New())
+		s.dialect = filter.SQLite
+	}
+	s.db.AddQueryHook(statementCounter{})
+	if err := s.Ping(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN turns a path or sqlite:// URL into a modernc DSN with the pragmas
+// Annals relies on: foreign keys (cascading deletes), WAL and a busy timeout.
+func sqliteDSN(u string) string {
+	path := strings.TrimPrefix(strings.TrimPrefix(u, "sqlite://"), "file:")
+	query := ""
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	v, _ := url.ParseQuery(query)
+	v.Add("_pragma", "foreign_keys(1)")
+	v.Add("_pragma", "busy_timeout(10000)")
+	if path != ":memory:" {
+		v.Add("_pragma", "journal_mode(WAL)")
+	}
+	v.Add("_pragma", "synchronous(NORMAL)")
+	return "file:" + path + "?" + v.Encode()
+}
+
+// Close releases the database connections.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	return nil
+}
+
+// Dialect tells which SQL dialect the store speaks.
+func (s *Store) Dialect() filter.Dialect { return s.dialect }
+
+// loadCursorKey reads the installation's cursor key, written by the first
+// migration, so that every replica seals and opens cursors alike.
+func (s *Store) loadCursorKey(ctx context.Context) error {
+	var hexKey string
+	if err := s.db.NewSelect().Table("settings").Column("value").Where("key = ?", "cursor_key").Scan(ctx, &hexKey); err != nil {
+		return fmt.Errorf("reading cursor key: %w", err)
+	}
+	key, err := hex.DecodeString(hexKey)
+	if err != nil || len(key) < 32 {
+		return errors.New("settings.cursor_key is not a 32-byte hex key")
+	}
+	sealer, err := newCursorSealer(key[:32])
+	if err != nil {
+		return err
+	}
+	s.sealer = sealer
+	return nil
+}
+
+// counterKey carries the statement counter of CountStatements.
+type counterKey struct{}
+
+// CountStatements returns a context under which every SQL statement the
+// store runs is counted. Tests and the benchmark use it to prove that a
+// GraphQL request costs a fixed number of statements.
+func CountStatements(ctx context.Context) (context.Context, *atomic.Int64) {
+	n := new(atomic.Int64)
+	return context.WithValue(ctx, counterKey{}, n), n
+}
+
+func countStatement(ctx context.Context) {
+	if n, ok := ctx.Value(counterKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
+}
+
+// statementCounter is the bun hook that counts bun's statements.
+type statementCounter struct{}
+
+func (statementCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	countStatement(ctx)
+	return ctx
+}
+
+func (statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// queryRows runs a statement built by the store with real bound parameters:
+// query uses ? placeholders, rebound to $n on PostgreSQL. bun's own
+// placeholders are formatted into the SQL text by the client, which is why
+// queries that carry user input (filters, cursors) take this path instead.
+func (s *Store) queryRows(ctx context.Context, dest any, query string, args ...any) error {
+	countStatement(ctx)
+	rows, err := s.db.DB.QueryContext(ctx, s.rebind(query), args...)
+	if err != nil {
+		return dbError(err)
+	}
+	defer rows.Close()
+	if err := s.db.ScanRows(ctx, rows, dest); err != nil {
+		return dbError(err)
+	}
+	return dbError(rows.Err())
+}
+
+// rebind turns ? placeholders into $1, $2... for PostgreSQL. The store writes
+// no literal question marks in SQL, so every ? is a placeholder.
+func (s *Store) rebind(query string) string {
+	if s.dialect != filter.Postgres {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// timeArg formats a time as a bound argument the way the column stores it.
+func (s *Store) timeArg(t time.Time) any { return filter.TimeArg(s.dialect, t) }
+
+// dbError marks database failures so that callers never mistake them for an
+// empty answer; the API reports them as INTERNAL.
+func dbError(err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidArgument) {
+		return err
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("database: %w", err)
+}
