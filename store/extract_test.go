@@ -8,9 +8,9 @@ import (
 
 func TestFillDerived(t *testing.T) {
 	tests := []struct {
-		file, dataType                                   string
+		file, dataType                                  string
 		runName, status, reason, prName, pipeline, task string
-		durationMs                                       int64
+		durationMs                                      int64
 	}{
 		{"testdata/pipelinerun.json", TypePipelineRun, "build-web-x7k2p", StatusFailed, "Failed", "", "build", "", 330000},
 		{"testdata/taskrun.json", TypeTaskRun, "build-web-x7k2p-compile", StatusSucceeded, "Succeeded", "build-web-x7k2p", "build", "compile", 115000},

@@ -52,15 +52,20 @@ func (s *Store) Migrate(ctx context.Context) (MigrationStatus, error) {
 		return status, fmt.Errorf("migration failed and was rolled back: %w", err)
 	}
 	for _, mig := range group.Migrations {
-		status.Applied = append(status.Applied, mig.Name+"_"+mig.Comment)
+		status.Applied = append(status.Applied, mig.String())
 	}
 	applied, err := m.AppliedMigrations(ctx)
 	if err != nil {
 		return status, dbError(err)
 	}
 	if len(applied) > 0 {
-		// AppliedMigrations lists the newest first.
-		status.Version = applied[0].Name + "_" + applied[0].Comment
+		// AppliedMigrations lists the newest first; the database keeps names only.
+		status.Version = applied[0].Name
+		for _, known := range ms.Sorted() {
+			if known.Name == status.Version {
+				status.Version = known.String()
+			}
+		}
 	}
 	return status, s.loadCursorKey(ctx)
 }

@@ -179,3 +179,9 @@ func fillEmpty(pages map[string]*Page[*Record], keys []string) map[string]*Page[
 	}
 	return pages
 }
+
+// CountTaskRuns counts the TaskRun Records of one PipelineRun Record that a
+// nested list would page through.
+func (s *Store) CountTaskRuns(ctx context.Context, pr *Record, o ListOptions) (int, error) {
+	return s.CountRecords(ctx, taskRunOptions(o, pr))
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/uptrace/bun"
 )
@@ -259,4 +260,29 @@ func (s *Store) DeleteRecord(ctx context.Context, name, etag string) error {
 		return fmt.Errorf("%w: record %q changed or was deleted meanwhile: read it again", ErrConflict, name)
 	}
 	return nil
+}
+
+// PipelineRunRecords finds PipelineRun Records by (result uid, run name), in
+// one statement: the owners of TaskRuns.
+func (s *Store) PipelineRunRecords(ctx context.Context, keys [][2]string) (map[[2]string]*Record, error) {
+	out := map[[2]string]*Record{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	values := make([]string, len(keys))
+	args := []any{TypePipelineRun, "tekton.dev/v1beta1.PipelineRun"}
+	for i, k := range keys {
+		values[i] = "(?, ?)"
+		args = append(args, k[0], k[1])
+	}
+	var rows []*Record
+	err := s.queryRows(ctx, &rows, "SELECT "+recordsEntity.columns+" FROM records AS r WHERE r.data_type IN (?, ?) AND (r.result_uid, r.run_name) IN (VALUES "+
+		strings.Join(values, ", ")+")", args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[[2]string{r.ResultUID, r.RunName}] = r
+	}
+	return out, nil
 }

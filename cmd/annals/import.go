@@ -2,10 +2,56 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/annals-dev/annals/store"
+	"github.com/annals-dev/annals/watcher"
 )
 
-// runImport is a placeholder until the owning helper writes the command.
 func runImport(ctx context.Context, args []string) error {
-	return errors.New("not built yet")
+	fs := newFlagSet("import", "Loads TaskRuns and PipelineRuns from the output of `kubectl get taskruns,pipelineruns -o json` (or -o yaml),\n"+
+		"from FILE or from standard input (-), grouped into Results as the watcher does. Importing twice stores nothing twice.\n\n"+
+		"Usage: annals import [flags] FILE|-")
+	dbURL := databaseURLFlag(fs)
+	logger := loggingFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("give one FILE, or - for standard input")
+	}
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	var in io.Reader = os.Stdin
+	if path := fs.Arg(0); path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	s, err := store.Open(ctx, *dbURL, store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		return err
+	}
+	rep, err := watcher.Import(ctx, s, in)
+	if err != nil {
+		return err
+	}
+	for _, why := range rep.Skipped {
+		fmt.Fprintln(os.Stderr, "skipped:", why)
+	}
+	fmt.Printf("stored %d PipelineRuns and %d TaskRuns in %d Results (%d objects skipped)\n",
+		rep.PipelineRuns, rep.TaskRuns, len(rep.Results), len(rep.Skipped))
+	return nil
 }

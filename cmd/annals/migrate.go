@@ -2,10 +2,34 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+
+	"github.com/annals-dev/annals/store"
 )
 
-// runMigrate is a placeholder until the owning helper writes the command.
 func runMigrate(ctx context.Context, args []string) error {
-	return errors.New("not built yet")
+	fs := newFlagSet("migrate", "Applies pending database migrations and reports the schema version. Safe to run from several replicas at once.")
+	dbURL := databaseURLFlag(fs)
+	logger := loggingFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	s, err := store.Open(ctx, *dbURL, store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	status, err := s.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range status.Applied {
+		fmt.Println("applied", m)
+	}
+	fmt.Println("schema version", status.Version)
+	return nil
 }

@@ -1,0 +1,61 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/annals-dev/annals/store"
+	"github.com/annals-dev/annals/store/filter"
+)
+
+// Error codes in extensions.code.
+const (
+	CodeInvalidArgument  = "INVALID_ARGUMENT"
+	CodeNotFound         = "NOT_FOUND"
+	CodeConflict         = "CONFLICT"
+	CodeUnauthenticated  = "UNAUTHENTICATED"
+	CodePermissionDenied = "PERMISSION_DENIED"
+	CodeInternal         = "INTERNAL"
+)
+
+// ErrorPresenter maps store errors to error codes. Errors the caller cannot
+// fix (the database failing, a bug) are logged with the request id and
+// answered with that id only: their details could reveal data or schema.
+func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		var code string
+		switch {
+		case errors.Is(err, store.ErrInvalidArgument), errors.Is(err, filter.ErrInvalid):
+			code = CodeInvalidArgument
+		case errors.Is(err, store.ErrNotFound):
+			code = CodeNotFound
+		case errors.Is(err, store.ErrConflict):
+			code = CodeConflict
+		default:
+			var existing *gqlerror.Error
+			if errors.As(err, &existing) && existing.Extensions["code"] != nil {
+				return gqlErr // already classified (validation, parsing, limits)
+			}
+			if errors.As(err, &existing) && existing.Unwrap() == nil {
+				// Raised by the executor itself: a bad argument value.
+				code = CodeInvalidArgument
+				break
+			}
+			id := requestID(ctx)
+			log.ErrorContext(ctx, "request failed", "request_id", id, "path", gqlErr.Path.String(), "error", err)
+			gqlErr.Message = fmt.Sprintf("internal error; quote request id %s to the operator", id)
+			code = CodeInternal
+		}
+		if gqlErr.Extensions == nil {
+			gqlErr.Extensions = map[string]any{}
+		}
+		gqlErr.Extensions["code"] = code
+		return gqlErr
+	}
+}

@@ -1,0 +1,113 @@
+package graph
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"github.com/annals-dev/annals/store"
+	"github.com/annals-dev/annals/store/filter"
+)
+
+// Resolver answers GraphQL fields from the store.
+type Resolver struct {
+	Store *store.Store
+}
+
+func (r *Resolver) loaders(ctx context.Context) *Loaders { return loadersFrom(ctx, r.Store) }
+
+// Global IDs are the base64 of "<type>:<name>", opaque to clients.
+func globalID(typ, name string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(typ + ":" + name))
+}
+
+func parseGlobalID(id string) (typ, name string, err error) {
+	raw, err := base64.RawURLEncoding.DecodeString(id)
+	if err == nil {
+		var ok bool
+		typ, name, ok = strings.Cut(string(raw), ":")
+		if ok && (typ == "Result" || typ == "Record") {
+			return typ, name, nil
+		}
+	}
+	return "", "", fmt.Errorf("%w: %q is not an ID given out by this API", store.ErrInvalidArgument, id)
+}
+
+// listArgs are the arguments every connection field shares.
+type listArgs struct {
+	first, last   *int
+	after, before *string
+	filter        *string
+	orderBy       *Order
+}
+
+func (a listArgs) options() store.ListOptions {
+	o := store.ListOptions{First: deref(a.first), Last: deref(a.last), After: deref(a.after), Before: deref(a.before), Filter: deref(a.filter)}
+	if a.orderBy != nil {
+		o.OrderBy = store.OrderBy{Field: store.OrderField(a.orderBy.Field), Asc: a.orderBy.Direction == OrderDirectionAsc}
+	}
+	return o
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func recordWhere(w *RecordWhere) *filter.RecordWhere {
+	if w == nil {
+		return nil
+	}
+	return &filter.RecordWhere{
+		Namespace: w.Namespace, DataTypes: w.DataTypes, Statuses: storeStatuses(w.Statuses), Reasons: w.Reasons,
+		Labels: keyMatches(w.Labels), PipelineRunName: w.PipelineRun, PipelineName: w.Pipeline, TaskName: w.Task,
+		NamePrefix: w.NamePrefix, Created: timeRange(w.Created), Started: timeRange(w.Started), Completed: timeRange(w.Completed),
+	}
+}
+
+func resultWhere(w *ResultWhere) *filter.ResultWhere {
+	if w == nil {
+		return nil
+	}
+	return &filter.ResultWhere{
+		Namespace: w.Namespace, Statuses: storeStatuses(w.Statuses), SummaryTypes: w.SummaryTypes,
+		Annotations: keyMatches(w.Annotations), NamePrefix: w.NamePrefix,
+		Created: timeRange(w.Created), Updated: timeRange(w.Updated), Started: timeRange(w.Started), Ended: timeRange(w.Ended),
+	}
+}
+
+func keyMatches(in []*KeyMatch) []filter.LabelMatch {
+	out := make([]filter.LabelMatch, len(in))
+	for i, m := range in {
+		out[i] = filter.LabelMatch{Key: m.Key, Op: filter.LabelOp(m.Op), Values: m.Values}
+	}
+	return out
+}
+
+func timeRange(r *TimeRange) filter.TimeRange {
+	if r == nil {
+		return filter.TimeRange{}
+	}
+	return filter.TimeRange{After: r.After, Before: r.Before}
+}
+
+func annotationMap(kvs []*KeyValueInput) map[string]string {
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+// asNode turns a looked-up object into a Node, keeping a missing one a
+// true nil (a nil pointer in an interface would not be null).
+func asNode[T any](v *T, err error) (Node, error) {
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return v, nil
+}

@@ -1,0 +1,207 @@
+// Package server is the HTTP face of Annals: the GraphQL endpoint with its
+// limits, the bundled GraphiQL playground, and the health endpoints.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/annals-dev/annals/graph"
+	"github.com/annals-dev/annals/store"
+)
+
+// Config tunes the server. Zero values take the defaults below.
+type Config struct {
+	Store          *store.Store
+	Logger         *slog.Logger
+	MaxBodyBytes   int64         // largest request body; default 1 MiB
+	MaxDepth       int           // deepest selection nesting; default 15
+	MaxComplexity  int           // gqlgen complexity budget per operation; default 5000
+	RequestTimeout time.Duration // per request, cancels the SQL; default 30s
+	Introspection  bool          // allow schema introspection
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxDepth == 0 {
+		c.MaxDepth = 15
+	}
+	if c.MaxComplexity == 0 {
+		c.MaxComplexity = 5000
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+}
+
+//go:embed assets/*.js assets/*.css
+var assets embed.FS
+
+// New returns the HTTP handler of the whole service.
+func New(cfg Config) http.Handler {
+	cfg.defaults()
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Store: cfg.Store}}))
+	gql.AddTransport(transport.Options{})
+	gql.AddTransport(transport.GET{})
+	gql.AddTransport(transport.POST{})
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if cfg.Introspection {
+		gql.Use(extension.Introspection{})
+	}
+	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	gql.Use(depthLimit{max: cfg.MaxDepth})
+	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger, RequestID))
+	gql.SetRecoverFunc(func(ctx context.Context, p any) error {
+		cfg.Logger.ErrorContext(ctx, "resolver panicked", "request_id", RequestID(ctx), "panic", p)
+		return fmt.Errorf("panic: %v", p) // presented as INTERNAL with the request id
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, graph.WithLoaders(cfg.Store, gql))))
+	mux.HandleFunc("GET /{$}", playground)
+	mux.Handle("GET /assets/", http.FileServerFS(assets))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := cfg.Store.Ready(ctx); err != nil {
+			cfg.Logger.WarnContext(ctx, "not ready", "error", err)
+			http.Error(w, "database not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return withRequestLog(cfg.Logger, mux)
+}
+
+type requestIDKey struct{}
+
+// RequestID is the id of the request ctx belongs to; it is logged with every
+// failure and given to the caller, so that the two can be matched.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func withRequestLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			b := make([]byte, 8)
+			rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r.WithContext(ctx))
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			return
+		}
+		log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "duration_ms", time.Since(start).Milliseconds())
+	})
+}
+
+// limitBody refuses request bodies over max bytes with a clear error.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			http.Error(w, fmt.Sprintf(`{"errors":[{"message":"request body is %d bytes; the limit is %d","extensions":{"code":"INVALID_ARGUMENT"}}]}`, r.ContentLength, max), http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func withTimeout(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// depthLimit refuses operations whose selections nest deeper than max,
+// before any resolver runs.
+type depthLimit struct{ max int }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = depthLimit{}
+
+func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
+func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	if depth := selectionDepth(oc.Operation.SelectionSet, 0, d.max); depth > d.max {
+		err := gqlerror.Errorf("the query nests %d levels deep or more; the limit is %d: split it into several queries", depth, d.max)
+		err.Extensions = map[string]any{"code": graph.CodeInvalidArgument}
+		return err
+	}
+	return nil
+}
+
+func selectionDepth(set ast.SelectionSet, depth, limit int) int {
+	if depth > limit {
+		return depth // deep enough to refuse; also stops fragment cycles
+	}
+	deepest := depth
+	for _, sel := range set {
+		var d int
+		switch s := sel.(type) {
+		case *ast.Field:
+			if len(s.SelectionSet) == 0 {
+				d = depth + 1
+			} else {
+				d = selectionDepth(s.SelectionSet, depth+1, limit)
+			}
+		case *ast.InlineFragment:
+			d = selectionDepth(s.SelectionSet, depth, limit)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				d = selectionDepth(s.Definition.SelectionSet, depth, limit)
+			}
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}
