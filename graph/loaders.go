@@ -24,6 +24,7 @@ type Loaders struct {
 	recordsOfResult *dataloader.Loader[nestedKey, *store.Page[*store.Record]]
 	countOfResult   *dataloader.Loader[nestedKey, int]
 	taskRuns        *dataloader.Loader[taskRunsKey, *store.Page[*store.Record]]
+	countTaskRuns   *dataloader.Loader[taskRunsKey, int]
 	pipelineRunOf   *dataloader.Loader[pipelineRunKey, *store.Record]
 }
 
@@ -44,7 +45,7 @@ type pipelineRunKey struct {
 }
 
 // batchWait is how long a loader gathers asks before it calls the store.
-const batchWait = 2 * time.Millisecond
+const batchWait = 5 * time.Millisecond
 
 // NewLoaders returns the loaders of one request.
 func NewLoaders(s *store.Store) *Loaders {
@@ -82,6 +83,18 @@ func NewLoaders(s *store.Store) *Loaders {
 				})
 			return results(keys, func(k taskRunsKey) (*store.Page[*store.Record], error) { return pages[k], errs[k] })
 		}, dataloader.WithWait[taskRunsKey, *store.Page[*store.Record]](batchWait)),
+		countTaskRuns: dataloader.NewBatchedLoader(func(ctx context.Context, keys []taskRunsKey) []*dataloader.Result[int] {
+			counts, errs := byOptions(keys, func(k taskRunsKey) string { return k.Opts }, func(k taskRunsKey) *store.Record { return k.PipelineRun },
+				func(prs []*store.Record, o store.ListOptions) (map[*store.Record]int, error) {
+					byUID, err := s.CountTaskRunsForPipelineRuns(ctx, prs, o)
+					out := map[*store.Record]int{}
+					for _, pr := range prs {
+						out[pr] = byUID[pr.UID]
+					}
+					return out, err
+				})
+			return results(keys, func(k taskRunsKey) (int, error) { return counts[k], errs[k] })
+		}, dataloader.WithWait[taskRunsKey, int](batchWait)),
 		pipelineRunOf: dataloader.NewBatchedLoader(func(ctx context.Context, keys []pipelineRunKey) []*dataloader.Result[*store.Record] {
 			pairs := make([][2]string, len(keys))
 			for i, k := range keys {

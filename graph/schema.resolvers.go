@@ -58,12 +58,13 @@ func (r *mutationResolver) DeleteRecord(ctx context.Context, name string, etag *
 func (r *pipelineRunResolver) TaskRuns(ctx context.Context, obj *PipelineRun, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) (*RecordConnection, error) {
 	o := listArgs{first, last, after, before, filter, orderBy}.options()
 	o.RecordWhere = recordWhere(where)
-	page, err := r.loaders(ctx).taskRuns.Load(ctx, taskRunsKey{PipelineRun: obj.Record, Opts: optionsKey(o)})()
+	key := taskRunsKey{PipelineRun: obj.Record, Opts: optionsKey(o)}
+	page, err := r.loaders(ctx).taskRuns.Load(ctx, key)()
 	if err != nil {
 		return nil, err
 	}
 	return &RecordConnection{connection[*store.Record]{page: page, count: func(ctx context.Context) (int, error) {
-		return r.Store.CountTaskRuns(ctx, obj.Record, o)
+		return r.loaders(ctx).countTaskRuns.Load(ctx, key)()
 	}}}, nil
 }
 

@@ -100,16 +100,7 @@ func (s *Store) ListTaskRunsForPipelineRuns(ctx context.Context, prs []*Record, 
 	if err != nil {
 		return nil, err
 	}
-	var values []string
-	var args []any
-	byParent := map[[2]string]string{}
-	for _, pr := range prs {
-		values = append(values, "(?, ?)")
-		args = append(args, pr.ResultUID, pr.RunName)
-		byParent[[2]string{pr.ResultUID, pr.RunName}] = pr.UID
-	}
-	partition := "r.data_type IN (?, ?) AND (r.result_uid, r.pipeline_run_name) IN (VALUES " + strings.Join(values, ", ") + ")"
-	args = append([]any{TypeTaskRun, "tekton.dev/v1beta1.TaskRun"}, args...)
+	partition, args, byParent := taskRunPartition(prs)
 	pages, err := s.listPartitioned(ctx, p, "r.result_uid, r.pipeline_run_name", partition, args,
 		func(r *Record) (string, []byte) {
 			return byParent[[2]string{r.ResultUID, r.PipelineRunName}], p.digestOf(r.ResultName, r.PipelineRunName)
@@ -180,8 +171,47 @@ func fillEmpty(pages map[string]*Page[*Record], keys []string) map[string]*Page[
 	return pages
 }
 
-// CountTaskRuns counts the TaskRun Records of one PipelineRun Record that a
-// nested list would page through.
-func (s *Store) CountTaskRuns(ctx context.Context, pr *Record, o ListOptions) (int, error) {
-	return s.CountRecords(ctx, taskRunOptions(o, pr))
+// CountTaskRunsForPipelineRuns counts, in one statement, the TaskRun
+// Records of each PipelineRun Record that a nested list would page through.
+func (s *Store) CountTaskRunsForPipelineRuns(ctx context.Context, prs []*Record, o ListOptions) (map[string]int, error) {
+	out := make(map[string]int, len(prs))
+	if len(prs) == 0 {
+		return out, nil
+	}
+	o.ResultName, o.First, o.Last, o.After, o.Before = "", 0, 0, "", ""
+	p, err := s.plan(recordsEntity, o)
+	if err != nil {
+		return nil, err
+	}
+	q := p.base
+	partition, args, byParent := taskRunPartition(prs)
+	q.where(partition, args...)
+	var rows []struct {
+		ResultUID       string `bun:"result_uid"`
+		PipelineRunName string `bun:"pipeline_run_name"`
+		N               int    `bun:"n"`
+	}
+	if err := s.queryRows(ctx, &rows, "SELECT r.result_uid, r.pipeline_run_name, count(*) AS n FROM records AS r"+q.whereSQL()+
+		" GROUP BY r.result_uid, r.pipeline_run_name", q.args...); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[byParent[[2]string{r.ResultUID, r.PipelineRunName}]] = r.N
+	}
+	return out, nil
+}
+
+// taskRunPartition is the condition selecting the TaskRuns of many
+// PipelineRuns, and the map from (result uid, run name) to the PipelineRun
+// record's uid.
+func taskRunPartition(prs []*Record) (string, []any, map[[2]string]string) {
+	values := make([]string, 0, len(prs))
+	args := []any{TypeTaskRun, "tekton.dev/v1beta1.TaskRun"}
+	byParent := map[[2]string]string{}
+	for _, pr := range prs {
+		values = append(values, "(?, ?)")
+		args = append(args, pr.ResultUID, pr.RunName)
+		byParent[[2]string{pr.ResultUID, pr.RunName}] = pr.UID
+	}
+	return "r.data_type IN (?, ?) AND (r.result_uid, r.pipeline_run_name) IN (VALUES " + strings.Join(values, ", ") + ")", args, byParent
 }

@@ -1,0 +1,335 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/annals-dev/annals/server"
+	"github.com/annals-dev/annals/store"
+	"github.com/annals-dev/annals/store/storetest"
+	"github.com/annals-dev/annals/watcher"
+)
+
+// gqlResponse is a GraphQL response with errors kept apart.
+type gqlResponse struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	} `json:"errors"`
+}
+
+func (r gqlResponse) code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// post sends one GraphQL request through h with ctx.
+func post(t *testing.T, ctx context.Context, h http.Handler, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body)).WithContext(ctx)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out gqlResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("status %d, body %q: %v", rec.Code, rec.Body.String(), err)
+	}
+	return out
+}
+
+// fixture returns a server over a store holding the runs of watcher/testdata.
+func fixture(t *testing.T, s *store.Store) http.Handler {
+	t.Helper()
+	f, err := os.Open("../watcher/testdata/runs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := watcher.Import(context.Background(), s, f); err != nil {
+		t.Fatal(err)
+	}
+	return server.New(server.Config{Store: s, Introspection: true, Logger: quiet})
+}
+
+const dashboard = `query($first: Int!) {
+  records(parent: "ci", where: {dataTypes: ["tekton.dev/v1.PipelineRun"]}, first: $first, orderBy: {field: START_TIME, direction: DESC}) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      name
+      result { name summary { status } annotations { key value } }
+      pipelineRun { name status reason pipelineName duration params { name value }
+        taskRuns(first: 20, orderBy: {field: START_TIME, direction: ASC}) { totalCount nodes { name taskRun {
+          name status taskName steps { name container exitCode startedAt finishedAt }
+          pipelineRun { name }
+        } } }
+      }
+    } }
+  }
+}`
+
+func TestDashboardQuery(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := fixture(t, s)
+		resp := post(t, context.Background(), h, dashboard, map[string]any{"first": 50})
+		if len(resp.Errors) > 0 {
+			t.Fatalf("errors: %+v", resp.Errors)
+		}
+		var got struct {
+			Records struct {
+				TotalCount int
+				Edges      []struct {
+					Node struct {
+						Name        string
+						PipelineRun struct {
+							Name, Status, PipelineName string
+							TaskRuns                   struct {
+								TotalCount int
+								Nodes      []struct {
+									TaskRun struct {
+										Name, Status string
+										Steps        []struct {
+											Name     string
+											ExitCode *int
+										}
+										PipelineRun struct{ Name string }
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal(resp.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Records.TotalCount != 3 || len(got.Records.Edges) != 3 {
+			t.Fatalf("want the 3 PipelineRuns of namespace ci, got %d (%d edges)", got.Records.TotalCount, len(got.Records.Edges))
+		}
+		// Newest start first: the running one, the failed one, the succeeded one.
+		wantStatus := []string{"RUNNING", "FAILED", "SUCCEEDED"}
+		wantTaskRuns := []int{1, 2, 3}
+		for i, e := range got.Records.Edges {
+			pr := e.Node.PipelineRun
+			if pr.Status != wantStatus[i] || pr.PipelineName != "build-web" || len(pr.TaskRuns.Nodes) != wantTaskRuns[i] || pr.TaskRuns.TotalCount != wantTaskRuns[i] {
+				t.Errorf("pipelinerun %d: %+v", i, pr)
+			}
+			for _, tr := range pr.TaskRuns.Nodes {
+				if tr.TaskRun.PipelineRun.Name != e.Node.Name || len(tr.TaskRun.Steps) == 0 {
+					t.Errorf("taskrun %s: owner %q, %d steps", tr.TaskRun.Name, tr.TaskRun.PipelineRun.Name, len(tr.TaskRun.Steps))
+				}
+			}
+		}
+		failed := got.Records.Edges[1].Node.PipelineRun.TaskRuns.Nodes[1].TaskRun
+		if failed.Status != "FAILED" || failed.Steps[len(failed.Steps)-1].ExitCode == nil || *failed.Steps[len(failed.Steps)-1].ExitCode != 2 {
+			t.Errorf("failed taskrun: %+v", failed)
+		}
+	})
+}
+
+// The dashboard costs the same number of SQL statements whatever the page size.
+func TestDashboardStatementCount(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := fixture(t, s)
+		counts := map[int]int64{}
+		for _, first := range []int{1, 2, 3, 50} {
+			ctx, n := store.CountStatements(context.Background())
+			if resp := post(t, ctx, h, dashboard, map[string]any{"first": first}); len(resp.Errors) > 0 {
+				t.Fatalf("errors: %+v", resp.Errors)
+			}
+			counts[first] = n.Load()
+		}
+		for first, n := range counts {
+			if n != counts[1] {
+				t.Errorf("page size %d costs %d statements, page size 1 costs %d", first, n, counts[1])
+			}
+		}
+		// records, count, results, annotations, taskRuns, taskRun counts
+		// (one per PipelineRun: counts of one parent's filtered list), owners.
+		t.Logf("dashboard query: %d SQL statements", counts[50])
+	})
+}
+
+func TestPagingOverHTTP(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		srv := httptest.NewServer(fixture(t, s))
+		defer srv.Close()
+		seen := map[string]bool{}
+		after := ""
+		for page := 0; ; page++ {
+			body, _ := json.Marshal(map[string]any{
+				"query":     `query($after: String) { records(parent: "-", first: 2, after: $after) { edges { node { name } } pageInfo { hasNextPage endCursor } } }`,
+				"variables": map[string]any{"after": nilIfEmpty(after)},
+			})
+			resp, err := http.Post(srv.URL+"/graphql", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out struct {
+				Data struct {
+					Records struct {
+						Edges []struct {
+							Node struct{ Name string }
+						}
+						PageInfo struct {
+							HasNextPage bool
+							EndCursor   string
+						}
+					}
+				}
+			}
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			for _, e := range out.Data.Records.Edges {
+				if seen[e.Node.Name] {
+					t.Fatalf("record %s on two pages", e.Node.Name)
+				}
+				seen[e.Node.Name] = true
+			}
+			if !out.Data.Records.PageInfo.HasNextPage {
+				break
+			}
+			after = out.Data.Records.PageInfo.EndCursor
+		}
+		if len(seen) != 13 {
+			t.Errorf("paged through %d records, want 13", len(seen))
+		}
+	})
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func TestMutations(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := server.New(server.Config{Store: s, Logger: quiet})
+		ctx := context.Background()
+		resp := post(t, ctx, h, `mutation { createResult(input: {namespace: "ci", annotations: [{key: "team", value: "web"}]}) { id name etag annotation(key: "team") } }`, nil)
+		var created struct {
+			CreateResult struct{ ID, Name, Etag, Annotation string }
+		}
+		json.Unmarshal(resp.Data, &created)
+		if len(resp.Errors) > 0 || created.CreateResult.Annotation != "web" {
+			t.Fatalf("create: %+v %s", resp.Errors, resp.Data)
+		}
+		res := created.CreateResult
+		resp = post(t, ctx, h, `mutation($name: String!) { createRecord(input: {result: $name, dataType: "example.com/v1.Note", data: {text: "hello"}}) { name data etag } }`,
+			map[string]any{"name": res.Name})
+		var rec struct {
+			CreateRecord struct {
+				Name, Etag string
+				Data       map[string]string
+			}
+		}
+		json.Unmarshal(resp.Data, &rec)
+		if len(resp.Errors) > 0 || rec.CreateRecord.Data["text"] != "hello" {
+			t.Fatalf("create record: %+v %s", resp.Errors, resp.Data)
+		}
+		upd := `mutation($name: String!, $etag: String) { updateRecord(name: $name, data: {text: "bye"}, etag: $etag) { etag } }`
+		if r := post(t, ctx, h, upd, map[string]any{"name": rec.CreateRecord.Name, "etag": "stale"}); r.code() != "CONFLICT" {
+			t.Errorf("stale etag: %+v", r.Errors)
+		}
+		if r := post(t, ctx, h, upd, map[string]any{"name": rec.CreateRecord.Name, "etag": rec.CreateRecord.Etag}); len(r.Errors) > 0 {
+			t.Errorf("update: %+v", r.Errors)
+		}
+		if r := post(t, ctx, h, `mutation($name: String!) { setAnnotations(name: $name, annotations: [{key: "x", value: "1"}]) { annotations { key value } } }`,
+			map[string]any{"name": res.Name}); len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"x"`) {
+			t.Errorf("set annotations: %+v %s", r.Errors, r.Data)
+		}
+		// A node fetched by its global ID is the same Result.
+		if r := post(t, ctx, h, `query($id: ID!) { node(id: $id) { ... on Result { name } } }`, map[string]any{"id": res.ID}); !strings.Contains(string(r.Data), res.Name) {
+			t.Errorf("node: %+v %s", r.Errors, r.Data)
+		}
+		if r := post(t, ctx, h, `mutation($name: String!) { deleteResult(name: $name) { name } }`, map[string]any{"name": res.Name}); len(r.Errors) > 0 {
+			t.Errorf("delete: %+v", r.Errors)
+		}
+		if r := post(t, ctx, h, `query($name: String!) { record(name: $name) { name } }`, map[string]any{"name": rec.CreateRecord.Name}); string(r.Data) != `{"record":null}` {
+			t.Errorf("record of a deleted result: %s", r.Data)
+		}
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := fixture(t, s)
+		deep := "{ records(parent: \"-\") { edges { node { result { records { edges { node { result { records { edges { node { result { records { edges { node { name } } } } } } } } } } } } } } } }"
+		tests := []struct {
+			name, query, code, mention string
+		}{
+			{"malformed", `{ records(parent: "-" { name } }`, "GRAPHQL_PARSE_FAILED", "Expected"},
+			{"unknown field", `{ records(parent: "-") { colour } }`, "GRAPHQL_VALIDATION_FAILED", "colour"},
+			{"bad cursor", `{ records(parent: "-", after: "bm90LWEtY3Vyc29y") { edges { cursor } } }`, "INVALID_ARGUMENT", "cursor"},
+			{"bad filter", `{ records(parent: "-", filter: "data.x ==") { edges { cursor } } }`, "INVALID_ARGUMENT", "Syntax error"},
+			{"unknown filter field", `{ records(parent: "-", filter: "colour == 'red'") { edges { cursor } } }`, "INVALID_ARGUMENT", "colour"},
+			{"unsupported function", `{ records(parent: "-", filter: "name.lowerAscii() == 'x'") { edges { cursor } } }`, "INVALID_ARGUMENT", "lowerAscii"},
+			{"page too large", `{ records(parent: "-", first: 100000) { edges { cursor } } }`, "INVALID_ARGUMENT", "1000"},
+			{"invalid result name", `{ result(name: "ci/results/nope") { name } }`, "INVALID_ARGUMENT", "UUID"},
+			{"invalid namespace", `{ results(parent: "Bad_NS") { totalCount } }`, "INVALID_ARGUMENT", "namespace"},
+			{"bad global id", `{ node(id: "zzz") { id } }`, "INVALID_ARGUMENT", "ID"},
+			{"bad status", `{ records(parent: "-", where: {statuses: [DONE]}) { totalCount } }`, "GRAPHQL_VALIDATION_FAILED", "DONE"},
+			{"too deep", deep, "INVALID_ARGUMENT", "limit is 15"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := post(t, context.Background(), h, tt.query, nil)
+				if r.code() != tt.code || !strings.Contains(r.Errors[0].Message, tt.mention) {
+					t.Errorf("got %+v, want code %s mentioning %q", r.Errors, tt.code, tt.mention)
+				}
+			})
+		}
+	})
+}
+
+func TestBodyLimitAndPlayground(t *testing.T) {
+	s, _ := storetest.Open(t, "sqlite")
+	srv := httptest.NewServer(server.New(server.Config{Store: s, MaxBodyBytes: 1024, Logger: quiet}))
+	defer srv.Close()
+	big := fmt.Sprintf(`{"query":"{ records(parent: \"-\") { totalCount } }","variables":{"pad":%q}}`, strings.Repeat("x", 2048))
+	resp, err := http.Post(srv.URL+"/graphql", "application/json", strings.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: status %d", resp.StatusCode)
+	}
+	for _, path := range []string{"/", "/assets/graphiql.min.js", "/assets/react.production.min.js", "/healthz", "/readyz"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	// GET queries work too.
+	resp, err = http.Get(srv.URL + `/graphql?query={records(parent:"-"){totalCount}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /graphql: %d", resp.StatusCode)
+	}
+}
+
+var quiet = slog.New(slog.DiscardHandler)
