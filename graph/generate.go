@@ -3,4 +3,4 @@
 // through per-request loaders, and store results back into the graph.
 package graph
 
-//go:generate go tool gqlgen generate --config ../gqlgen.yml
+//go:generate go tool gqlgen generate
