@@ -161,12 +161,13 @@ type ComplexityRoot struct {
 	}
 
 	Summary struct {
-		Duration  func(childComplexity int) int
-		EndTime   func(childComplexity int) int
-		Record    func(childComplexity int) int
-		StartTime func(childComplexity int) int
-		Status    func(childComplexity int) int
-		Type      func(childComplexity int) int
+		Annotations func(childComplexity int) int
+		Duration    func(childComplexity int) int
+		EndTime     func(childComplexity int) int
+		Record      func(childComplexity int) int
+		StartTime   func(childComplexity int) int
+		Status      func(childComplexity int) int
+		Type        func(childComplexity int) int
 	}
 
 	TaskRun struct {
@@ -802,6 +803,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Step.StartedAt(childComplexity), true
 
+	case "Summary.annotations":
+		if e.ComplexityRoot.Summary.Annotations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Summary.Annotations(childComplexity), true
 	case "Summary.duration":
 		if e.ComplexityRoot.Summary.Duration == nil {
 			break
@@ -1254,6 +1261,8 @@ func (ec *executionContext) childFields_Summary(ctx context.Context, field graph
 		return ec.fieldContext_Summary_endTime(ctx, field)
 	case "duration":
 		return ec.fieldContext_Summary_duration(ctx, field)
+	case "annotations":
+		return ec.fieldContext_Summary_annotations(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Summary", field.Name)
 }
@@ -4444,6 +4453,38 @@ func (ec *executionContext) fieldContext_Summary_duration(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Summary", field, false, false, "Float")
 }
 
+func (ec *executionContext) _Summary_annotations(ctx context.Context, field graphql.CollectedField, obj *Summary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Summary_annotations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Annotations, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*KeyValue) graphql.Marshaler {
+			return ec.marshalNKeyValue2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐKeyValueᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Summary_annotations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Summary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KeyValue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _TaskRun_name(ctx context.Context, field graphql.CollectedField, obj *TaskRun) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7366,6 +7407,11 @@ func (ec *executionContext) _Summary(ctx context.Context, sel ast.SelectionSet, 
 		case "duration":
 			out.Values[i] = ec._Summary_duration(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "annotations":
+			out.Values[i] = ec._Summary_annotations(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:

@@ -134,7 +134,8 @@ type Summary struct {
 	StartTime *time.Time `json:"startTime,omitempty"`
 	EndTime   *time.Time `json:"endTime,omitempty"`
 	// Seconds from start to end.
-	Duration *float64 `json:"duration,omitempty"`
+	Duration    *float64    `json:"duration,omitempty"`
+	Annotations []*KeyValue `json:"annotations"`
 }
 
 // A time window; both ends are exclusive and optional.

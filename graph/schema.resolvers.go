@@ -211,7 +211,8 @@ func (r *resultResolver) Annotation(ctx context.Context, obj *store.Result, key 
 
 // Summary is the resolver for the summary field.
 func (r *resultResolver) Summary(ctx context.Context, obj *store.Result) (*Summary, error) {
-	s := &Summary{Record: obj.SummaryRecord, Type: obj.SummaryType, Status: runStatus(obj.SummaryStatus), StartTime: obj.SummaryStartTime, EndTime: obj.SummaryEndTime}
+	s := &Summary{Record: obj.SummaryRecord, Type: obj.SummaryType, Status: runStatus(obj.SummaryStatus), StartTime: obj.SummaryStartTime, EndTime: obj.SummaryEndTime,
+		Annotations: keyValues(obj.SummaryAnnotations)}
 	if s.StartTime != nil && s.EndTime != nil {
 		d := s.EndTime.Sub(*s.StartTime).Seconds()
 		s.Duration = &d

@@ -70,7 +70,7 @@ const dashboard = `query($first: Int!) {
     pageInfo { hasNextPage endCursor }
     edges { cursor node {
       name
-      result { name summary { status } annotations { key value } }
+      result { name summary { status annotations { key value } } annotations { key value } }
       pipelineRun { name status reason pipelineName duration params { name value }
         taskRuns(first: 20, orderBy: {field: START_TIME, direction: ASC}) { totalCount nodes { name taskRun {
           name status taskName steps { name container exitCode startedAt finishedAt }
@@ -333,3 +333,66 @@ func TestBodyLimitAndPlayground(t *testing.T) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// Filters over the sample runs, through GraphQL, on both databases.
+func TestFiltersOverGraphQL(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := fixture(t, s)
+		tests := []struct {
+			name, entity, args string
+			want               int
+		}{
+			{"typed status", "records", `where: {statuses: [FAILED]}`, 3},
+			{"typed cancelled", "records", `where: {statuses: [CANCELLED]}`, 2},
+			{"typed pipeline", "records", `where: {pipeline: "build-web"}`, 9},
+			{"typed task", "records", `where: {task: "compile"}`, 2},
+			{"typed label equals", "records", `where: {labels: [{key: "app", values: ["web"]}]}`, 4},
+			{"typed label in", "records", `where: {labels: [{key: "tekton.dev/task", op: IN, values: ["fetch", "test"]}]}`, 4},
+			{"typed label exists", "records", `where: {labels: [{key: "tekton.dev/pipelineRun", op: EXISTS}]}`, 7},
+			{"typed label missing", "records", `where: {labels: [{key: "tekton.dev/pipelineRun", op: NOT_EXISTS}]}`, 6},
+			{"typed owner", "records", `where: {pipelineRun: "build-web-7x2kq"}`, 3},
+			{"typed started after", "records", `where: {started: {after: "2026-03-03T00:00:00Z"}}`, 6},
+			{"typed window", "records", `where: {started: {after: "2026-03-01T00:00:00Z", before: "2026-03-02T00:00:00Z"}, dataTypes: ["tekton.dev/v1.PipelineRun"]}`, 1},
+			{"typed name prefix", "records", `where: {namePrefix: "build-web-9fk3m"}`, 3},
+			{"typed prefix is literal", "records", `where: {namePrefix: "build_web"}`, 0},
+			{"cel data type", "records", `filter: "data_type == 'tekton.dev/v1.PipelineRun'"`, 4},
+			{"cel reason", "records", `filter: "data.status.conditions[0].reason == 'Failed'"`, 2},
+			{"cel label and namespace", "records", `filter: "data.metadata.labels['app'] == 'web' && data.metadata.namespace == 'ci'"`, 3},
+			{"cel negated label", "records", `filter: "!(data.metadata.labels['app'] == 'web')"`, 0},
+			{"cel startsWith", "records", `filter: "data.metadata.name.startsWith('deploy-')"`, 2},
+			{"cel size", "records", `filter: "size(data.spec.params) == 2"`, 4},
+			{"cel time", "records", `filter: "create_time > timestamp('2020-01-01T00:00:00Z')"`, 13},
+			{"cel in list", "records", `filter: "data_type in ['tekton.dev/v1beta1.TaskRun']"`, 1},
+			{"cel key in map", "records", `filter: "'tekton.dev/pipelineRun' in data.metadata.labels"`, 7},
+			{"cel timestamp of data", "records", `filter: "timestamp(data.status.startTime) >= timestamp('2026-03-05T00:00:00Z')"`, 2},
+			{"cel or", "records", `filter: "data.metadata.namespace == 'prod' || data.status.conditions[0].reason == 'Running'"`, 5},
+			{"cel has", "records", `filter: "has(data.status.completionTime)"`, 11},
+			{"results typed status", "results", `where: {statuses: [SUCCEEDED]}`, 2},
+			{"results cel status", "results", `filter: "summary.status == FAILURE"`, 2},
+			{"results cel type", "results", `filter: "summary.type == 'tekton.dev/v1.PipelineRun' && summary.status != SUCCESS"`, 3},
+			{"results namespace", "results", `where: {namespace: "prod"}`, 2},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				q := fmt.Sprintf(`{ %s(parent: "-", %s) { totalCount edges { cursor } } }`, tt.entity, tt.args)
+				r := post(t, context.Background(), h, q, nil)
+				if len(r.Errors) > 0 {
+					t.Fatalf("errors: %+v", r.Errors)
+				}
+				var got map[string]struct {
+					TotalCount int
+					Edges      []struct{ Cursor string }
+				}
+				json.Unmarshal(r.Data, &got)
+				if c := got[tt.entity]; c.TotalCount != tt.want || len(c.Edges) != tt.want {
+					t.Errorf("%s: %d counted, %d listed; want %d", tt.args, c.TotalCount, len(c.Edges), tt.want)
+				}
+			})
+		}
+		// The summary carries the identity run's annotations.
+		r := post(t, context.Background(), h, `{ results(parent: "ci", filter: "summary.status == SUCCESS && summary.type == 'tekton.dev/v1.PipelineRun'") { nodes { summary { annotations { key value } } } } }`, nil)
+		if !strings.Contains(string(r.Data), "chains.tekton.dev/signed") {
+			t.Errorf("summary annotations: %s %+v", r.Data, r.Errors)
+		}
+	})
+}

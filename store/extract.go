@@ -96,7 +96,7 @@ func stripNUL(v any) any {
 func fillDerived(rec *Record) {
 	rec.RunName, rec.Status, rec.Reason = "", StatusUnknown, ""
 	rec.PipelineRunName, rec.PipelineName, rec.TaskName = "", "", ""
-	rec.Labels, rec.StartTime, rec.CompletionTime, rec.DurationMillis = nil, nil, nil, nil
+	rec.Labels, rec.StartTime, rec.CompletionTime, rec.DurationMillis, rec.runAnnotations = nil, nil, nil, nil, nil
 	if !isRunType(rec.DataType) {
 		return
 	}
@@ -105,6 +105,9 @@ func fillDerived(rec *Record) {
 		return
 	}
 	rec.RunName = run.Metadata.Name
+	if len(run.Metadata.Annotations) > 0 {
+		rec.runAnnotations = run.Metadata.Annotations
+	}
 	labels := JSONMap{}
 	for k, v := range run.Metadata.Labels {
 		if s, ok := v.(string); ok {

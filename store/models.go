@@ -87,6 +87,8 @@ type Record struct {
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`
 	Version   int64     `bun:"version,notnull"`
+
+	runAnnotations JSONMap // metadata.annotations, copied into the summary of the Result it identifies
 }
 
 // Etag identifies one version of a Record for optimistic concurrency.

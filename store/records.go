@@ -178,11 +178,13 @@ func updateSummaries(ctx context.Context, tx bun.Tx, recs []*Record) error {
 			Set("summary_status = ?", r.Status).
 			Set("summary_start_time = ?", r.StartTime).
 			Set("summary_end_time = ?", r.CompletionTime).
+			Set("summary_annotations = ?", r.runAnnotations).
 			Set("version = version + 1").
 			Set("updated_at = ?", r.UpdatedAt).
 			Where("uid = ?", r.ResultUID).
-			Where("NOT (summary_record = ? AND summary_type = ? AND summary_status = ? AND summary_start_time IS NOT DISTINCT FROM ? AND summary_end_time IS NOT DISTINCT FROM ?)",
-				r.Name, r.DataType, r.Status, r.StartTime, r.CompletionTime).
+			Where("NOT (summary_record = ? AND summary_type = ? AND summary_status = ? AND summary_start_time IS NOT DISTINCT FROM ? "+
+				"AND summary_end_time IS NOT DISTINCT FROM ? AND summary_annotations IS NOT DISTINCT FROM ?)",
+				r.Name, r.DataType, r.Status, r.StartTime, r.CompletionTime, r.runAnnotations).
 			Exec(ctx)
 		if err != nil {
 			return dbError(err)
