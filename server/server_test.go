@@ -396,3 +396,26 @@ func TestFiltersOverGraphQL(t *testing.T) {
 		}
 	})
 }
+
+// A database that fails is an INTERNAL error with a request id, never an
+// empty page, and its details stay in the server log.
+func TestDatabaseFailureIsInternal(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		var logged bytes.Buffer
+		h := server.New(server.Config{Store: s, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+		s.Close()
+		for _, q := range []string{`{ records(parent: "-") { edges { cursor } } }`, `{ results(parent: "ci") { totalCount } }`,
+			`{ result(name: "ci/results/0b5c6a52-1d1e-4c39-9b8e-7a8f3c1d2e01") { name } }`} {
+			r := post(t, context.Background(), h, q, nil)
+			if r.code() != "INTERNAL" || !strings.Contains(r.Errors[0].Message, "request id") {
+				t.Errorf("%s: %+v %s", q, r.Errors, r.Data)
+			}
+			if strings.Contains(r.Errors[0].Message, "sql") || strings.Contains(r.Errors[0].Message, "closed") {
+				t.Errorf("error leaks details: %s", r.Errors[0].Message)
+			}
+		}
+		if !strings.Contains(logged.String(), "request_id") {
+			t.Errorf("failure not logged with its request id: %s", logged.String())
+		}
+	})
+}

@@ -24,11 +24,15 @@ const migrationLockID = 0x616e6e616c73 // "annals"
 // loads the settings they create. It is safe to call from several processes
 // at once.
 func (s *Store) Migrate(ctx context.Context) (MigrationStatus, error) {
-	var status MigrationStatus
 	ms, err := migrations.For(s.db.Dialect().Name().String())
 	if err != nil {
-		return status, err
+		return MigrationStatus{}, err
 	}
+	return s.migrate(ctx, ms)
+}
+
+func (s *Store) migrate(ctx context.Context, ms *migrate.Migrations) (MigrationStatus, error) {
+	var status MigrationStatus
 	if s.dialect == filter.Postgres {
 		conn, err := s.db.Conn(ctx)
 		if err != nil {

@@ -1,0 +1,19 @@
+package store
+
+import (
+	"context"
+
+	"github.com/uptrace/bun/migrate"
+)
+
+// MigrateWith applies a migration set other than the embedded one, so that
+// tests can try a migration that fails.
+func (s *Store) MigrateWith(ctx context.Context, ms *migrate.Migrations) (MigrationStatus, error) {
+	return s.migrate(ctx, ms)
+}
+
+// TableExists tells whether a table is visible to the store.
+func (s *Store) TableExists(ctx context.Context, name string) bool {
+	_, err := s.db.NewSelect().Table(name).Limit(1).Exec(ctx)
+	return err == nil
+}
