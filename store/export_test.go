@@ -17,3 +17,12 @@ func (s *Store) TableExists(ctx context.Context, name string) bool {
 	_, err := s.db.NewSelect().Table(name).Limit(1).Exec(ctx)
 	return err == nil
 }
+
+// ObserveSQL makes fn see the SQL text of every list statement.
+func ObserveSQL(fn func(string)) { observeSQL = fn }
+
+// SealerForTest opens cursors sealed by s, for fuzzing.
+func (s *Store) OpenCursor(query []byte, cursor string) error {
+	_, err := s.sealer.open(query, cursor)
+	return err
+}

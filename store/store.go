@@ -171,6 +171,9 @@ func (statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 // queries that carry user input (filters, cursors) take this path instead.
 func (s *Store) queryRows(ctx context.Context, dest any, query string, args ...any) error {
 	countStatement(ctx)
+	if observeSQL != nil {
+		observeSQL(query)
+	}
 	rows, err := s.db.DB.QueryContext(ctx, s.rebind(query), args...)
 	if err != nil {
 		return dbError(err)
@@ -181,6 +184,10 @@ func (s *Store) queryRows(ctx context.Context, dest any, query string, args ...a
 	}
 	return dbError(rows.Err())
 }
+
+// observeSQL, when set by a test, sees the SQL text of every statement that
+// carries user input, before its arguments are bound.
+var observeSQL func(query string)
 
 // rebind turns ? placeholders into $1, $2... for PostgreSQL. The store writes
 // no literal question marks in SQL, so every ? is a placeholder.

@@ -391,11 +391,7 @@ func (t *translator) field(e celast.Expr, base operand, el pathElem) (operand, e
 		if t.entity == Records && base.json.column == "r.data" && len(path) == 3 && !el.isIndex &&
 			path[0].key == "metadata" && path[1].key == "labels" && !path[0].isIndex && !path[1].isIndex {
 			// Labels are copied to their own indexed column on write.
-			key, err := labelKeyArg(t.d, el.key)
-			if err != nil {
-				return operand{}, t.fail(e, "%v", err)
-			}
-			p := part(labelValue(t.d), key)
+			p := part(labelValue(t.d), el.key)
 			return operand{scalar: &p, kind: kString, json: &jsonRef{column: "r.data", path: path}}, nil
 		}
 		return operand{json: &jsonRef{column: base.json.column, path: path}}, nil

@@ -132,10 +132,7 @@ func labelMatchSQL(d Dialect, m LabelMatch) (string, []any, error) {
 		// Containment uses the GIN index on labels.
 		return "r.labels @> ?::jsonb", []any{jsonObject(m.Key, m.Values[0])}, nil
 	}
-	key, err := labelKeyArg(d, m.Key)
-	if err != nil {
-		return "", nil, err
-	}
+	key := m.Key
 	switch m.Op {
 	case LabelEquals, LabelIn:
 		return labelValue(d) + " IN (" + placeholders(len(m.Values)) + ")", append([]any{key}, anySlice(m.Values)...), nil
@@ -147,19 +144,13 @@ func labelMatchSQL(d Dialect, m LabelMatch) (string, []any, error) {
 }
 
 // labelValue is the SQL of one label's value (NULL when absent), with the
-// key as its one argument (see labelKeyArg).
+// key as its one argument. On SQLite the key is matched by json_each rather
+// than written into a JSON path, so that any key can be looked up.
 func labelValue(d Dialect) string {
 	if d == Postgres {
 		return "(r.labels ->> ?::text)"
 	}
-	return "json_extract(r.labels, ?)"
-}
-
-func labelKeyArg(d Dialect, key string) (any, error) {
-	if d == Postgres {
-		return key, nil
-	}
-	return sqliteJSONPath([]pathElem{{key: key}})
+	return "(SELECT l.value FROM json_each(r.labels) AS l WHERE l.key = ? AND l.type = 'text')"
 }
 
 func checkStatuses(statuses []string) error {
