@@ -197,7 +197,7 @@ func (s *Store) plan(ent entity, o ListOptions) (*plan, error) {
 		if len(o.Namespaces) == 0 {
 			p.base.where("1 = 0")
 		} else {
-			p.base.where(alias+".namespace IN ("+placeholders(len(o.Namespaces))+")", anys(o.Namespaces)...)
+			p.base.where(alias+".namespace IN ("+filter.Placeholders(len(o.Namespaces))+")", filter.Args(o.Namespaces)...)
 		}
 	}
 	if o.ResultName != "" {
@@ -424,18 +424,6 @@ func (s *Store) count(ctx context.Context, ent entity, o ListOptions) (int, erro
 		return 0, err
 	}
 	return n[0], nil
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
-func anys[T any](xs []T) []any {
-	out := make([]any, len(xs))
-	for i, x := range xs {
-		out[i] = x
-	}
-	return out
 }
 
 var recordType = reflect.TypeFor[Record]()

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"strings"
+
+	"github.com/annals-dev/annals/store/filter"
 )
 
 // Nested connections (a Result's Records, a PipelineRun's TaskRuns) are
@@ -38,8 +40,8 @@ func (s *Store) ListRecordsForResults(ctx context.Context, resultUIDs []string, 
 	if err != nil {
 		return nil, err
 	}
-	partition := "r.result_uid IN (" + placeholders(len(resultUIDs)) + ")"
-	pages, err := s.listPartitioned(ctx, p, "r.result_uid", partition, anys(resultUIDs),
+	partition := "r.result_uid IN (" + filter.Placeholders(len(resultUIDs)) + ")"
+	pages, err := s.listPartitioned(ctx, p, "r.result_uid", partition, filter.Args(resultUIDs),
 		func(r *Record) (string, []byte) { return r.ResultUID, p.digestOf(r.ResultName, "") })
 	if err != nil {
 		return nil, err
@@ -60,7 +62,7 @@ func (s *Store) CountRecordsForResults(ctx context.Context, resultUIDs []string,
 		return nil, err
 	}
 	q := p.base
-	q.where("r.result_uid IN ("+placeholders(len(resultUIDs))+")", anys(resultUIDs)...)
+	q.where("r.result_uid IN ("+filter.Placeholders(len(resultUIDs))+")", filter.Args(resultUIDs)...)
 	var rows []struct {
 		ResultUID string `bun:"result_uid"`
 		N         int    `bun:"n"`

@@ -336,48 +336,48 @@ func (t *translator) operand(e celast.Expr, depth int) (operand, error) {
 	return operand{}, t.fail(e, "unsupported expression in a filter")
 }
 
+// column is a field of a filter that maps onto a table column.
+type column struct {
+	sql  string
+	kind kind
+}
+
+var (
+	recordColumns = map[string]column{
+		"name": {"r.name", kString}, "uid": {"r.uid", kString}, "parent": {"r.result_name", kString},
+		"data_type": {"r.data_type", kString}, "create_time": {"r.created_at", kTime}, "update_time": {"r.updated_at", kTime},
+	}
+	resultColumns = map[string]column{
+		"name": {"res.name", kString}, "uid": {"res.uid", kString},
+		"create_time": {"res.created_at", kTime}, "update_time": {"res.updated_at", kTime},
+	}
+	summaryColumns = map[string]column{
+		"status": {"res.summary_status", kString}, "type": {"res.summary_type", kString}, "record": {"res.summary_record", kString},
+		"start_time": {"res.summary_start_time", kTime}, "end_time": {"res.summary_end_time", kTime},
+	}
+)
+
 func (t *translator) ident(e celast.Expr) (operand, error) {
 	name := e.AsIdent()
-	col := func(sql string, k kind) (operand, error) {
-		p := part(sql)
-		return operand{scalar: &p, kind: k}, nil
+	columns := recordColumns
+	if t.entity == Results {
+		columns = resultColumns
 	}
-	if t.entity == Records {
-		switch name {
-		case "name":
-			return col("r.name", kString)
-		case "uid":
-			return col("r.uid", kString)
-		case "parent":
-			return col("r.result_name", kString)
-		case "data_type":
-			return col("r.data_type", kString)
-		case "create_time":
-			return col("r.created_at", kTime)
-		case "update_time":
-			return col("r.updated_at", kTime)
-		case "data":
-			return operand{json: &jsonRef{column: "r.data"}}, nil
-		}
-		return operand{}, t.fail(e, "unknown field %q", name)
+	if c, ok := columns[name]; ok {
+		p := part(c.sql)
+		return operand{scalar: &p, kind: c.kind}, nil
 	}
-	switch name {
-	case "name":
-		return col("res.name", kString)
-	case "uid":
-		return col("res.uid", kString)
-	case "create_time":
-		return col("res.created_at", kTime)
-	case "update_time":
-		return col("res.updated_at", kTime)
-	case "summary":
+	switch {
+	case t.entity == Records && name == "data":
+		return operand{json: &jsonRef{column: "r.data"}}, nil
+	case t.entity == Results && name == "summary":
 		return operand{isSummary: true}, nil
-	case "annotations":
+	case t.entity == Results && name == "annotations":
 		return operand{isAnnots: true}, nil
-	case "TIMEOUT":
+	case t.entity == Results && name == "TIMEOUT":
 		return operand{}, t.fail(e, "TIMEOUT is not a summary status in Annals: timed-out runs are FAILURE; filter Records on data.status.conditions[0].reason instead")
 	}
-	if status, ok := summaryStatusConstants[name]; ok {
+	if status, ok := summaryStatusConstants[name]; ok && t.entity == Results {
 		return operand{literal: types.String(status)}, nil
 	}
 	return operand{}, t.fail(e, "unknown field %q", name)
@@ -396,22 +396,12 @@ func (t *translator) field(e celast.Expr, base operand, el pathElem) (operand, e
 		}
 		return operand{json: &jsonRef{column: base.json.column, path: path}}, nil
 	case base.isSummary && !el.isIndex:
-		cols := map[string]struct {
-			col string
-			k   kind
-		}{
-			"status":     {"res.summary_status", kString},
-			"type":       {"res.summary_type", kString},
-			"record":     {"res.summary_record", kString},
-			"start_time": {"res.summary_start_time", kTime},
-			"end_time":   {"res.summary_end_time", kTime},
-		}
-		c, ok := cols[el.key]
+		c, ok := summaryColumns[el.key]
 		if !ok {
 			return operand{}, t.fail(e, "unknown summary field %q: use status, type, record, start_time or end_time", el.key)
 		}
-		p := part(c.col)
-		return operand{scalar: &p, kind: c.k}, nil
+		p := part(c.sql)
+		return operand{scalar: &p, kind: c.kind}, nil
 	case base.isAnnots && !el.isIndex:
 		p := part("(SELECT a.value FROM result_annotations a WHERE a.result_uid = res.uid AND a.key = ?)", el.key)
 		return operand{scalar: &p, kind: kString}, nil
@@ -667,7 +657,7 @@ func (t *translator) inList(e celast.Expr, f operand, list []ref.Val) (sqlPart, 
 			}
 			return sqlPart{}, t.fail(e, "cannot look for a %s field in a list of %s", f.kind, k)
 		}
-		return part("("+f.scalar.sql+" IN ("+placeholders(len(list))+"))", append(append([]any{}, f.scalar.args...), args...)...), nil
+		return part("("+f.scalar.sql+" IN ("+Placeholders(len(list))+"))", append(append([]any{}, f.scalar.args...), args...)...), nil
 	}
 	if f.json == nil {
 		return sqlPart{}, t.fail(e, "this value cannot be looked for in a list")
@@ -677,7 +667,7 @@ func (t *translator) inList(e celast.Expr, f operand, list []ref.Val) (sqlPart, 
 		return part("(CASE WHEN "+typ.sql+" IS NULL THEN NULL ELSE (1 = 0) END)", typ.args...), nil
 	}
 	val := t.jsonScalar(f.json, k)
-	return t.jsonCase(f.json, k, part("("+val.sql+" IN ("+placeholders(len(list))+"))", append(val.args, args...)...), part("(1 = 0)")), nil
+	return t.jsonCase(f.json, k, part("("+val.sql+" IN ("+Placeholders(len(list))+"))", append(val.args, args...)...), part("(1 = 0)")), nil
 }
 
 // jsonContains is `key in data.x`: a key of an object or an element of a list.

@@ -22,7 +22,7 @@ func (b *builder) in(column string, values []string) {
 	if len(values) == 0 {
 		return
 	}
-	b.add(column+" IN ("+placeholders(len(values))+")", anySlice(values)...)
+	b.add(column+" IN ("+Placeholders(len(values))+")", Args(values)...)
 }
 
 func (b *builder) timeRange(column string, r TimeRange) {
@@ -116,7 +116,7 @@ func ResultWhereSQL(w *ResultWhere, d Dialect) (Expr, error) {
 		const exists = "EXISTS (SELECT 1 FROM result_annotations a WHERE a.result_uid = res.uid AND a.key = ?"
 		switch m.Op {
 		case LabelEquals, LabelIn:
-			b.add(exists+" AND a.value IN ("+placeholders(len(m.Values))+"))", append([]any{m.Key}, anySlice(m.Values)...)...)
+			b.add(exists+" AND a.value IN ("+Placeholders(len(m.Values))+"))", append([]any{m.Key}, Args(m.Values)...)...)
 		case LabelExists:
 			b.add(exists+")", m.Key)
 		case LabelNotExists:
@@ -135,7 +135,7 @@ func labelMatchSQL(d Dialect, m LabelMatch) (string, []any, error) {
 	key := m.Key
 	switch m.Op {
 	case LabelEquals, LabelIn:
-		return labelValue(d) + " IN (" + placeholders(len(m.Values)) + ")", append([]any{key}, anySlice(m.Values)...), nil
+		return labelValue(d) + " IN (" + Placeholders(len(m.Values)) + ")", append([]any{key}, Args(m.Values)...), nil
 	case LabelExists:
 		return labelValue(d) + " IS NOT NULL", []any{key}, nil
 	default:
@@ -185,11 +185,13 @@ func checkMatch(field string, i int, m LabelMatch) error {
 	return nil
 }
 
-func placeholders(n int) string {
+// Placeholders is "?, ?, ..." for n bound values.
+func Placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-func anySlice[T any](values []T) []any {
+// Args turns a slice into bound arguments.
+func Args[T any](values []T) []any {
 	out := make([]any, len(values))
 	for i, v := range values {
 		out[i] = v
