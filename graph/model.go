@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -37,66 +38,80 @@ func (j *JSON) UnmarshalGQL(v any) error {
 	return nil
 }
 
-// PipelineRun is the typed view of a PipelineRun Record, decoded once.
+// PipelineRun is the typed view of a PipelineRun Record. Fields kept in
+// columns are answered from the Record; the JSON is decoded once, and only
+// when a field needs it, so that nested loads are not held up by decoding.
 type PipelineRun struct {
-	Record *store.Record
-	Obj    pipelinev1.PipelineRun
+	Record  *store.Record
+	once    sync.Once
+	decoded pipelinev1.PipelineRun
 }
 
-// TaskRun is the typed view of a TaskRun Record, decoded once.
+func (p *PipelineRun) obj() *pipelinev1.PipelineRun {
+	p.once.Do(func() { _ = json.Unmarshal(p.Record.Data, &p.decoded) })
+	return &p.decoded
+}
+
+// TaskRun is the typed view of a TaskRun Record, decoded like PipelineRun.
 type TaskRun struct {
-	Record *store.Record
-	Obj    pipelinev1.TaskRun
+	Record  *store.Record
+	once    sync.Once
+	decoded pipelinev1.TaskRun
 }
 
-func (p *PipelineRun) Name() string      { return p.Obj.Name }
-func (p *PipelineRun) Namespace() string { return p.Obj.Namespace }
+func (t *TaskRun) obj() *pipelinev1.TaskRun {
+	t.once.Do(func() { _ = json.Unmarshal(t.Record.Data, &t.decoded) })
+	return &t.decoded
+}
+
+func (p *PipelineRun) Name() string      { return p.Record.RunName }
+func (p *PipelineRun) Namespace() string { return p.Record.Namespace }
 func (p *PipelineRun) Status() RunStatus { return runStatus(p.Record.Status) }
 func (p *PipelineRun) Reason() string    { return p.Record.Reason }
 func (p *PipelineRun) Message() string {
-	return conditionMessage(p.Obj.Status.GetCondition(apis.ConditionSucceeded))
+	return conditionMessage(p.obj().Status.GetCondition(apis.ConditionSucceeded))
 }
 func (p *PipelineRun) StartTime() *time.Time      { return p.Record.StartTime }
 func (p *PipelineRun) CompletionTime() *time.Time { return p.Record.CompletionTime }
 func (p *PipelineRun) Duration() *float64         { return seconds(p.Record.DurationMillis) }
 func (p *PipelineRun) PipelineName() string       { return p.Record.PipelineName }
-func (p *PipelineRun) Labels() []*KeyValue        { return keyValues(p.Obj.Labels) }
-func (p *PipelineRun) Params() []*Param           { return params(p.Obj.Spec.Params) }
+func (p *PipelineRun) Labels() []*KeyValue        { return keyValues(p.obj().Labels) }
+func (p *PipelineRun) Params() []*Param           { return params(p.obj().Spec.Params) }
 
 func (p *PipelineRun) Results() []*Param {
-	out := make([]*Param, 0, len(p.Obj.Status.Results))
-	for _, r := range p.Obj.Status.Results {
+	out := make([]*Param, 0, len(p.obj().Status.Results))
+	for _, r := range p.obj().Status.Results {
 		out = append(out, &Param{Name: r.Name, Value: jsonOf(r.Value)})
 	}
 	return out
 }
 
-func (t *TaskRun) Name() string      { return t.Obj.Name }
-func (t *TaskRun) Namespace() string { return t.Obj.Namespace }
+func (t *TaskRun) Name() string      { return t.Record.RunName }
+func (t *TaskRun) Namespace() string { return t.Record.Namespace }
 func (t *TaskRun) Status() RunStatus { return runStatus(t.Record.Status) }
 func (t *TaskRun) Reason() string    { return t.Record.Reason }
 func (t *TaskRun) Message() string {
-	return conditionMessage(t.Obj.Status.GetCondition(apis.ConditionSucceeded))
+	return conditionMessage(t.obj().Status.GetCondition(apis.ConditionSucceeded))
 }
 func (t *TaskRun) StartTime() *time.Time      { return t.Record.StartTime }
 func (t *TaskRun) CompletionTime() *time.Time { return t.Record.CompletionTime }
 func (t *TaskRun) Duration() *float64         { return seconds(t.Record.DurationMillis) }
 func (t *TaskRun) TaskName() string           { return t.Record.TaskName }
-func (t *TaskRun) PodName() string            { return t.Obj.Status.PodName }
-func (t *TaskRun) Labels() []*KeyValue        { return keyValues(t.Obj.Labels) }
-func (t *TaskRun) Params() []*Param           { return params(t.Obj.Spec.Params) }
+func (t *TaskRun) PodName() string            { return t.obj().Status.PodName }
+func (t *TaskRun) Labels() []*KeyValue        { return keyValues(t.obj().Labels) }
+func (t *TaskRun) Params() []*Param           { return params(t.obj().Spec.Params) }
 
 func (t *TaskRun) Results() []*Param {
-	out := make([]*Param, 0, len(t.Obj.Status.Results))
-	for _, r := range t.Obj.Status.Results {
+	out := make([]*Param, 0, len(t.obj().Status.Results))
+	for _, r := range t.obj().Status.Results {
 		out = append(out, &Param{Name: r.Name, Value: jsonOf(r.Value)})
 	}
 	return out
 }
 
 func (t *TaskRun) Steps() []*Step {
-	out := make([]*Step, 0, len(t.Obj.Status.Steps))
-	for _, s := range t.Obj.Status.Steps {
+	out := make([]*Step, 0, len(t.obj().Status.Steps))
+	for _, s := range t.obj().Status.Steps {
 		step := &Step{Name: s.Name, Container: s.Container}
 		switch {
 		case s.Terminated != nil:
@@ -116,12 +131,9 @@ func (t *TaskRun) Steps() []*Step {
 	return out
 }
 
-// decodeRun decodes a run Record's data into obj; other types give false.
-func decodeRun(rec *store.Record, kind string, obj any) bool {
-	if !strings.HasPrefix(rec.DataType, "tekton.dev/") || !strings.HasSuffix(rec.DataType, "."+kind) {
-		return false
-	}
-	return json.Unmarshal(rec.Data, obj) == nil
+// isRun tells whether a Record holds a Tekton run of kind (any version).
+func isRun(rec *store.Record, kind string) bool {
+	return strings.HasPrefix(rec.DataType, "tekton.dev/") && strings.HasSuffix(rec.DataType, "."+kind)
 }
 
 func runStatus(s string) RunStatus {

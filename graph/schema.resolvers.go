@@ -159,22 +159,18 @@ func (r *recordResolver) Data(ctx context.Context, obj *store.Record) (JSON, err
 
 // PipelineRun is the resolver for the pipelineRun field.
 func (r *recordResolver) PipelineRun(ctx context.Context, obj *store.Record) (*PipelineRun, error) {
-	var pr PipelineRun
-	if !decodeRun(obj, "PipelineRun", &pr.Obj) {
+	if !isRun(obj, "PipelineRun") {
 		return nil, nil
 	}
-	pr.Record = obj
-	return &pr, nil
+	return &PipelineRun{Record: obj}, nil
 }
 
 // TaskRun is the resolver for the taskRun field.
 func (r *recordResolver) TaskRun(ctx context.Context, obj *store.Record) (*TaskRun, error) {
-	var tr TaskRun
-	if !decodeRun(obj, "TaskRun", &tr.Obj) {
+	if !isRun(obj, "TaskRun") {
 		return nil, nil
 	}
-	tr.Record = obj
-	return &tr, nil
+	return &TaskRun{Record: obj}, nil
 }
 
 // ID is the resolver for the id field.

@@ -365,7 +365,9 @@ func recordSortTime(p *plan, r *Record) *time.Time {
 	return nil
 }
 
-func listPage[T any](ctx context.Context, s *Store, p *plan, pos func(*T) cursorPos) (*Page[*T], error) {
+// pageQuery is the statement of one page: the plan's conditions, the
+// cursor's, the order, and one row more than the page to tell if more follow.
+func (s *Store) pageQuery(p *plan) (string, []any, error) {
 	q := p.base
 	q.conds = slices.Clone(q.conds)
 	q.args = slices.Clone(q.args)
@@ -376,13 +378,57 @@ func listPage[T any](ctx context.Context, s *Store, p *plan, pos func(*T) cursor
 	if cursor != "" {
 		cond, args, err := s.cursorCondition(p, cursor, "")
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		q.where(cond, args...)
 	}
 	sql := "SELECT " + p.ent.columns + " FROM " + p.ent.from + q.whereSQL() + " ORDER BY " + p.orderSQL() + " LIMIT ?"
+	return sql, append(q.args, p.limit+1), nil
+}
+
+// ExplainRecords returns the database's plan for the statement of a
+// ListRecords call, for the benchmark and for operators tuning indexes.
+func (s *Store) ExplainRecords(ctx context.Context, o ListOptions) (string, error) {
+	p, err := s.plan(recordsEntity, o)
+	if err != nil {
+		return "", err
+	}
+	sql, args, err := s.pageQuery(p)
+	if err != nil {
+		return "", err
+	}
+	explain := "EXPLAIN "
+	if s.dialect == filter.SQLite {
+		explain = "EXPLAIN QUERY PLAN "
+	}
+	rows, err := s.db.DB.QueryContext(ctx, s.rebind(explain+sql), args...)
+	if err != nil {
+		return "", dbError(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", dbError(err)
+		}
+		fmt.Fprintln(&out, vals[len(vals)-1])
+	}
+	return out.String(), dbError(rows.Err())
+}
+
+func listPage[T any](ctx context.Context, s *Store, p *plan, pos func(*T) cursorPos) (*Page[*T], error) {
+	sql, args, err := s.pageQuery(p)
+	if err != nil {
+		return nil, err
+	}
 	var rows []*T
-	if err := s.queryRows(ctx, &rows, sql, append(q.args, p.limit+1)...); err != nil {
+	if err := s.queryRows(ctx, &rows, sql, args...); err != nil {
 		return nil, err
 	}
 	page := &Page[*T]{}

@@ -208,12 +208,22 @@ func (s *Store) CountTaskRunsForPipelineRuns(ctx context.Context, prs []*Record,
 // record's uid.
 func taskRunPartition(prs []*Record) (string, []any, map[[2]string]string) {
 	values := make([]string, 0, len(prs))
-	args := []any{TypeTaskRun, "tekton.dev/v1beta1.TaskRun"}
+	var pairs []any
 	byParent := map[[2]string]string{}
+	resultUIDs := map[string]bool{}
+	var uids []any
 	for _, pr := range prs {
 		values = append(values, "(?, ?)")
-		args = append(args, pr.ResultUID, pr.RunName)
+		pairs = append(pairs, pr.ResultUID, pr.RunName)
 		byParent[[2]string{pr.ResultUID, pr.RunName}] = pr.UID
+		if !resultUIDs[pr.ResultUID] {
+			resultUIDs[pr.ResultUID] = true
+			uids = append(uids, pr.ResultUID)
+		}
 	}
-	return "r.data_type IN (?, ?) AND (r.result_uid, r.pipeline_run_name) IN (VALUES " + strings.Join(values, ", ") + ")", args, byParent
+	// The result_uid list lets the planner reach the rows through the
+	// records_result index; the pairs then pick each PipelineRun's TaskRuns.
+	args := append(append(uids, TypeTaskRun, "tekton.dev/v1beta1.TaskRun"), pairs...)
+	return "r.result_uid IN (" + filter.Placeholders(len(uids)) + ") AND r.data_type IN (?, ?) AND (r.result_uid, r.pipeline_run_name) IN (VALUES " +
+		strings.Join(values, ", ") + ")", args, byParent
 }

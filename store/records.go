@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/uptrace/bun"
+
+	"github.com/annals-dev/annals/store/filter"
 )
 
 // RecordWrite is one Record to create or upsert.
@@ -272,14 +274,20 @@ func (s *Store) PipelineRunRecords(ctx context.Context, keys [][2]string) (map[[
 		return out, nil
 	}
 	values := make([]string, len(keys))
-	args := []any{TypePipelineRun, "tekton.dev/v1beta1.PipelineRun"}
+	var pairs, uids []any
+	seen := map[string]bool{}
 	for i, k := range keys {
 		values[i] = "(?, ?)"
-		args = append(args, k[0], k[1])
+		pairs = append(pairs, k[0], k[1])
+		if !seen[k[0]] {
+			seen[k[0]] = true
+			uids = append(uids, k[0])
+		}
 	}
+	args := append(append(uids, TypePipelineRun, "tekton.dev/v1beta1.PipelineRun"), pairs...)
 	var rows []*Record
-	err := s.queryRows(ctx, &rows, "SELECT "+recordsEntity.columns+" FROM records AS r WHERE r.data_type IN (?, ?) AND (r.result_uid, r.run_name) IN (VALUES "+
-		strings.Join(values, ", ")+")", args...)
+	err := s.queryRows(ctx, &rows, "SELECT "+recordsEntity.columns+" FROM records AS r WHERE r.result_uid IN ("+filter.Placeholders(len(uids))+
+		") AND r.data_type IN (?, ?) AND (r.result_uid, r.run_name) IN (VALUES "+strings.Join(values, ", ")+")", args...)
 	if err != nil {
 		return nil, err
 	}
@@ -287,4 +295,11 @@ func (s *Store) PipelineRunRecords(ctx context.Context, keys [][2]string) (map[[
 		out[[2]string{r.ResultUID, r.RunName}] = r
 	}
 	return out, nil
+}
+
+// Analyze refreshes the planner's statistics, worth doing after a large
+// import so that the first queries get good plans.
+func (s *Store) Analyze(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, "ANALYZE")
+	return dbError(err)
 }
