@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 )
 
@@ -25,6 +26,7 @@ func main() {
 	flag.IntVar(&cfg.Clients, "clients", 16, "concurrent GraphQL clients")
 	flag.IntVar(&cfg.Requests, "requests", 500, "requests per query kind")
 	flag.IntVar(&cfg.Namespaces, "namespaces", 10, "namespaces the runs are spread over")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	out := flag.String("out", "", "write the report as JSON to this file (default bench/results/<time>.json)")
 	flag.Parse()
 	if cfg.DatabaseURL == "" {
@@ -35,10 +37,19 @@ func main() {
 		defer os.RemoveAll(dir)
 		cfg.DatabaseURL = filepath.Join(dir, "bench.db")
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := Run(ctx, cfg, os.Stdout)
 	if err != nil {
+		pprof.StopCPUProfile()
 		fail(err)
 	}
 	printTable(rep)

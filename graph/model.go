@@ -9,9 +9,6 @@ import (
 	"sync"
 	"time"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	"knative.dev/pkg/apis"
-
 	"github.com/annals-dev/annals/store"
 )
 
@@ -38,52 +35,93 @@ func (j *JSON) UnmarshalGQL(v any) error {
 	return nil
 }
 
-// PipelineRun is the typed view of a PipelineRun Record. Fields kept in
-// columns are answered from the Record; the JSON is decoded once, and only
-// when a field needs it, so that nested loads are not held up by decoding.
-type PipelineRun struct {
+// runDoc is the part of a TaskRun or PipelineRun (v1 or v1beta1) that the
+// typed views show. Decoding only these fields costs a fraction of decoding
+// the full Tekton types, which matters when a page holds hundreds of runs.
+type runDoc struct {
+	Metadata struct {
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		Params []nameValue `json:"params"`
+	} `json:"spec"`
+	Status struct {
+		PodName    string `json:"podName"`
+		Conditions []struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		} `json:"conditions"`
+		Results         []nameValue `json:"results"`
+		PipelineResults []nameValue `json:"pipelineResults"` // v1beta1 PipelineRuns
+		TaskResults     []nameValue `json:"taskResults"`     // v1beta1 TaskRuns
+		Steps           []struct {
+			Name       string `json:"name"`
+			Container  string `json:"container"`
+			Terminated *struct {
+				ExitCode   int        `json:"exitCode"`
+				Reason     string     `json:"reason"`
+				StartedAt  *time.Time `json:"startedAt"`
+				FinishedAt *time.Time `json:"finishedAt"`
+			} `json:"terminated"`
+			Running *struct {
+				StartedAt *time.Time `json:"startedAt"`
+			} `json:"running"`
+			Waiting *struct {
+				Reason string `json:"reason"`
+			} `json:"waiting"`
+		} `json:"steps"`
+	} `json:"status"`
+}
+
+type nameValue struct {
+	Name  string          `json:"name"`
+	Value json.RawMessage `json:"value"`
+}
+
+// run decodes a Record's runDoc once, on first use.
+type run struct {
 	Record  *store.Record
 	once    sync.Once
-	decoded pipelinev1.PipelineRun
+	decoded runDoc
 }
 
-func (p *PipelineRun) obj() *pipelinev1.PipelineRun {
-	p.once.Do(func() { _ = json.Unmarshal(p.Record.Data, &p.decoded) })
-	return &p.decoded
+func (r *run) doc() *runDoc {
+	r.once.Do(func() { _ = json.Unmarshal(r.Record.Data, &r.decoded) })
+	return &r.decoded
 }
 
-// TaskRun is the typed view of a TaskRun Record, decoded like PipelineRun.
-type TaskRun struct {
-	Record  *store.Record
-	once    sync.Once
-	decoded pipelinev1.TaskRun
+func (r *run) message() string {
+	for _, c := range r.doc().Status.Conditions {
+		if c.Type == "Succeeded" {
+			return c.Message
+		}
+	}
+	return ""
 }
 
-func (t *TaskRun) obj() *pipelinev1.TaskRun {
-	t.once.Do(func() { _ = json.Unmarshal(t.Record.Data, &t.decoded) })
-	return &t.decoded
-}
+// PipelineRun is the typed view of a PipelineRun Record: fields kept in
+// columns come from the Record, the rest from its data, decoded lazily.
+type PipelineRun struct{ run }
+
+// TaskRun is the typed view of a TaskRun Record.
+type TaskRun struct{ run }
 
 func (p *PipelineRun) Name() string      { return p.Record.RunName }
 func (p *PipelineRun) Namespace() string { return p.Record.Namespace }
 func (p *PipelineRun) Status() RunStatus { return runStatus(p.Record.Status) }
 func (p *PipelineRun) Reason() string    { return p.Record.Reason }
 func (p *PipelineRun) Message() string {
-	return conditionMessage(p.obj().Status.GetCondition(apis.ConditionSucceeded))
+	return p.message()
 }
 func (p *PipelineRun) StartTime() *time.Time      { return p.Record.StartTime }
 func (p *PipelineRun) CompletionTime() *time.Time { return p.Record.CompletionTime }
 func (p *PipelineRun) Duration() *float64         { return seconds(p.Record.DurationMillis) }
 func (p *PipelineRun) PipelineName() string       { return p.Record.PipelineName }
-func (p *PipelineRun) Labels() []*KeyValue        { return keyValues(p.obj().Labels) }
-func (p *PipelineRun) Params() []*Param           { return params(p.obj().Spec.Params) }
+func (p *PipelineRun) Labels() []*KeyValue        { return keyValues(p.doc().Metadata.Labels) }
+func (p *PipelineRun) Params() []*Param           { return params(p.doc().Spec.Params) }
 
 func (p *PipelineRun) Results() []*Param {
-	out := make([]*Param, 0, len(p.obj().Status.Results))
-	for _, r := range p.obj().Status.Results {
-		out = append(out, &Param{Name: r.Name, Value: jsonOf(r.Value)})
-	}
-	return out
+	return params(append(p.doc().Status.Results, p.doc().Status.PipelineResults...))
 }
 
 func (t *TaskRun) Name() string      { return t.Record.RunName }
@@ -91,37 +129,32 @@ func (t *TaskRun) Namespace() string { return t.Record.Namespace }
 func (t *TaskRun) Status() RunStatus { return runStatus(t.Record.Status) }
 func (t *TaskRun) Reason() string    { return t.Record.Reason }
 func (t *TaskRun) Message() string {
-	return conditionMessage(t.obj().Status.GetCondition(apis.ConditionSucceeded))
+	return t.message()
 }
 func (t *TaskRun) StartTime() *time.Time      { return t.Record.StartTime }
 func (t *TaskRun) CompletionTime() *time.Time { return t.Record.CompletionTime }
 func (t *TaskRun) Duration() *float64         { return seconds(t.Record.DurationMillis) }
 func (t *TaskRun) TaskName() string           { return t.Record.TaskName }
-func (t *TaskRun) PodName() string            { return t.obj().Status.PodName }
-func (t *TaskRun) Labels() []*KeyValue        { return keyValues(t.obj().Labels) }
-func (t *TaskRun) Params() []*Param           { return params(t.obj().Spec.Params) }
+func (t *TaskRun) PodName() string            { return t.doc().Status.PodName }
+func (t *TaskRun) Labels() []*KeyValue        { return keyValues(t.doc().Metadata.Labels) }
+func (t *TaskRun) Params() []*Param           { return params(t.doc().Spec.Params) }
 
 func (t *TaskRun) Results() []*Param {
-	out := make([]*Param, 0, len(t.obj().Status.Results))
-	for _, r := range t.obj().Status.Results {
-		out = append(out, &Param{Name: r.Name, Value: jsonOf(r.Value)})
-	}
-	return out
+	return params(append(t.doc().Status.Results, t.doc().Status.TaskResults...))
 }
 
 func (t *TaskRun) Steps() []*Step {
-	out := make([]*Step, 0, len(t.obj().Status.Steps))
-	for _, s := range t.obj().Status.Steps {
+	steps := t.doc().Status.Steps
+	out := make([]*Step, 0, len(steps))
+	for _, s := range steps {
 		step := &Step{Name: s.Name, Container: s.Container}
 		switch {
 		case s.Terminated != nil:
-			code := int(s.Terminated.ExitCode)
-			reason := s.Terminated.Reason
+			code, reason := s.Terminated.ExitCode, s.Terminated.Reason
 			step.ExitCode, step.Reason = &code, &reason
-			step.StartedAt = timeOf(s.Terminated.StartedAt.Time)
-			step.FinishedAt = timeOf(s.Terminated.FinishedAt.Time)
+			step.StartedAt, step.FinishedAt = s.Terminated.StartedAt, s.Terminated.FinishedAt
 		case s.Running != nil:
-			step.StartedAt = timeOf(s.Running.StartedAt.Time)
+			step.StartedAt = s.Running.StartedAt
 		case s.Waiting != nil:
 			reason := s.Waiting.Reason
 			step.Reason = &reason
@@ -152,26 +185,12 @@ func storeStatuses(in []RunStatus) []string {
 	return out
 }
 
-func conditionMessage(c *apis.Condition) string {
-	if c == nil {
-		return ""
-	}
-	return c.Message
-}
-
 func seconds(ms *int64) *float64 {
 	if ms == nil {
 		return nil
 	}
 	s := float64(*ms) / 1000
 	return &s
-}
-
-func timeOf(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }
 
 func keyValues(m map[string]string) []*KeyValue {
@@ -183,20 +202,12 @@ func keyValues(m map[string]string) []*KeyValue {
 	return out
 }
 
-func params(ps pipelinev1.Params) []*Param {
+func params(ps []nameValue) []*Param {
 	out := make([]*Param, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, &Param{Name: p.Name, Value: jsonOf(p.Value)})
+		out = append(out, &Param{Name: p.Name, Value: JSON(p.Value)})
 	}
 	return out
-}
-
-func jsonOf(v any) JSON {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return JSON("null")
-	}
-	return b
 }
 
 // Node is any object with a global ID: a *store.Result or a *store.Record.

@@ -162,7 +162,7 @@ func (r *recordResolver) PipelineRun(ctx context.Context, obj *store.Record) (*P
 	if !isRun(obj, "PipelineRun") {
 		return nil, nil
 	}
-	return &PipelineRun{Record: obj}, nil
+	return &PipelineRun{run{Record: obj}}, nil
 }
 
 // TaskRun is the resolver for the taskRun field.
@@ -170,7 +170,7 @@ func (r *recordResolver) TaskRun(ctx context.Context, obj *store.Record) (*TaskR
 	if !isRun(obj, "TaskRun") {
 		return nil, nil
 	}
-	return &TaskRun{Record: obj}, nil
+	return &TaskRun{run{Record: obj}}, nil
 }
 
 // ID is the resolver for the id field.
