@@ -30,7 +30,7 @@ type Config struct {
 	Logger         *slog.Logger
 	MaxBodyBytes   int64         // largest request body; default 1 MiB
 	MaxDepth       int           // deepest selection nesting; default 15
-	MaxComplexity  int           // gqlgen complexity budget per operation; default 5000
+	MaxComplexity  int           // cost budget of one operation (connections multiply); default 50000
 	RequestTimeout time.Duration // per request, cancels the SQL; default 30s
 	Introspection  bool          // allow schema introspection
 }
@@ -46,7 +46,7 @@ func (c *Config) defaults() {
 		c.MaxDepth = 15
 	}
 	if c.MaxComplexity == 0 {
-		c.MaxComplexity = 5000
+		c.MaxComplexity = 50000
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 30 * time.Second
@@ -59,7 +59,7 @@ var assets embed.FS
 // New returns the HTTP handler of the whole service.
 func New(cfg Config) http.Handler {
 	cfg.defaults()
-	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Store: cfg.Store}}))
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Store: cfg.Store}, Complexity: graph.Complexity()}))
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})

@@ -419,3 +419,26 @@ func TestDatabaseFailureIsInternal(t *testing.T) {
 		}
 	})
 }
+
+// Nested connections multiply the cost of an operation; one over the limit
+// is refused before any SQL runs, with the cost and the limit in the error.
+func TestComplexityLimit(t *testing.T) {
+	s, _ := storetest.Open(t, "sqlite")
+	h := server.New(server.Config{Store: s, Logger: quiet, MaxComplexity: 2000})
+	// cost: records 1 + 40 * (name 1 + pipelineRun 1 + taskRuns 1 + n * (nodes 1 + name 1))
+	query := func(n int) string {
+		return fmt.Sprintf(`{ records(parent: "-", first: 40) { nodes { name pipelineRun { taskRuns(first: %d) { nodes { name } } } } } }`, n)
+	}
+	ctx, count := store.CountStatements(context.Background())
+	if r := post(t, ctx, h, query(20), nil); len(r.Errors) > 0 { // 1 + 40*(3 + 20*2) = 1721
+		t.Errorf("a query under the limit was refused: %+v", r.Errors)
+	}
+	ctx, count = store.CountStatements(context.Background())
+	r := post(t, ctx, h, query(25), nil) // 1 + 40*(3 + 25*2) = 2121
+	if r.code() != "COMPLEXITY_LIMIT_EXCEEDED" || !strings.Contains(r.Errors[0].Message, "2000") {
+		t.Errorf("a query over the limit: %+v", r.Errors)
+	}
+	if count.Load() != 0 {
+		t.Errorf("a refused query ran %d statements", count.Load())
+	}
+}

@@ -17,7 +17,7 @@ func runServe(ctx context.Context, args []string) error {
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	introspection := fs.Bool("introspection", true, "allow GraphQL schema introspection (the playground needs it)")
 	maxDepth := fs.Int("max-depth", 15, "deepest nesting of selections a query may have")
-	maxComplexity := fs.Int("max-complexity", 5000, "largest complexity (fields counted) of one operation")
+	maxComplexity := fs.Int("max-complexity", 50000, "largest cost of one operation: fields counted, times the page size of each connection they are in")
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body in bytes")
 	timeout := fs.Duration("request-timeout", 30*time.Second, "time limit of one request; its SQL is cancelled past it")
 	drain := fs.Duration("shutdown-timeout", 20*time.Second, "time given to requests under way to finish at shutdown")
