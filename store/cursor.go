@@ -32,10 +32,9 @@ func newCursorSealer(key []byte) (*cursorSealer, error) {
 // cursorPos is a position in an ordering: the sort value of a row (nil
 // where the row has none, e.g. a run not yet completed) and its uid.
 type cursorPos struct {
-	Time  *time.Time `json:"t,omitempty"`
-	Int   *int64     `json:"i,omitempty"`
-	UID   string     `json:"u"`
-	Scope string     `json:"p,omitempty"` // the parent of nested pages
+	Time *time.Time `json:"t,omitempty"`
+	Int  *int64     `json:"i,omitempty"`
+	UID  string     `json:"u"`
 }
 
 func (c *cursorSealer) seal(queryDigest []byte, pos cursorPos) string {

@@ -298,8 +298,8 @@ func (p *plan) afterSQL(d filter.Dialect, pos cursorPos) (string, []any) {
 }
 
 // position reads the sort key of a row for its cursor.
-func (p *plan) position(sortTime *time.Time, sortInt *int64, uid, scope string) cursorPos {
-	pos := cursorPos{UID: uid, Scope: scope}
+func (p *plan) position(sortTime *time.Time, sortInt *int64, uid string) cursorPos {
+	pos := cursorPos{UID: uid}
 	if p.order.isInt {
 		pos.Int = sortInt
 	} else {
@@ -308,13 +308,10 @@ func (p *plan) position(sortTime *time.Time, sortInt *int64, uid, scope string) 
 	return pos
 }
 
-func (s *Store) cursorCondition(p *plan, cursor, scope string) (string, []any, error) {
+func (s *Store) cursorCondition(p *plan, cursor string) (string, []any, error) {
 	pos, err := s.sealer.open(p.digest, cursor)
 	if err != nil {
 		return "", nil, err
-	}
-	if pos.Scope != scope {
-		return "", nil, fmt.Errorf("%w: the cursor belongs to another parent", ErrInvalidArgument)
 	}
 	sql, args := p.afterSQL(s.dialect, pos)
 	return sql, args, nil
@@ -338,7 +335,7 @@ func (s *Store) ListResults(ctx context.Context, o ListOptions) (*Page[*Result],
 		case "res.summary_end_time":
 			t = r.SummaryEndTime
 		}
-		return p.position(t, nil, r.UID, "")
+		return p.position(t, nil, r.UID)
 	})
 }
 
@@ -348,7 +345,7 @@ func (s *Store) ListRecords(ctx context.Context, o ListOptions) (*Page[*Record],
 	if err != nil {
 		return nil, err
 	}
-	return listPage(ctx, s, p, func(r *Record) cursorPos { return p.position(recordSortTime(p, r), r.DurationMillis, r.UID, "") })
+	return listPage(ctx, s, p, func(r *Record) cursorPos { return p.position(recordSortTime(p, r), r.DurationMillis, r.UID) })
 }
 
 func recordSortTime(p *plan, r *Record) *time.Time {
@@ -376,7 +373,7 @@ func (s *Store) pageQuery(p *plan) (string, []any, error) {
 		cursor = p.opts.Before
 	}
 	if cursor != "" {
-		cond, args, err := s.cursorCondition(p, cursor, "")
+		cond, args, err := s.cursorCondition(p, cursor)
 		if err != nil {
 			return "", nil, err
 		}
