@@ -12,10 +12,10 @@ import (
 // v1beta1) that the store copies into columns.
 type runFields struct {
 	Metadata struct {
-		Name            string            `json:"name"`
-		Namespace       string            `json:"namespace"`
-		Labels          map[string]any    `json:"labels"`
-		Annotations     map[string]string `json:"annotations"`
+		Name            string         `json:"name"`
+		Namespace       string         `json:"namespace"`
+		Labels          map[string]any `json:"labels"`
+		Annotations     map[string]any `json:"annotations"`
 		OwnerReferences []struct {
 			Kind string `json:"kind"`
 			Name string `json:"name"`
@@ -35,8 +35,8 @@ type runFields struct {
 			Status string `json:"status"`
 			Reason string `json:"reason"`
 		} `json:"conditions"`
-		StartTime      *time.Time `json:"startTime"`
-		CompletionTime *time.Time `json:"completionTime"`
+		StartTime      any `json:"startTime"` // parsed leniently: a bad time must not hide the rest
+		CompletionTime any `json:"completionTime"`
 	} `json:"status"`
 }
 
@@ -102,18 +102,24 @@ func fillDerived(rec *Record) {
 	}
 	var run runFields
 	if err := json.Unmarshal(rec.Data, &run); err != nil {
-		return
+		// A field of an unexpected type: keep what metadata alone gives.
+		run = runFields{}
+		var metaOnly struct {
+			Metadata struct {
+				Name   string         `json:"name"`
+				Labels map[string]any `json:"labels"`
+			} `json:"metadata"`
+		}
+		if json.Unmarshal(rec.Data, &metaOnly) != nil {
+			return
+		}
+		run.Metadata.Name, run.Metadata.Labels = metaOnly.Metadata.Name, metaOnly.Metadata.Labels
 	}
 	rec.RunName = run.Metadata.Name
-	if len(run.Metadata.Annotations) > 0 {
-		rec.runAnnotations = run.Metadata.Annotations
+	if annotations := stringsOnly(run.Metadata.Annotations); len(annotations) > 0 {
+		rec.runAnnotations = annotations
 	}
-	labels := JSONMap{}
-	for k, v := range run.Metadata.Labels {
-		if s, ok := v.(string); ok {
-			labels[k] = s
-		}
-	}
+	labels := stringsOnly(run.Metadata.Labels)
 	if len(labels) > 0 {
 		rec.Labels = labels
 	}
@@ -138,8 +144,8 @@ func fillDerived(rec *Record) {
 			rec.Status, rec.Reason = statusOf(c.Status, c.Reason), c.Reason
 		}
 	}
-	rec.StartTime = utcMicro(run.Status.StartTime)
-	rec.CompletionTime = utcMicro(run.Status.CompletionTime)
+	rec.StartTime = parseTime(run.Status.StartTime)
+	rec.CompletionTime = parseTime(run.Status.CompletionTime)
 	if rec.StartTime != nil && rec.CompletionTime != nil {
 		d := rec.CompletionTime.Sub(*rec.StartTime).Milliseconds()
 		rec.DurationMillis = &d
@@ -163,10 +169,28 @@ func statusOf(condStatus, reason string) string {
 	return StatusUnknown
 }
 
-func utcMicro(t *time.Time) *time.Time {
-	if t == nil || t.IsZero() {
+// parseTime reads an RFC 3339 time; anything else is no time.
+func parseTime(v any) *time.Time {
+	s, ok := v.(string)
+	if !ok {
 		return nil
 	}
-	u := t.UTC().Truncate(time.Microsecond)
-	return &u
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.IsZero() {
+		return nil
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	return &t
+}
+
+// stringsOnly keeps the string values of a JSON object, as Kubernetes
+// labels and annotations are.
+func stringsOnly(m map[string]any) JSONMap {
+	out := JSONMap{}
+	for k, v := range m {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
 }

@@ -315,6 +315,9 @@ func (t *translator) operand(e celast.Expr, depth int) (operand, error) {
 			}
 			switch v := key.AsLiteral().(type) {
 			case types.String:
+				if strings.ContainsRune(string(v), 0) {
+					return operand{}, t.fail(key, "a key holding a NUL character cannot match anything: stored data never holds NUL")
+				}
 				return t.field(e, base, pathElem{key: string(v)})
 			case types.Int:
 				return t.field(e, base, pathElem{index: int(v), isIndex: true})
