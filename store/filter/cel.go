@@ -730,7 +730,7 @@ func (t *translator) stringTest(e celast.Expr, fn string, target, arg celast.Exp
 		if t.d == Postgres {
 			test = part("("+text.sql+" LIKE ? ESCAPE '\\')", append(text.args, "%"+escapeLike(s))...)
 		} else if s == "" {
-			test = part("("+text.sql+" IS NOT NULL)", text.args...)
+			test = part("(length("+text.sql+") >= 0)", text.args...) // NULL, like CEL's error, when absent
 		} else {
 			test = part("(length("+text.sql+") >= ? AND substr("+text.sql+", -?) = ?)",
 				concatArgs(text, part("", utf8.RuneCountInString(s)), text, part("", utf8.RuneCountInString(s), s))...)

@@ -253,3 +253,118 @@ func short(uids []string) string {
 	}
 	return b.String()
 }
+
+// TestDifferentialResults does the same for Result filters: annotations,
+// summary fields and times.
+func TestDifferentialResults(t *testing.T) {
+	env, err := filter.Env(filter.Results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		statuses := []string{"True", "False", "Unknown", ""}
+		for i := range 24 {
+			uid := uuid.NewString()
+			anns := map[string]string{}
+			if i%3 != 0 {
+				anns["team"] = texts[i%len(texts)]
+			}
+			if i%4 == 0 {
+				anns["it's"] = texts[(i*5)%len(texts)]
+			}
+			if _, err := s.CreateResult(ctx, "ns", uid, anns); err != nil {
+				t.Fatal(err)
+			}
+			if i%5 == 4 {
+				continue // a Result without a summary run
+			}
+			start := time.Date(2026, 2, 1+i, 0, 0, 0, 0, time.UTC)
+			obj := map[string]any{"apiVersion": "tekton.dev/v1", "kind": []string{"PipelineRun", "TaskRun"}[i%2],
+				"metadata": map[string]any{"name": fmt.Sprintf("run-%d", i), "namespace": "ns"},
+				"status": map[string]any{"startTime": start.Format(time.RFC3339), "conditions": []any{map[string]any{"type": "Succeeded", "status": statuses[i%4],
+					"reason": []string{"Succeeded", "Cancelled", "Running", ""}[i%4]}}}}
+			if i%4 != 2 {
+				obj["status"].(map[string]any)["completionTime"] = start.Add(time.Hour).Format(time.RFC3339)
+			}
+			data, _ := json.Marshal(obj)
+			if _, err := s.CreateRecord(ctx, store.RecordWrite{ResultName: store.ResultName("ns", uid), UID: uid, DataType: "tekton.dev/v1." + obj["kind"].(string), Data: data, UpdateSummary: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := s.ListResults(ctx, store.ListOptions{First: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids := make([]string, len(all.Items))
+		for i, r := range all.Items {
+			uids[i] = r.UID
+		}
+		anns, _ := s.AnnotationsByResult(ctx, uids)
+		g := &exprGen{rnd: rand.New(rand.NewPCG(9, 9))}
+		atom := func() string {
+			switch g.rnd.IntN(6) {
+			case 0:
+				return "summary.status " + g.pick("==", "!=") + " " + g.pick("SUCCESS", "FAILURE", "CANCELLED", "RUNNING", "UNKNOWN")
+			case 1:
+				return fmt.Sprintf("annotations[%s] %s %s", g.pick(`"team"`, `"it's"`, `"none"`), g.pick("==", "!=", "<", ">="), g.str())
+			case 2:
+				return fmt.Sprintf("%s in annotations", g.pick(`"team"`, `"it's"`, `"none"`))
+			case 3:
+				return fmt.Sprintf("summary.type %s %s", g.pick("==", "!="), g.pick(`"tekton.dev/v1.PipelineRun"`, `"tekton.dev/v1.TaskRun"`, `""`))
+			case 4:
+				return fmt.Sprintf("summary.%s %s timestamp(%q)", g.pick("start_time", "end_time"), g.pick("<", ">="), time.Date(2026, 2, 1+g.rnd.IntN(24), 12, 0, 0, 0, time.UTC).Format(time.RFC3339))
+			default:
+				return fmt.Sprintf("annotations[%s].%s(%s)", g.pick(`"team"`, `"it's"`), g.pick("startsWith", "endsWith", "contains"), g.str())
+			}
+		}
+		var expr func(int) string
+		expr = func(depth int) string {
+			if depth == 0 || g.rnd.IntN(3) == 0 {
+				return atom()
+			}
+			return g.pick("(", "!(") + expr(depth-1) + g.pick(" && ", " || ") + expr(depth-1) + ")"
+		}
+		for range 300 {
+			e := expr(2)
+			page, err := s.ListResults(ctx, store.ListOptions{Filter: e, First: 100})
+			if err != nil {
+				if !errors.Is(err, filter.ErrInvalid) {
+					t.Fatalf("%s: %v", e, err)
+				}
+				continue
+			}
+			ast, iss := env.Compile(e)
+			if iss.Err() != nil {
+				t.Fatalf("%s: %v", e, iss.Err())
+			}
+			prg, _ := env.Program(ast)
+			var want, got []string
+			for _, r := range all.Items {
+				m := map[string]string{}
+				for _, a := range anns[r.UID] {
+					m[a.Key] = a.Value
+				}
+				summary := map[string]any{"status": r.SummaryStatus, "type": r.SummaryType, "record": r.SummaryRecord}
+				if r.SummaryStartTime != nil {
+					summary["start_time"] = *r.SummaryStartTime
+				}
+				if r.SummaryEndTime != nil {
+					summary["end_time"] = *r.SummaryEndTime
+				}
+				v, _, err := prg.Eval(map[string]any{"name": r.Name, "uid": r.UID, "create_time": r.CreatedAt, "update_time": r.UpdatedAt, "annotations": m, "summary": summary})
+				if err == nil && v.Value() == true {
+					want = append(want, r.UID)
+				}
+			}
+			for _, r := range page.Items {
+				got = append(got, r.UID)
+			}
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s\n  database: %v\n  CEL:      %v", e, short(got), short(want))
+			}
+		}
+	})
+}
