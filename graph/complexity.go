@@ -32,5 +32,6 @@ func connectionCost(child int, first, last *int) int {
 	case last != nil && *last > 0:
 		size = *last
 	}
-	return 1 + size*child
+	// A page larger than the store allows is refused with its own message.
+	return 1 + min(size, store.MaxPageSize)*child
 }

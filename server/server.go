@@ -68,8 +68,8 @@ func New(cfg Config) http.Handler {
 		gql.Use(extension.Introspection{})
 	}
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	gql.Use(depthLimit{max: cfg.MaxDepth}) // before the cost: a deep query is told it is too deep
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
-	gql.Use(depthLimit{max: cfg.MaxDepth})
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger, RequestID))
 	gql.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Logger.ErrorContext(ctx, "resolver panicked", "request_id", RequestID(ctx), "panic", p)

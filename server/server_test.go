@@ -367,6 +367,8 @@ func TestFiltersOverGraphQL(t *testing.T) {
 			{"cel timestamp of data", "records", `filter: "timestamp(data.status.startTime) >= timestamp('2026-03-05T00:00:00Z')"`, 2},
 			{"cel or", "records", `filter: "data.metadata.namespace == 'prod' || data.status.conditions[0].reason == 'Running'"`, 5},
 			{"cel has", "records", `filter: "has(data.status.completionTime)"`, 11},
+			{"cel time coercion as in Tekton Results", "records", `filter: "data.status.completionTime > timestamp('2026-03-04T00:00:00Z')"`, 2},
+			{"cel type constant", "records", `filter: "data_type == PIPELINE_RUN && data.metadata.namespace == 'ci'"`, 3},
 			{"results typed status", "results", `where: {statuses: [SUCCEEDED]}`, 2},
 			{"results cel status", "results", `filter: "summary.status == FAILURE"`, 2},
 			{"results cel type", "results", `filter: "summary.type == 'tekton.dev/v1.PipelineRun' && summary.status != SUCCESS"`, 3},

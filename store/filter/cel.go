@@ -64,6 +64,8 @@ func Env(e Entity) (*cel.Env, error) {
 			cel.Variable("create_time", cel.TimestampType),
 			cel.Variable("update_time", cel.TimestampType),
 			cel.Variable("data", cel.DynType),
+			cel.Constant("PIPELINE_RUN", cel.StringType, types.String("tekton.dev/v1.PipelineRun")),
+			cel.Constant("TASK_RUN", cel.StringType, types.String("tekton.dev/v1.TaskRun")),
 		)...)
 		if envErr != nil {
 			return
@@ -373,6 +375,10 @@ func (t *translator) ident(e celast.Expr) (operand, error) {
 	switch {
 	case t.entity == Records && name == "data":
 		return operand{json: &jsonRef{column: "r.data"}}, nil
+	case t.entity == Records && name == "PIPELINE_RUN":
+		return operand{literal: types.String("tekton.dev/v1.PipelineRun")}, nil
+	case t.entity == Records && name == "TASK_RUN":
+		return operand{literal: types.String("tekton.dev/v1.TaskRun")}, nil
 	case t.entity == Results && name == "summary":
 		return operand{isSummary: true}, nil
 	case t.entity == Results && name == "annotations":
@@ -431,20 +437,26 @@ func (t *translator) timestamp(e, arg celast.Expr, depth int) (operand, error) {
 	if inner.json == nil || inner.scalar != nil {
 		return operand{}, t.fail(e, "timestamp() takes a constant or a string field of data")
 	}
-	text := t.jsonText(inner.json)
+	return t.jsonAsTime(inner.json), nil
+}
+
+// jsonAsTime reads the JSON value at j as a timestamp: RFC 3339 text
+// becomes a time; anything else, or nothing, is NULL (CEL: an error).
+func (t *translator) jsonAsTime(j *jsonRef) operand {
+	text := t.jsonText(j)
 	var p sqlPart
 	if t.d == Postgres {
 		// Only well-formed RFC 3339 text is cast, so that one malformed row
 		// cannot fail the whole query (CEL makes that row an error instead).
-		p = part("(CASE WHEN "+t.jsonTypeIs(inner.json, kString).sql+" AND "+text.sql+
+		p = part("(CASE WHEN "+t.jsonTypeIs(j, kString).sql+" AND "+text.sql+
 			` ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+){0,1}([Zz]|[+-][0-9]{2}:[0-9]{2})$'`+
-			" THEN ("+text.sql+")::timestamptz END)", concatArgs(t.jsonTypeIs(inner.json, kString), text, text)...)
+			" THEN ("+text.sql+")::timestamptz END)", concatArgs(t.jsonTypeIs(j, kString), text, text)...)
 	} else {
-		p = part("(CASE WHEN "+t.jsonTypeIs(inner.json, kString).sql+" AND "+text.sql+
+		p = part("(CASE WHEN "+t.jsonTypeIs(j, kString).sql+" AND "+text.sql+
 			" GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][Tt][0-9][0-9]:[0-9][0-9]:[0-9][0-9]*' THEN strftime('%Y-%m-%d %H:%M:%f', "+text.sql+") END)",
-			concatArgs(t.jsonTypeIs(inner.json, kString), text, text)...)
+			concatArgs(t.jsonTypeIs(j, kString), text, text)...)
 	}
-	return operand{scalar: &p, kind: kTime, jsonTime: true}, nil
+	return operand{scalar: &p, kind: kTime, jsonTime: true}
 }
 
 func (t *translator) size(e, target celast.Expr, depth int) (operand, error) {
@@ -543,6 +555,9 @@ func (t *translator) equality(e, a, b celast.Expr, positive bool) (sqlPart, erro
 	if !ok {
 		return sqlPart{}, t.fail(e, "unsupported constant")
 	}
+	if ck == kTime && f.json != nil && f.scalar == nil {
+		f = t.jsonAsTime(f.json) // as Tekton Results does: data.status.completionTime > timestamp("...")
+	}
 	if f.scalar != nil {
 		if ck == kNull {
 			// A present column is never null in CEL's eyes; absent is an error.
@@ -569,9 +584,6 @@ func (t *translator) equality(e, a, b celast.Expr, positive bool) (sqlPart, erro
 		typ := t.jsonType(f.json)
 		return part("(CASE WHEN "+typ.sql+" IS NULL THEN NULL ELSE "+t.jsonTypeIs(f.json, kNull).sql+" END)", concatArgs(typ, t.jsonTypeIs(f.json, kNull))...), nil
 	}
-	if ck == kTime {
-		return sqlPart{}, t.fail(e, "wrap the field in timestamp() to compare it with a timestamp")
-	}
 	val := t.jsonScalar(f.json, ck)
 	return t.jsonCase(f.json, ck, part("("+val.sql+" = ?)", append(val.args, t.literalArg(c, false))...), part("(1 = 0)")), nil
 }
@@ -589,6 +601,9 @@ func (t *translator) ordering(e celast.Expr, fn string, a, b celast.Expr) (sqlPa
 	if ck == kBool || ck == kNull {
 		return sqlPart{}, t.fail(e, "%s values cannot be ordered", ck)
 	}
+	if ck == kTime && f.json != nil && f.scalar == nil {
+		f = t.jsonAsTime(f.json)
+	}
 	collate := ""
 	if ck == kString && t.d == Postgres {
 		collate = ` COLLATE "C"` // CEL orders strings by code point
@@ -601,9 +616,6 @@ func (t *translator) ordering(e celast.Expr, fn string, a, b celast.Expr) (sqlPa
 	}
 	if f.json == nil {
 		return sqlPart{}, t.fail(e, "this value cannot be ordered")
-	}
-	if ck == kTime {
-		return sqlPart{}, t.fail(e, "wrap the field in timestamp() to compare it with a timestamp")
 	}
 	val := t.jsonScalar(f.json, ck)
 	return t.jsonCase(f.json, ck, part("("+val.sql+collate+" "+op+" ?)", append(val.args, t.literalArg(c, false))...), part("NULL")), nil
