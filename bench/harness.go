@@ -356,7 +356,9 @@ func newGenerator(namespaces int) *generator {
 
 type storeWhere = filter.RecordWhere
 
-func (g *generator) pipelineRunsOnly() *storeWhere { return &storeWhere{DataTypes: []string{store.TypePipelineRun}} }
+func (g *generator) pipelineRunsOnly() *storeWhere {
+	return &storeWhere{DataTypes: []string{store.TypePipelineRun}}
+}
 
 func (g *generator) pipelineWindow() *storeWhere {
 	p := "pipeline-3"
