@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	fs := newFlagSet("demo", "a demo")
+	listen := fs.String("listen", "127.0.0.1:8080", "address")
+	level := fs.String("log-level", "info", "level")
+	t.Setenv("ANNALS_LISTEN", "0.0.0.0:9999")
+	t.Setenv("ANNALS_LOG_LEVEL", "debug")
+	if err := parseFlags(fs, []string{"--log-level=warn"}); err != nil {
+		t.Fatal(err)
+	}
+	if *listen != "0.0.0.0:9999" || *level != "warn" {
+		t.Errorf("listen %q level %q: the environment fills flags, the command line wins", *listen, *level)
+	}
+	bad := newFlagSet("demo", "")
+	bad.Int("workers", 1, "")
+	t.Setenv("ANNALS_WORKERS", "many")
+	if err := parseFlags(bad, nil); err == nil || !strings.Contains(err.Error(), "ANNALS_WORKERS") {
+		t.Errorf("a bad environment value: %v", err)
+	}
+	if err := parseFlags(newFlagSet("demo", ""), []string{"stray"}); err == nil {
+		t.Error("a stray argument was accepted")
+	}
+}
+
+func TestHelpNamesEveryFlagAndVariable(t *testing.T) {
+	var out bytes.Buffer
+	fs := newFlagSet("serve", "Serves.")
+	fs.SetOutput(&out)
+	fs.String("database-url", "", "database")
+	if err := parseFlags(fs, []string{"--help"}); err != flag.ErrHelp {
+		t.Fatalf("--help: %v", err)
+	}
+	if !strings.Contains(out.String(), "--database-url") || !strings.Contains(out.String(), "$ANNALS_DATABASE_URL") {
+		t.Errorf("help: %s", out.String())
+	}
+}
+
+// The commands a newcomer runs: import, then serve (and stop on a signal).
+func TestImportThenServe(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "annals.db")
+	if err := runImport(context.Background(), []string{"--database-url", db, "--log-level", "error", "../../watcher/testdata/runs.json"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runMigrate(context.Background(), []string{"--database-url", db, "--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, []string{"--database-url", db, "--listen", addr, "--log-level", "error"}) }()
+	var body string
+	for range 100 {
+		resp, err := http.Post("http://"+addr+"/graphql", "application/json",
+			strings.NewReader(`{"query":"{ records(parent: \"-\") { totalCount } }"}`))
+		if err == nil {
+			b := new(bytes.Buffer)
+			b.ReadFrom(resp.Body)
+			resp.Body.Close()
+			body = b.String()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body != `{"data":{"records":{"totalCount":13}}}` {
+		t.Errorf("served %q", body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve after shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestBadDatabaseAndFile(t *testing.T) {
+	err := runServe(context.Background(), []string{"--database-url", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", "--log-level", "error"})
+	if err == nil || !strings.Contains(err.Error(), "database unreachable") {
+		t.Errorf("unreachable database: %v", err)
+	}
+	if err := runImport(context.Background(), []string{"--database-url", filepath.Join(t.TempDir(), "x.db"), "/no/such/file"}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
