@@ -30,6 +30,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Log() LogResolver
 	Mutation() MutationResolver
 	PipelineRun() PipelineRunResolver
 	Query() QueryResolver
@@ -49,6 +50,18 @@ type ComplexityRoot struct {
 	KeyValue struct {
 		Key   func(childComplexity int) int
 		Value func(childComplexity int) int
+	}
+
+	Log struct {
+		Available    func(childComplexity int) int
+		Container    func(childComplexity int) int
+		DownloadPath func(childComplexity int) int
+		Record       func(childComplexity int) int
+		Size         func(childComplexity int) int
+		Step         func(childComplexity int) int
+		Tail         func(childComplexity int, lines int) int
+		Text         func(childComplexity int, offset *int, length *int) int
+		Truncated    func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -174,6 +187,7 @@ type ComplexityRoot struct {
 		CompletionTime func(childComplexity int) int
 		Duration       func(childComplexity int) int
 		Labels         func(childComplexity int) int
+		Logs           func(childComplexity int) int
 		Message        func(childComplexity int) int
 		Name           func(childComplexity int) int
 		Namespace      func(childComplexity int) int
@@ -193,6 +207,10 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type LogResolver interface {
+	Text(ctx context.Context, obj *Log, offset *int, length *int) (string, error)
+	Tail(ctx context.Context, obj *Log, lines int) (string, error)
+}
 type MutationResolver interface {
 	CreateResult(ctx context.Context, input CreateResultInput) (*store.Result, error)
 	DeleteResult(ctx context.Context, name string, etag *string) (*DeletePayload, error)
@@ -233,6 +251,7 @@ type ResultResolver interface {
 }
 type TaskRunResolver interface {
 	PipelineRun(ctx context.Context, obj *TaskRun) (*store.Record, error)
+	Logs(ctx context.Context, obj *TaskRun) ([]*Log, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -272,6 +291,71 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.KeyValue.Value(childComplexity), true
+
+	case "Log.available":
+		if e.ComplexityRoot.Log.Available == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Log.Available(childComplexity), true
+	case "Log.container":
+		if e.ComplexityRoot.Log.Container == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Log.Container(childComplexity), true
+	case "Log.downloadPath":
+		if e.ComplexityRoot.Log.DownloadPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Log.DownloadPath(childComplexity), true
+	case "Log.record":
+		if e.ComplexityRoot.Log.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Log.Record(childComplexity), true
+	case "Log.size":
+		if e.ComplexityRoot.Log.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Log.Size(childComplexity), true
+	case "Log.step":
+		if e.ComplexityRoot.Log.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Log.Step(childComplexity), true
+	case "Log.tail":
+		if e.ComplexityRoot.Log.Tail == nil {
+			break
+		}
+
+		args, err := ec.field_Log_tail_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Log.Tail(childComplexity, args["lines"].(int)), true
+	case "Log.text":
+		if e.ComplexityRoot.Log.Text == nil {
+			break
+		}
+
+		args, err := ec.field_Log_text_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Log.Text(childComplexity, args["offset"].(*int), args["length"].(*int)), true
+	case "Log.truncated":
+		if e.ComplexityRoot.Log.Truncated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Log.Truncated(childComplexity), true
 
 	case "Mutation.createRecord":
 		if e.ComplexityRoot.Mutation.CreateRecord == nil {
@@ -864,6 +948,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TaskRun.Labels(childComplexity), true
+	case "TaskRun.logs":
+		if e.ComplexityRoot.TaskRun.Logs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TaskRun.Logs(childComplexity), true
 	case "TaskRun.message":
 		if e.ComplexityRoot.TaskRun.Message == nil {
 			break
@@ -1065,6 +1155,30 @@ func (ec *executionContext) childFields_KeyValue(ctx context.Context, field grap
 		return ec.fieldContext_KeyValue_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type KeyValue", field.Name)
+}
+
+func (ec *executionContext) childFields_Log(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "record":
+		return ec.fieldContext_Log_record(ctx, field)
+	case "step":
+		return ec.fieldContext_Log_step(ctx, field)
+	case "container":
+		return ec.fieldContext_Log_container(ctx, field)
+	case "available":
+		return ec.fieldContext_Log_available(ctx, field)
+	case "truncated":
+		return ec.fieldContext_Log_truncated(ctx, field)
+	case "size":
+		return ec.fieldContext_Log_size(ctx, field)
+	case "text":
+		return ec.fieldContext_Log_text(ctx, field)
+	case "tail":
+		return ec.fieldContext_Log_tail(ctx, field)
+	case "downloadPath":
+		return ec.fieldContext_Log_downloadPath(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Log", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1299,6 +1413,8 @@ func (ec *executionContext) childFields_TaskRun(ctx context.Context, field graph
 		return ec.fieldContext_TaskRun_steps(ctx, field)
 	case "pipelineRun":
 		return ec.fieldContext_TaskRun_pipelineRun(ctx, field)
+	case "logs":
+		return ec.fieldContext_TaskRun_logs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TaskRun", field.Name)
 }
@@ -1418,6 +1534,42 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Log_tail_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "lines",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["lines"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Log_text_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "offset",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["offset"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "length",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["length"] = arg1
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_createRecord_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -2078,6 +2230,264 @@ func (ec *executionContext) _KeyValue_value(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_KeyValue_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("KeyValue", field, false, false, "String")
+}
+
+func (ec *executionContext) _Log_record(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Record) graphql.Marshaler {
+			return ec.marshalNRecord2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐRecord(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Log",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Record(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Log_step(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_step(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Step(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_step(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Log", field, true, false, "String")
+}
+
+func (ec *executionContext) _Log_container(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_container(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Container(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_container(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Log", field, true, false, "String")
+}
+
+func (ec *executionContext) _Log_available(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_available(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Available(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_available(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Log", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _Log_truncated(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_truncated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Truncated(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_truncated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Log", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _Log_size(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_size(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Size(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_size(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Log", field, true, false, "Int")
+}
+
+func (ec *executionContext) _Log_text(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Log().Text(ctx, obj, fc.Args["offset"].(*int), fc.Args["length"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_text(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Log",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Log_text_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Log_tail(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_tail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Log().Tail(ctx, obj, fc.Args["lines"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_tail(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Log",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Log_tail_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Log_downloadPath(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_downloadPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DownloadPath(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_downloadPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Log", field, true, false, "String")
 }
 
 func (ec *executionContext) _Mutation_createResult(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -4875,6 +5285,38 @@ func (ec *executionContext) fieldContext_TaskRun_pipelineRun(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _TaskRun_logs(ctx context.Context, field graphql.CollectedField, obj *TaskRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TaskRun_logs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.TaskRun().Logs(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Log) graphql.Marshaler {
+			return ec.marshalNLog2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐLogᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TaskRun_logs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TaskRun",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Log(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6604,6 +7046,81 @@ func (ec *executionContext) _KeyValue(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var logImplementors = []string{"Log"}
+
+func (ec *executionContext) _Log(ctx context.Context, sel ast.SelectionSet, obj *Log) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, logImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Log")
+		case "record":
+			out.Values[i] = ec._Log_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "step":
+			out.Values[i] = ec._Log_step(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "container":
+			out.Values[i] = ec._Log_container(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "available":
+			out.Values[i] = ec._Log_available(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "truncated":
+			out.Values[i] = ec._Log_truncated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "size":
+			out.Values[i] = ec._Log_size(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "text":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Log_text(ctx, field, obj)
+				})
+		case "tail":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Log_tail(ctx, field, obj)
+				})
+		case "downloadPath":
+			out.Values[i] = ec._Log_downloadPath(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -7518,6 +8035,12 @@ func (ec *executionContext) _TaskRun(ctx context.Context, sel ast.SelectionSet, 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._TaskRun_pipelineRun(ctx, field, obj)
 				})
+		case "logs":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._TaskRun_logs(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8046,6 +8569,30 @@ func (ec *executionContext) unmarshalNKeyValueInput2ᚕᚖgithubᚗcomᚋannals�
 func (ec *executionContext) unmarshalNKeyValueInput2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐKeyValueInput(ctx context.Context, v any) (*KeyValueInput, error) {
 	res, err := ec.unmarshalInputKeyValueInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLog2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐLogᚄ(ctx context.Context, sel ast.SelectionSet, v []*Log) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLog2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐLog(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLog2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐLog(ctx context.Context, sel ast.SelectionSet, v *Log) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Log!")
+		return graphql.Null
+	}
+	return ec._Log(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNMatchOp2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐMatchOp(ctx context.Context, v any) (MatchOp, error) {

@@ -26,6 +26,7 @@ type Loaders struct {
 	taskRuns        *dataloader.Loader[taskRunsKey, *store.Page[*store.Record]]
 	countTaskRuns   *dataloader.Loader[taskRunsKey, int]
 	pipelineRunOf   *dataloader.Loader[pipelineRunKey, *store.Record]
+	logsOfTaskRun   *dataloader.Loader[string, []*store.Record]
 }
 
 // nestedKey asks for the nested list of one parent; Opts is the list's
@@ -95,6 +96,7 @@ func NewLoaders(s *store.Store) *Loaders {
 				})
 			return results(keys, func(k taskRunsKey) (int, error) { return counts[k], errs[k] })
 		}, dataloader.WithWait[taskRunsKey, int](batchWait)),
+		logsOfTaskRun: newMapLoader(s.LogsForTaskRuns),
 		pipelineRunOf: dataloader.NewBatchedLoader(func(ctx context.Context, keys []pipelineRunKey) []*dataloader.Result[*store.Record] {
 			pairs := make([][2]string, len(keys))
 			for i, k := range keys {

@@ -212,3 +212,24 @@ func params(ps []nameValue) []*Param {
 
 // Node is any object with a global ID: a *store.Result or a *store.Record.
 type Node interface{}
+
+// Log is one step's log: its Log Record and the record's data.
+type Log struct {
+	Record *store.Record
+	doc    store.LogData
+}
+
+func newLog(rec *store.Record) *Log {
+	l := &Log{Record: rec}
+	_ = json.Unmarshal(rec.Data, &l.doc)
+	return l
+}
+
+func (l *Log) Step() string      { return l.doc.Spec.Step }
+func (l *Log) Container() string { return l.doc.Spec.Container }
+func (l *Log) Available() bool   { return l.doc.Status.Available }
+func (l *Log) Truncated() bool   { return l.doc.Status.Truncated }
+func (l *Log) Size() int         { return int(l.doc.Status.Size) }
+
+// DownloadPath is where the server streams the whole log.
+func (l *Log) DownloadPath() string { return "/logs/" + l.Record.Name }

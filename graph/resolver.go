@@ -10,6 +10,12 @@ import (
 	"github.com/annals-dev/annals/store/filter"
 )
 
+// Limits of log fields: more than this is downloaded, not put in JSON.
+const (
+	maxLogText   = 1 << 20
+	maxTailLines = 10000
+)
+
 // Resolver answers GraphQL fields from the store.
 type Resolver struct {
 	Store *store.Store

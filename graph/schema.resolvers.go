@@ -13,6 +13,25 @@ import (
 	"github.com/annals-dev/annals/store"
 )
 
+// Text is the resolver for the text field.
+func (r *logResolver) Text(ctx context.Context, obj *Log, offset *int, length *int) (string, error) {
+	n := min(deref(length), maxLogText)
+	if length == nil {
+		n = maxLogText
+	}
+	b, err := r.Store.ReadLogRange(ctx, obj.Record.UID, int64(deref(offset)), int64(n))
+	return string(b), err
+}
+
+// Tail is the resolver for the tail field.
+func (r *logResolver) Tail(ctx context.Context, obj *Log, lines int) (string, error) {
+	if lines > maxTailLines {
+		return "", fmt.Errorf("%w: tail takes at most %d lines; download the log for more", store.ErrInvalidArgument, maxTailLines)
+	}
+	b, err := r.Store.TailLog(ctx, obj.Record.UID, lines)
+	return string(b), err
+}
+
 // CreateResult is the resolver for the createResult field.
 func (r *mutationResolver) CreateResult(ctx context.Context, input CreateResultInput) (*store.Result, error) {
 	return r.Store.CreateResult(ctx, input.Namespace, deref(input.UID), annotationMap(input.Annotations))
@@ -238,6 +257,22 @@ func (r *taskRunResolver) PipelineRun(ctx context.Context, obj *TaskRun) (*store
 	return r.loaders(ctx).pipelineRunOf.Load(ctx, pipelineRunKey{ResultUID: obj.Record.ResultUID, RunName: obj.Record.PipelineRunName})()
 }
 
+// Logs is the resolver for the logs field.
+func (r *taskRunResolver) Logs(ctx context.Context, obj *TaskRun) ([]*Log, error) {
+	recs, err := r.loaders(ctx).logsOfTaskRun.Load(ctx, obj.Record.UID)()
+	if err != nil {
+		return nil, err
+	}
+	logs := make([]*Log, len(recs))
+	for i, rec := range recs {
+		logs[i] = newLog(rec)
+	}
+	return logs, nil
+}
+
+// Log returns LogResolver implementation.
+func (r *Resolver) Log() LogResolver { return &logResolver{r} }
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
@@ -257,6 +292,7 @@ func (r *Resolver) Result() ResultResolver { return &resultResolver{r} }
 func (r *Resolver) TaskRun() TaskRunResolver { return &taskRunResolver{r} }
 
 type (
+	logResolver         struct{ *Resolver }
 	mutationResolver    struct{ *Resolver }
 	pipelineRunResolver struct{ *Resolver }
 	queryResolver       struct{ *Resolver }

@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -79,6 +81,7 @@ func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, graph.WithLoaders(cfg.Store, gql))))
 	mux.HandleFunc("GET /{$}", playground)
+	mux.Handle("GET /logs/{name...}", withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, cfg.Logger)))
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -204,4 +207,30 @@ func selectionDepth(set ast.SelectionSet, depth, limit int) int {
 		deepest = max(deepest, d)
 	}
 	return deepest
+}
+
+// downloadLog streams a whole log as plain text, chunk by chunk.
+func downloadLog(s *store.Store, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		rec, err := s.GetRecord(r.Context(), name)
+		switch {
+		case errors.Is(err, store.ErrInvalidArgument):
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		case errors.Is(err, store.ErrNotFound) || (err == nil && rec.DataType != store.TypeLog):
+			http.Error(w, fmt.Sprintf("no log %q", name), http.StatusNotFound)
+			return
+		case err != nil:
+			log.ErrorContext(r.Context(), "log download failed", "request_id", RequestID(r.Context()), "error", err)
+			http.Error(w, "internal error; quote request id "+RequestID(r.Context()), http.StatusInternalServerError)
+			return
+		}
+		body, _ := s.OpenLog(r.Context(), rec.UID)
+		defer body.Close()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if _, err := io.Copy(w, body); err != nil {
+			log.WarnContext(r.Context(), "log download cut short", "request_id", RequestID(r.Context()), "error", err)
+		}
+	}
 }

@@ -444,3 +444,59 @@ func TestComplexityLimit(t *testing.T) {
 		t.Errorf("a refused query ran %d statements", count.Load())
 	}
 }
+
+func TestLogsThroughGraphQLAndDownload(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := fixture(t, s)
+		ctx := context.Background()
+		trName := store.RecordName("ci", "5eed0000-0000-4000-8000-000000000001", "5eed0000-0000-4000-8000-00000000000c")
+		tr, err := s.GetRecord(ctx, trName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Repeat("compiling...\n", 30000) + "done\n" // 390 KB
+		if _, err := s.WriteLog(ctx, store.LogWrite{UID: "5eed0000-0000-4000-8000-0000000000a1", TaskRun: tr, Step: "build", Container: "step-build"}, strings.NewReader(text), 0); err != nil {
+			t.Fatal(err)
+		}
+		r := post(t, ctx, h, `query($n: String!) { record(name: $n) { taskRun { logs { step available truncated size text(offset: 0, length: 13) tail(lines: 2) downloadPath } } } }`,
+			map[string]any{"n": trName})
+		var got struct {
+			Record struct {
+				TaskRun struct {
+					Logs []struct {
+						Step, Text, Tail, DownloadPath string
+						Available, Truncated           bool
+						Size                           int
+					}
+				}
+			}
+		}
+		json.Unmarshal(r.Data, &got)
+		logs := got.Record.TaskRun.Logs
+		if len(r.Errors) > 0 || len(logs) != 1 || logs[0].Text != "compiling...\n" || logs[0].Tail != "compiling...\ndone\n" || logs[0].Size != len(text) || !logs[0].Available {
+			t.Fatalf("logs: %+v %+v", logs, r.Errors)
+		}
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		resp, err := http.Get(srv.URL + logs[0].DownloadPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := new(bytes.Buffer)
+		body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || body.String() != text || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+			t.Errorf("download: %d, %d bytes", resp.StatusCode, body.Len())
+		}
+		for path, want := range map[string]int{"/logs/ci/results/x": http.StatusBadRequest, "/logs/" + trName: http.StatusNotFound} {
+			resp, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+			}
+		}
+	})
+}

@@ -62,13 +62,12 @@ func (s *Store) migrate(ctx context.Context, ms *migrate.Migrations) (MigrationS
 	if err != nil {
 		return status, dbError(err)
 	}
-	if len(applied) > 0 {
-		// AppliedMigrations lists the newest first; the database keeps names only.
-		status.Version = applied[0].Name
-		for _, known := range ms.Sorted() {
-			if known.Name == status.Version {
-				status.Version = known.String()
-			}
+	for _, mig := range applied {
+		status.Version = max(status.Version, mig.Name) // names are zero-padded numbers
+	}
+	for _, known := range ms.Sorted() {
+		if known.Name == status.Version {
+			status.Version = known.String() // the database keeps names only, not comments
 		}
 	}
 	return status, s.loadCursorKey(ctx)

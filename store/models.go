@@ -83,6 +83,7 @@ type Record struct {
 	StartTime       *time.Time `bun:"start_time"`                // status.startTime
 	CompletionTime  *time.Time `bun:"completion_time"`           // status.completionTime
 	DurationMillis  *int64     `bun:"duration_ms"`               // completion - start, when both are set
+	OwnerUID        string     `bun:"owner_uid,notnull"`         // the Record this one is about: a Log's TaskRun
 
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`

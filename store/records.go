@@ -136,7 +136,7 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) ([]*Record,
 			chunk := recs[start:min(start+maxBatch, len(recs))]
 			q := tx.NewInsert().Model(&chunk).On("CONFLICT (uid) DO UPDATE")
 			for _, col := range []string{"data", "data_type", "run_name", "status", "reason", "pipeline_run_name",
-				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "updated_at"} {
+				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "owner_uid", "updated_at"} {
 				q = q.Set("? = EXCLUDED.?", bun.Ident(col), bun.Ident(col))
 			}
 			q = q.Set("version = record.version + 1").

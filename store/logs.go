@@ -1,0 +1,262 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/uptrace/bun"
+)
+
+// LogData is the data of a Log Record (results.tekton.dev/v1alpha3.Log),
+// shaped like Tekton Results' Log: which run and step it belongs to, and
+// what was stored. The bytes themselves are kept in chunks beside it.
+type LogData struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Spec       struct {
+		Resource struct {
+			Kind      string `json:"kind"`
+			Namespace string `json:"namespace"`
+			Name      string `json:"name"`
+			UID       string `json:"uid"`
+		} `json:"resource"`
+		Step      string `json:"step"`
+		Container string `json:"container"`
+	} `json:"spec"`
+	Status struct {
+		Size      int64  `json:"size"`      // bytes stored, marker included
+		Truncated bool   `json:"truncated"` // the log was longer than the limit
+		Available bool   `json:"available"` // false: the pod was gone, nothing could be read
+		Message   string `json:"message,omitempty"`
+	} `json:"status"`
+}
+
+// LogWrite describes one step's log of a TaskRun.
+type LogWrite struct {
+	UID       string  // the Log Record's uid
+	TaskRun   *Record // the TaskRun the log belongs to; the Log joins its Result
+	Step      string
+	Container string
+}
+
+// logChunkSize is how many bytes one stored chunk holds.
+const logChunkSize = 256 << 10
+
+// WriteLog stores a step's log read from r as a Log Record with its bytes,
+// replacing any earlier version, in one transaction. At most limit bytes are
+// kept (0: no limit); a longer log ends with a marker saying it was cut.
+// A nil r records that the log was unavailable.
+func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int64) (*Record, error) {
+	if w.TaskRun == nil {
+		return nil, fmt.Errorf("%w: a log needs its TaskRun", ErrInvalidArgument)
+	}
+	var doc LogData
+	doc.APIVersion, doc.Kind = "results.tekton.dev/v1alpha3", "Log"
+	doc.Spec.Resource.Kind, doc.Spec.Resource.Namespace = "TaskRun", w.TaskRun.Namespace
+	doc.Spec.Resource.Name, doc.Spec.Resource.UID = w.TaskRun.RunName, w.TaskRun.UID
+	doc.Spec.Step, doc.Spec.Container = w.Step, w.Container
+
+	var chunks [][]byte
+	if r == nil {
+		doc.Status.Message = "logs unavailable: the pod was gone before they could be read"
+	} else {
+		doc.Status.Available = true
+		var err error
+		chunks, doc.Status.Size, doc.Status.Truncated, err = readChunks(r, limit)
+		if err != nil {
+			return nil, fmt.Errorf("reading the log: %w", err)
+		}
+	}
+	data, _ := json.Marshal(doc)
+	rec, err := newRecord(RecordWrite{ResultName: w.TaskRun.ResultName, UID: w.UID, DataType: TypeLog, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewInsert().Model(rec).On("CONFLICT (uid) DO UPDATE")
+		for _, col := range []string{"data", "run_name", "owner_uid", "updated_at"} {
+			q = q.Set("? = EXCLUDED.?", bun.Ident(col), bun.Ident(col))
+		}
+		if _, err := q.Set("version = record.version + 1").Exec(ctx); err != nil {
+			return dbError(err)
+		}
+		if _, err := tx.NewDelete().Table("log_chunks").Where("record_uid = ?", rec.UID).Exec(ctx); err != nil {
+			return dbError(err)
+		}
+		for i, c := range chunks {
+			if _, err := tx.NewInsert().Model(&map[string]any{"record_uid": rec.UID, "seq": i, "data": c}).TableExpr("log_chunks").Exec(ctx); err != nil {
+				return dbError(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.GetRecord(ctx, rec.Name)
+}
+
+// readChunks reads r into chunks, keeping at most limit bytes plus a marker.
+// NUL bytes are dropped: text columns cannot hold them and logs never need them.
+func readChunks(r io.Reader, limit int64) (chunks [][]byte, size int64, truncated bool, err error) {
+	buf := make([]byte, logChunkSize)
+	var cur []byte
+	for {
+		n, err := io.ReadFull(r, buf)
+		part := bytes.ReplaceAll(buf[:n], []byte{0}, nil)
+		if limit > 0 && size+int64(len(part)) > limit {
+			part = part[:limit-size]
+			truncated = true
+		}
+		cur = append(cur, part...)
+		size += int64(len(part))
+		for len(cur) >= logChunkSize {
+			chunks = append(chunks, bytes.Clone(cur[:logChunkSize]))
+			cur = cur[logChunkSize:]
+		}
+		if truncated || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, false, err
+		}
+	}
+	if truncated {
+		marker := fmt.Sprintf("\n[annals: log truncated at %d bytes]\n", limit)
+		cur = append(cur, marker...)
+		size += int64(len(marker))
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks, size, truncated, nil
+}
+
+// LogsForTaskRuns returns the Log Records of many TaskRuns, by TaskRun uid,
+// in one statement, ordered by step name.
+func (s *Store) LogsForTaskRuns(ctx context.Context, taskRunUIDs []string) (map[string][]*Record, error) {
+	out := map[string][]*Record{}
+	if len(taskRunUIDs) == 0 {
+		return out, nil
+	}
+	var rows []*Record
+	if err := s.db.NewSelect().Model(&rows).Where("owner_uid IN (?)", bun.In(taskRunUIDs)).Where("data_type = ?", TypeLog).
+		Order("owner_uid", "created_at", "uid").Scan(ctx); err != nil {
+		return nil, dbError(err)
+	}
+	for _, r := range rows {
+		out[r.OwnerUID] = append(out[r.OwnerUID], r)
+	}
+	return out, nil
+}
+
+// OpenLog streams the bytes of a Log Record chunk by chunk, so that a large
+// log is never held whole in memory.
+func (s *Store) OpenLog(ctx context.Context, logUID string) (io.ReadCloser, error) {
+	return &logReader{ctx: ctx, s: s, uid: logUID}, nil
+}
+
+type logReader struct {
+	ctx  context.Context
+	s    *Store
+	uid  string
+	seq  int
+	cur  []byte
+	done bool
+}
+
+func (l *logReader) Read(p []byte) (int, error) {
+	for len(l.cur) == 0 {
+		if l.done {
+			return 0, io.EOF
+		}
+		chunk, err := l.s.logChunk(l.ctx, l.uid, l.seq)
+		if errors.Is(err, ErrNotFound) {
+			l.done = true
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		l.cur, l.seq = chunk, l.seq+1
+	}
+	n := copy(p, l.cur)
+	l.cur = l.cur[n:]
+	return n, nil
+}
+
+func (l *logReader) Close() error { return nil }
+
+func (s *Store) logChunk(ctx context.Context, uid string, seq int) ([]byte, error) {
+	var data []byte
+	err := s.db.NewSelect().Table("log_chunks").Column("data").Where("record_uid = ?", uid).Where("seq = ?", seq).Scan(ctx, &data)
+	return data, dbError(err)
+}
+
+// ReadLogRange returns length bytes of a log from offset (fewer at its end).
+func (s *Store) ReadLogRange(ctx context.Context, logUID string, offset, length int64) ([]byte, error) {
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("%w: offset and length cannot be negative", ErrInvalidArgument)
+	}
+	first, last := offset/logChunkSize, (offset+length-1)/logChunkSize
+	var chunks []struct {
+		Seq  int64  `bun:"seq"`
+		Data []byte `bun:"data"`
+	}
+	if length > 0 {
+		if err := s.db.NewSelect().Table("log_chunks").Column("seq", "data").Where("record_uid = ?", logUID).
+			Where("seq BETWEEN ? AND ?", first, last).Order("seq").Scan(ctx, &chunks); err != nil {
+			return nil, dbError(err)
+		}
+	}
+	var out []byte
+	for _, c := range chunks {
+		out = append(out, c.Data...)
+	}
+	skip := offset - first*logChunkSize
+	if skip >= int64(len(out)) {
+		return []byte{}, nil
+	}
+	out = out[skip:]
+	return out[:min(int64(len(out)), length)], nil
+}
+
+// TailLog returns the last lines of a log, reading chunks from its end.
+func (s *Store) TailLog(ctx context.Context, logUID string, lines int) ([]byte, error) {
+	if lines <= 0 {
+		return []byte{}, nil
+	}
+	var last *int64
+	err := s.db.NewSelect().Table("log_chunks").ColumnExpr("max(seq)").Where("record_uid = ?", logUID).Scan(ctx, &last)
+	if err != nil || last == nil {
+		return []byte{}, dbError(err)
+	}
+	var tail []byte
+	for seq := *last; seq >= 0; seq-- {
+		chunk, err := s.logChunk(ctx, logUID, int(seq))
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		tail = append(chunk, tail...)
+		// One newline more than lines: the log may end with a newline.
+		if bytes.Count(tail, []byte{'\n'}) > lines {
+			break
+		}
+	}
+	trimmed := bytes.TrimSuffix(tail, []byte{'\n'})
+	for i, seen := len(trimmed)-1, 0; i >= 0; i-- {
+		if trimmed[i] == '\n' {
+			if seen++; seen == lines {
+				return tail[i+1:], nil
+			}
+		}
+	}
+	return tail, nil
+}
