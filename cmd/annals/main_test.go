@@ -67,7 +67,9 @@ func TestImportThenServe(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, []string{"--database-url", db, "--listen", addr, "--log-level", "error"}) }()
+	go func() {
+		done <- runServe(ctx, []string{"--database-url", db, "--listen", addr, "--log-level", "error"})
+	}()
 	var body string
 	for range 100 {
 		resp, err := http.Post("http://"+addr+"/graphql", "application/json",
