@@ -152,6 +152,7 @@ func (r *queryResolver) Records(ctx context.Context, parent string, result *stri
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchTaskRuns(ctx, page.Items)
 	return &RecordConnection{connection[*store.Record]{page: page, count: func(ctx context.Context) (int, error) {
 		return r.Store.CountRecords(ctx, o)
 	}}}, nil
