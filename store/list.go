@@ -446,6 +446,12 @@ func listPage[T any](ctx context.Context, s *Store, p *plan, pos func(*T) cursor
 	return page, nil
 }
 
+// countPlan is the plan of a count: the list's conditions without paging.
+func (s *Store) countPlan(ent entity, o ListOptions) (*plan, error) {
+	o.First, o.Last, o.After, o.Before = 0, 0, "", ""
+	return s.plan(ent, o)
+}
+
 // CountResults counts the Results a list would page through.
 func (s *Store) CountResults(ctx context.Context, o ListOptions) (int, error) {
 	return s.count(ctx, resultsEntity, o)
@@ -457,8 +463,7 @@ func (s *Store) CountRecords(ctx context.Context, o ListOptions) (int, error) {
 }
 
 func (s *Store) count(ctx context.Context, ent entity, o ListOptions) (int, error) {
-	o.First, o.Last, o.After, o.Before = 0, 0, "", ""
-	p, err := s.plan(ent, o)
+	p, err := s.countPlan(ent, o)
 	if err != nil {
 		return 0, err
 	}

@@ -56,8 +56,8 @@ func (s *Store) CountRecordsForResults(ctx context.Context, resultUIDs []string,
 	if len(resultUIDs) == 0 {
 		return out, nil
 	}
-	o.ResultName, o.First, o.Last, o.After, o.Before = "", 0, 0, "", ""
-	p, err := s.plan(recordsEntity, o)
+	o.ResultName = ""
+	p, err := s.countPlan(recordsEntity, o)
 	if err != nil {
 		return nil, err
 	}
@@ -180,8 +180,8 @@ func (s *Store) CountTaskRunsForPipelineRuns(ctx context.Context, prs []*Record,
 	if len(prs) == 0 {
 		return out, nil
 	}
-	o.ResultName, o.First, o.Last, o.After, o.Before = "", 0, 0, "", ""
-	p, err := s.plan(recordsEntity, o)
+	o.ResultName = ""
+	p, err := s.countPlan(recordsEntity, o)
 	if err != nil {
 		return nil, err
 	}
