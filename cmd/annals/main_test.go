@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/annals-dev/annals/store"
 )
 
 func TestFlagsFromEnvironment(t *testing.T) {
@@ -104,5 +106,34 @@ func TestBadDatabaseAndFile(t *testing.T) {
 	}
 	if err := runImport(context.Background(), []string{"--database-url", filepath.Join(t.TempDir(), "x.db"), "/no/such/file"}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestRetentionCommand(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "annals.db")
+	if err := runImport(context.Background(), []string{"--database-url", db, "--log-level", "error", "../../watcher/testdata/runs.json"}); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(policy, []byte("defaultRetention: 7d\npolicies:\n- name: prod\n  selector: {matchNamespaces: [prod]}\n  retention: 3650d\n"), 0o644)
+	for _, args := range [][]string{{"--dry-run"}, {"--once"}} {
+		if err := runRetention(context.Background(), append([]string{"--database-url", db, "--policy-file", policy, "--log-level", "error"}, args...)); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	// The finished ci runs (March 2026) are past 7 days; prod is kept for ten
+	// years; the running pipeline has no end and counts from its creation.
+	s, err := store.Open(context.Background(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Migrate(context.Background())
+	if n, err := s.CountRecords(context.Background(), store.ListOptions{}); err != nil || n != 5 {
+		t.Errorf("%d records remain (%v), want 5: prod's 3 and the running pipeline's 2", n, err)
+	}
+	if err := runRetention(context.Background(), []string{"--database-url", db, "--log-level", "error"}); err == nil || !strings.Contains(err.Error(), "--policy-file") {
+		t.Errorf("missing policy file: %v", err)
 	}
 }

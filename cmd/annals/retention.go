@@ -2,10 +2,67 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/annals-dev/annals/retention"
+	"github.com/annals-dev/annals/store"
 )
 
-// runRetention is a placeholder until the owning helper writes the command.
 func runRetention(ctx context.Context, args []string) error {
-	return errors.New("not built yet")
+	fs := newFlagSet("retention", "Prunes old Results, with their Records and logs, by the policy in --policy-file (Tekton Results'\n"+
+		"retention ConfigMap keys, or the same ConfigMap exported as YAML), on its runAt schedule or once.")
+	policyFile := fs.String("policy-file", "", "YAML policy file or ConfigMap (required)")
+	once := fs.Bool("once", false, "run once and exit (for a Kubernetes CronJob) instead of on the schedule")
+	dryRun := fs.Bool("dry-run", false, "print what would be deleted, per policy and namespace, and delete nothing")
+	batch := fs.Int("batch-size", 100, "Results deleted per transaction")
+	dbURL := databaseURLFlag(fs)
+	logger := loggingFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	if *policyFile == "" {
+		return fmt.Errorf("--policy-file is required")
+	}
+	if *batch < 1 {
+		return fmt.Errorf("--batch-size must be at least 1")
+	}
+	cfg, err := retention.LoadFile(*policyFile)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	s, err := store.Open(ctx, *dbURL, store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Ready(ctx); err != nil {
+		return fmt.Errorf("database not migrated (run 'annals migrate'): %w", err)
+	}
+	agent := &retention.Agent{Store: s, Config: cfg, Log: log, BatchSize: *batch, DryRun: *dryRun}
+	if !*once && !*dryRun {
+		return agent.Run(ctx)
+	}
+	rep, err := agent.RunOnceAndLog(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	verb := "deleted"
+	if *dryRun {
+		verb = "would delete"
+	}
+	fmt.Fprintf(w, "POLICY\tNAMESPACE\tRESULTS\tRECORDS (%s)\n", verb)
+	for _, c := range rep.Counts {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", c.Policy, c.Namespace, c.Results, c.Records)
+	}
+	return w.Flush()
 }

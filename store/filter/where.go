@@ -143,14 +143,17 @@ func labelMatchSQL(d Dialect, m LabelMatch) (string, []any, error) {
 	}
 }
 
-// labelValue is the SQL of one label's value (NULL when absent), with the
-// key as its one argument. On SQLite the key is matched by json_each rather
-// than written into a JSON path, so that any key can be looked up.
-func labelValue(d Dialect) string {
+func labelValue(d Dialect) string { return LabelValue(d, "r") }
+
+// LabelValue is the SQL of one label's value on the records table aliased
+// alias (NULL when absent), with the key as its one argument. On SQLite the
+// key is matched by json_each rather than written into a JSON path, so that
+// any key can be looked up.
+func LabelValue(d Dialect, alias string) string {
 	if d == Postgres {
-		return "(r.labels ->> ?::text)"
+		return "(" + alias + ".labels ->> ?::text)"
 	}
-	return "(SELECT l.value FROM json_each(r.labels) AS l WHERE l.key = ? AND l.type = 'text')"
+	return "(SELECT l.value FROM json_each(" + alias + ".labels) AS l WHERE l.key = ? AND l.type = 'text')"
 }
 
 func checkStatuses(statuses []string) error {

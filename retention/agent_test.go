@@ -1,0 +1,264 @@
+package retention
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/annals-dev/annals/store"
+	"github.com/annals-dev/annals/store/storetest"
+)
+
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// run is one Result of the dataset: its summary run and what it carries.
+type run struct {
+	key, ns, status, reason, pipeline string
+	endedAgo                          time.Duration // 0: still running
+	labels, annotations               map[string]string
+	taskRuns                          int
+}
+
+func seed(t *testing.T, s *store.Store, runs []run) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	names := map[string]string{}
+	for _, r := range runs {
+		uid := uuid.NewString()
+		labels := map[string]string{"tekton.dev/pipeline": r.pipeline}
+		for k, v := range r.labels {
+			labels[k] = v
+		}
+		status := map[string]any{"startTime": now.Add(-r.endedAgo - time.Hour).Format(time.RFC3339),
+			"conditions": []any{map[string]any{"type": "Succeeded", "status": r.status, "reason": r.reason}}}
+		if r.endedAgo > 0 {
+			status["completionTime"] = now.Add(-r.endedAgo).Format(time.RFC3339)
+		}
+		data, _ := json.Marshal(map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+			"metadata": map[string]any{"name": r.key, "namespace": r.ns, "labels": labels}, "status": status})
+		writes := []store.RecordWrite{{ResultName: store.ResultName(r.ns, uid), UID: uid, DataType: store.TypePipelineRun, Data: data, UpdateSummary: true}}
+		for range r.taskRuns {
+			writes = append(writes, store.RecordWrite{ResultName: store.ResultName(r.ns, uid), UID: uuid.NewString(), DataType: store.TypeTaskRun, Data: []byte(`{}`)})
+		}
+		if _, err := s.UpsertRecords(ctx, writes); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.annotations) > 0 {
+			if _, err := s.UpdateResultAnnotations(ctx, store.ResultName(r.ns, uid), r.annotations, nil, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		names[r.key] = store.ResultName(r.ns, uid)
+	}
+	return names
+}
+
+func remaining(t *testing.T, s *store.Store, names map[string]string) []string {
+	t.Helper()
+	var out []string
+	for key, name := range names {
+		if _, err := s.GetResult(context.Background(), name); err == nil {
+			out = append(out, key)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+
+var dataset = []run{
+	{key: "prod-failed-40d", ns: "prod", status: "False", reason: "Failed", endedAgo: 40 * day, taskRuns: 2},
+	{key: "prod-failed-70d", ns: "prod", status: "False", reason: "Failed", endedAgo: 70 * day, taskRuns: 2},
+	{key: "prod-timeout-70d", ns: "prod", status: "False", reason: "PipelineRunTimeout", endedAgo: 70 * day},
+	{key: "prod-ok-20d", ns: "prod", status: "True", reason: "Succeeded", endedAgo: 20 * day},
+	{key: "prod-ok-40d", ns: "prod", status: "True", reason: "Succeeded", endedAgo: 40 * day, taskRuns: 3},
+	{key: "dev-web-2d", ns: "dev", status: "True", reason: "Succeeded", endedAgo: 2 * day, labels: map[string]string{"app": "web"}},
+	{key: "dev-other-2d", ns: "dev", status: "True", reason: "Succeeded", endedAgo: 2 * day, labels: map[string]string{"app": "other"}},
+	{key: "sandbox-api-10h", ns: "sandbox", status: "True", reason: "Succeeded", endedAgo: 10 * time.Hour, labels: map[string]string{"app": "api"}},
+	{key: "prod-running", ns: "prod", status: "Unknown", reason: "Running"},
+}
+
+func TestPolicies(t *testing.T) {
+	tests := []struct {
+		name, file string
+		runs       []run
+		want       []string
+	}{
+		{"tekton results configmap", "testdata/results-retention-configmap.yaml", dataset,
+			[]string{"dev-other-2d", "prod-failed-40d", "prod-ok-20d", "prod-running", "sandbox-api-10h"}},
+		{"keep last per pipeline, annotations", "testdata/annals-policy.yaml", []run{
+			{key: "release-100d", ns: "a", status: "True", reason: "Succeeded", pipeline: "ship", endedAgo: 100 * day, annotations: map[string]string{"release": "true"}},
+			{key: "ship-100d", ns: "a", status: "True", reason: "Succeeded", pipeline: "ship", endedAgo: 100 * day},
+			{key: "nightly-10d", ns: "a", status: "True", pipeline: "nightly-build", endedAgo: 10 * day},
+			{key: "nightly-11d", ns: "a", status: "True", pipeline: "nightly-build", endedAgo: 11 * day},
+			{key: "nightly-12d", ns: "a", status: "True", pipeline: "nightly-build", endedAgo: 12 * day},
+			{key: "nightly-13d", ns: "b", status: "True", pipeline: "nightly-build", endedAgo: 13 * day},
+			{key: "nightly-14d", ns: "b", status: "True", pipeline: "nightly-build", endedAgo: 14 * day},
+			{key: "nightly-15d", ns: "b", status: "True", pipeline: "nightly-build", endedAgo: 15 * day},
+			{key: "nightly-16d", ns: "a", status: "True", pipeline: "nightly-build", endedAgo: 16 * day},
+			{key: "nightly-1d", ns: "a", status: "True", pipeline: "nightly-build", endedAgo: day},
+		}, []string{"nightly-10d", "nightly-11d", "nightly-12d", "nightly-13d", "nightly-1d", "release-100d"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T, s *store.Store) {
+				cfg, err := LoadFile(tt.file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				names := seed(t, s, tt.runs)
+				agent := &Agent{Store: s, Config: cfg, Log: slog.New(slog.DiscardHandler), BatchSize: 2, now: func() time.Time { return now }}
+
+				dry := *agent
+				dry.DryRun = true
+				rep, err := dry.RunOnce(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				wouldGo := 0
+				for _, c := range rep.Counts {
+					wouldGo += c.Results
+				}
+				if len(remaining(t, s, names)) != len(tt.runs) || wouldGo != len(tt.runs)-len(tt.want) {
+					t.Fatalf("dry run: counted %d, deleted %d", wouldGo, len(tt.runs)-len(remaining(t, s, names)))
+				}
+
+				if _, err := agent.RunOnce(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if got := remaining(t, s, names); !slices.Equal(got, tt.want) {
+					t.Errorf("kept %v, want %v", got, tt.want)
+				}
+			})
+		})
+	}
+}
+
+// A run stopped between batches leaves whole Results, and the next run
+// finishes the job.
+func TestInterruptedRunResumes(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		cfg, err := LoadFile("testdata/results-retention-configmap.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := seed(t, s, dataset)
+		ctx, cancel := context.WithCancel(context.Background())
+		agent := &Agent{Store: s, Config: cfg, Log: slog.New(slog.DiscardHandler), BatchSize: 1, now: func() time.Time { return now }, afterBatch: cancel}
+		if _, err := agent.RunOnce(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("interrupted run: %v", err)
+		}
+		left := remaining(t, s, names)
+		if len(left) != len(dataset)-1 {
+			t.Fatalf("one batch of one should have gone, %d of %d remain", len(left), len(dataset))
+		}
+		for _, key := range left {
+			page, err := s.ListRecords(context.Background(), store.ListOptions{ResultName: names[key]})
+			if err != nil || len(page.Items) == 0 {
+				t.Errorf("%s lost its records: %v", key, err)
+			}
+		}
+		agent.afterBatch = nil
+		if _, err := agent.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := remaining(t, s, names); len(got) != 5 {
+			t.Errorf("after resuming: %v", got)
+		}
+	})
+}
+
+func TestOneAgentAtATime(t *testing.T) {
+	s, _ := storetest.Open(t, "postgres")
+	cfg, _ := Parse([]byte(`defaultRetention: 1d`))
+	ok, release, err := s.LockPruning(context.Background())
+	if err != nil || !ok {
+		t.Fatalf("first lock: %v %v", ok, err)
+	}
+	agent := &Agent{Store: s, Config: cfg, Log: slog.New(slog.DiscardHandler), BatchSize: 10}
+	if _, err := agent.RunOnce(context.Background()); !errors.Is(err, ErrLocked) {
+		t.Errorf("a second agent ran: %v", err)
+	}
+	release()
+	if _, err := agent.RunOnce(context.Background()); err != nil {
+		t.Errorf("after release: %v", err)
+	}
+}
+
+// BenchmarkPrune prunes Results of 5 Records each while readers page through
+// the store. ANNALS_PRUNE_BENCH_RESULTS sets how many (default 2000; 20000
+// is the 100,000-Record run of issue 8):
+//
+//	ANNALS_PRUNE_BENCH_RESULTS=20000 go test ./retention -run XXX -bench Prune -benchtime 1x
+func BenchmarkPrune(b *testing.B) {
+	n := 2000
+	if v, err := strconv.Atoi(os.Getenv("ANNALS_PRUNE_BENCH_RESULTS")); err == nil {
+		n = v
+	}
+	for _, kind := range storetest.Kinds {
+		b.Run(kind, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				s, _ := storetest.Open(b, kind)
+				var writes []store.RecordWrite
+				old := now.Add(-100 * day).Format(time.RFC3339)
+				for i := range n {
+					uid := uuid.NewString()
+					data := []byte(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun","metadata":{"name":"r` + strconv.Itoa(i) + `"},"status":{"completionTime":"` + old + `"}}`)
+					writes = append(writes, store.RecordWrite{ResultName: store.ResultName("ns", uid), UID: uid, DataType: store.TypePipelineRun, Data: data, UpdateSummary: true})
+					for range 4 {
+						writes = append(writes, store.RecordWrite{ResultName: store.ResultName("ns", uid), UID: uuid.NewString(), DataType: store.TypeTaskRun, Data: []byte(`{}`)})
+					}
+					if len(writes) >= 500 {
+						if _, err := s.UpsertRecords(context.Background(), writes); err != nil {
+							b.Fatal(err)
+						}
+						writes = writes[:0]
+					}
+				}
+				if _, err := s.UpsertRecords(context.Background(), writes); err != nil {
+					b.Fatal(err)
+				}
+				cfg, _ := Parse([]byte(`defaultRetention: 30d`))
+				agent := &Agent{Store: s, Config: cfg, Log: slog.New(slog.DiscardHandler), BatchSize: 100, now: func() time.Time { return now }}
+				ctx, stop := context.WithCancel(context.Background())
+				var reads atomic.Int64
+				var slowest atomic.Int64
+				go func() {
+					for ctx.Err() == nil {
+						start := time.Now()
+						if _, err := s.ListRecords(ctx, store.ListOptions{First: 50}); err == nil {
+							reads.Add(1)
+						}
+						if d := time.Since(start).Microseconds(); d > slowest.Load() {
+							slowest.Store(d)
+						}
+					}
+				}()
+				b.StartTimer()
+				start := time.Now()
+				rep, err := agent.RunOnce(context.Background())
+				elapsed := time.Since(start)
+				b.StopTimer()
+				stop()
+				if err != nil || rep.Counts[0].Records != 5*n {
+					b.Fatalf("%v %+v", err, rep)
+				}
+				b.ReportMetric(float64(5*n)/elapsed.Seconds(), "records/s")
+				b.ReportMetric(float64(reads.Load())/elapsed.Seconds(), "reads/s")
+				b.ReportMetric(float64(slowest.Load())/1000, "slowest-read-ms")
+			}
+		})
+	}
+}

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/annals-dev/annals/store/filter"
+)
+
+// PruneSelector picks Results for a retention policy. Lists are OR within
+// themselves, the parts AND together, and an empty part matches everything.
+// Labels and pipeline or task names are those of the Result's summary run;
+// statuses match the summary status or the summary run's reason.
+type PruneSelector struct {
+	Namespaces  []string
+	Labels      map[string][]string
+	Annotations map[string][]string
+	Statuses    []string
+	DataTypes   []string
+	Pipelines   []string
+	Tasks       []string
+}
+
+// PrunePolicy is one rule, in order: a Result is governed by the first
+// policy whose selector it matches, and pruned when it ended (or, without an
+// end, was created) before Cutoff, unless it is among the KeepLast newest of
+// its Pipeline under that policy.
+type PrunePolicy struct {
+	Name     string
+	Selector PruneSelector
+	Cutoff   time.Time
+	KeepLast int
+}
+
+// PruneTarget is a Result a policy would delete.
+type PruneTarget struct {
+	UID       string `bun:"uid"`
+	Name      string `bun:"name"`
+	Namespace string `bun:"namespace"`
+	Records   int    `bun:"records"`
+}
+
+// selectorSQL is the condition of a selector over a Result (alias res) and
+// its summary Record (alias rec, LEFT JOINed, so possibly NULL).
+func (s *Store) selectorSQL(sel PruneSelector, res, rec string) (string, []any) {
+	var parts []string
+	var args []any
+	in := func(expr string, values []string) {
+		if len(values) > 0 {
+			parts = append(parts, expr+" IN ("+filter.Placeholders(len(values))+")")
+			args = append(args, filter.Args(values)...)
+		}
+	}
+	in(res+".namespace", sel.Namespaces)
+	in(res+".summary_type", sel.DataTypes)
+	in(rec+".pipeline_name", sel.Pipelines)
+	in(rec+".task_name", sel.Tasks)
+	if len(sel.Statuses) > 0 {
+		ph := filter.Placeholders(len(sel.Statuses))
+		parts = append(parts, "("+res+".summary_status IN ("+ph+") OR "+rec+".reason IN ("+ph+"))")
+		args = append(args, append(filter.Args(sel.Statuses), filter.Args(sel.Statuses)...)...)
+	}
+	for _, key := range sortedKeys(sel.Labels) {
+		parts = append(parts, filter.LabelValue(s.dialect, rec)+" IN ("+filter.Placeholders(len(sel.Labels[key]))+")")
+		args = append(append(args, key), filter.Args(sel.Labels[key])...)
+	}
+	for _, key := range sortedKeys(sel.Annotations) {
+		parts = append(parts, "EXISTS (SELECT 1 FROM result_annotations a WHERE a.result_uid = "+res+".uid AND a.key = ? AND a.value IN ("+
+			filter.Placeholders(len(sel.Annotations[key]))+"))")
+		args = append(append(args, key), filter.Args(sel.Annotations[key])...)
+	}
+	if len(parts) == 0 {
+		return "(1 = 1)", nil
+	}
+	return "(" + strings.Join(parts, " AND ") + ")", args
+}
+
+func sortedKeys(m map[string][]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// pruneQuery selects the Results governed by policies[i] that it prunes.
+func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
+	const from = " FROM results AS res LEFT JOIN records AS rec ON rec.name = res.summary_record"
+	p := policies[i]
+	var conds []string
+	var args []any
+	sel, selArgs := s.selectorSQL(p.Selector, "res", "rec")
+	conds, args = append(conds, sel), append(args, selArgs...)
+	for _, earlier := range policies[:i] {
+		sel, selArgs := s.selectorSQL(earlier.Selector, "res", "rec")
+		conds, args = append(conds, "NOT "+sel), append(args, selArgs...)
+	}
+	conds = append(conds, "COALESCE(res.summary_end_time, res.created_at) < ?")
+	args = append(args, filter.TimeArg(s.dialect, p.Cutoff))
+	if p.KeepLast > 0 {
+		// The newest KeepLast Results of each Pipeline under this policy stay.
+		keepSel, keepArgs := s.selectorSQL(p.Selector, "res2", "rec2")
+		keep := "SELECT k.uid FROM (SELECT res2.uid, ROW_NUMBER() OVER (PARTITION BY COALESCE(rec2.pipeline_name, '') " +
+			"ORDER BY COALESCE(res2.summary_end_time, res2.created_at) DESC, res2.uid DESC) AS rn " +
+			"FROM results AS res2 LEFT JOIN records AS rec2 ON rec2.name = res2.summary_record WHERE " + keepSel
+		args = append(args, keepArgs...)
+		for _, earlier := range policies[:i] {
+			sel, selArgs := s.selectorSQL(earlier.Selector, "res2", "rec2")
+			keep += " AND NOT " + sel
+			args = append(args, selArgs...)
+		}
+		keep += ") AS k WHERE k.rn <= ?"
+		args = append(args, p.KeepLast)
+		conds = append(conds, "res.uid NOT IN ("+keep+")")
+	}
+	return from + " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// PruneCandidates returns up to limit Results that policies[i] prunes,
+// oldest first, with the number of Records each holds.
+func (s *Store) PruneCandidates(ctx context.Context, policies []PrunePolicy, i, limit int) ([]PruneTarget, error) {
+	from, args := s.pruneQuery(policies, i)
+	var out []PruneTarget
+	err := s.queryRows(ctx, &out, "SELECT res.uid, res.name, res.namespace, (SELECT count(*) FROM records x WHERE x.result_uid = res.uid) AS records"+
+		from+" ORDER BY COALESCE(res.summary_end_time, res.created_at), res.uid LIMIT ?", append(args, limit)...)
+	return out, err
+}
+
+// PruneCounts counts, per namespace, the Results and Records policies[i]
+// would prune: what a dry run reports.
+func (s *Store) PruneCounts(ctx context.Context, policies []PrunePolicy, i int) (map[string][2]int, error) {
+	from, args := s.pruneQuery(policies, i)
+	var rows []struct {
+		Namespace string `bun:"namespace"`
+		Results   int    `bun:"results"`
+		Records   int    `bun:"records"`
+	}
+	err := s.queryRows(ctx, &rows, "SELECT res.namespace, count(*) AS results, COALESCE(sum((SELECT count(*) FROM records x WHERE x.result_uid = res.uid)), 0) AS records"+
+		from+" GROUP BY res.namespace", args...)
+	out := map[string][2]int{}
+	for _, r := range rows {
+		out[r.Namespace] = [2]int{r.Results, r.Records}
+	}
+	return out, err
+}
+
+// DeleteResults deletes Results whole, with their Records, annotations and
+// logs, in one transaction: a batch goes entirely or not at all.
+func (s *Store) DeleteResults(ctx context.Context, uids []string) (int, error) {
+	if len(uids) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewDelete().Model((*Result)(nil)).Where("uid IN (?)", bun.In(uids)).Exec(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+// pruneLockID is the PostgreSQL advisory lock held by the one retention
+// agent that prunes at a time.
+const pruneLockID = 0x616e6e616c7370 // "annalsp"
+
+// LockPruning takes the retention lock without waiting. It returns false
+// when another agent holds it; release frees it. On SQLite, whose writes are
+// serialised by the database itself, it always succeeds.
+func (s *Store) LockPruning(ctx context.Context) (ok bool, release func(), err error) {
+	if s.dialect != filter.Postgres {
+		return true, func() {}, nil
+	}
+	conn, err := s.db.DB.Conn(ctx)
+	if err != nil {
+		return false, nil, dbError(err)
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", pruneLockID).Scan(&got); err != nil {
+		conn.Close()
+		return false, nil, dbError(err)
+	}
+	if !got {
+		conn.Close()
+		return false, nil, nil
+	}
+	return true, func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", pruneLockID)
+		conn.Close()
+	}, nil
+}
