@@ -76,7 +76,6 @@ func remaining(t *testing.T, s *store.Store, names map[string]string) []string {
 	return out
 }
 
-
 var dataset = []run{
 	{key: "prod-failed-40d", ns: "prod", status: "False", reason: "Failed", endedAgo: 40 * day, taskRuns: 2},
 	{key: "prod-failed-70d", ns: "prod", status: "False", reason: "Failed", endedAgo: 70 * day, taskRuns: 2},
