@@ -16,8 +16,9 @@ type Agent struct {
 	Store     *store.Store
 	Config    *Config
 	Log       *slog.Logger
-	BatchSize int  // Results deleted per transaction
-	DryRun    bool // count what would go, delete nothing
+	BatchSize int      // Results deleted per transaction
+	DryRun    bool     // count what would go, delete nothing
+	Metrics   *Metrics // nil: no metrics
 
 	now        func() time.Time // tests set the clock
 	afterBatch func()           // tests interrupt a run between batches
@@ -133,6 +134,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) runAndLog(ctx context.Context) (*Report, error) {
 	rep, err := a.RunOnce(ctx)
 	if errors.Is(err, ErrLocked) {
+		a.Metrics.observe(rep, "skipped", a.DryRun)
 		a.Log.Info("retention run skipped: another agent is pruning")
 		return rep, err
 	}
@@ -147,8 +149,10 @@ func (a *Agent) runAndLog(ctx context.Context) (*Report, error) {
 		attrs = append(attrs, "duration_ms", rep.Duration.Milliseconds())
 	}
 	if err != nil {
+		a.Metrics.observe(rep, "error", a.DryRun)
 		a.Log.Error("retention run failed", append(attrs, "error", err)...)
 	} else {
+		a.Metrics.observe(rep, "ok", a.DryRun)
 		a.Log.Info("retention run", attrs...)
 	}
 	return rep, err

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/annals-dev/annals/store"
 	"github.com/annals-dev/annals/store/storetest"
@@ -259,5 +261,23 @@ func BenchmarkPrune(b *testing.B) {
 				b.ReportMetric(float64(slowest.Load())/1000, "slowest-read-ms")
 			}
 		})
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	s, _ := storetest.Open(t, "sqlite")
+	seed(t, s, dataset)
+	cfg, _ := Parse([]byte(`defaultRetention: 7d`))
+	reg := prometheus.NewRegistry()
+	agent := &Agent{Store: s, Config: cfg, Log: slog.New(slog.DiscardHandler), BatchSize: 3, Metrics: NewMetrics(reg), now: func() time.Time { return now }}
+	if _, err := agent.RunOnceAndLog(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Past 7 days: the five finished prod Results, with 12 Records.
+	if got := testutil.ToFloat64(agent.Metrics.deletedResults); got != 5 {
+		t.Errorf("deleted results metric: %v, want 5", got)
+	}
+	if got := testutil.ToFloat64(agent.Metrics.deletedRecords); got != 12 {
+		t.Errorf("deleted records metric: %v, want 12", got)
 	}
 }

@@ -3,10 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/annals-dev/annals/retention"
+	"github.com/annals-dev/annals/server"
 	"github.com/annals-dev/annals/store"
 )
 
@@ -17,6 +23,7 @@ func runRetention(ctx context.Context, args []string) error {
 	once := fs.Bool("once", false, "run once and exit (for a Kubernetes CronJob) instead of on the schedule")
 	dryRun := fs.Bool("dry-run", false, "print what would be deleted, per policy and namespace, and delete nothing")
 	batch := fs.Int("batch-size", 100, "Results deleted per transaction")
+	metricsAddr := fs.String("metrics-listen", "", "address of the /metrics and /healthz endpoints while running on the schedule (\"\": none), e.g. :9090")
 	dbURL := databaseURLFlag(fs)
 	logger := loggingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -49,6 +56,18 @@ func runRetention(ctx context.Context, args []string) error {
 	}
 	agent := &retention.Agent{Store: s, Config: cfg, Log: log, BatchSize: *batch, DryRun: *dryRun}
 	if !*once && !*dryRun {
+		if *metricsAddr != "" {
+			reg := prometheus.NewRegistry()
+			agent.Metrics = retention.NewMetrics(reg)
+			mux := http.NewServeMux()
+			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+			go func() {
+				if err := server.Serve(ctx, *metricsAddr, mux, log, 5*time.Second); err != nil {
+					log.Error("metrics endpoint stopped", "error", err)
+				}
+			}()
+		}
 		return agent.Run(ctx)
 	}
 	rep, err := agent.RunOnceAndLog(ctx)
