@@ -34,6 +34,7 @@ type Count struct {
 // Report is the outcome of one run.
 type Report struct {
 	Counts   []Count
+	LogBytes int64 // bytes of logs deleted (not counted by dry runs)
 	Duration time.Duration
 	Skipped  bool // another agent held the lock
 }
@@ -85,12 +86,14 @@ func (a *Agent) RunOnce(ctx context.Context) (*Report, error) {
 			for j, t := range batch {
 				uids[j] = t.UID
 			}
-			if _, err := a.Store.DeleteResults(ctx, uids); err != nil {
+			_, logBytes, err := a.Store.DeleteResults(ctx, uids)
+			if err != nil {
 				return rep, fmt.Errorf("policy %q: %w", p.Name, err)
 			}
 			if a.afterBatch != nil {
 				a.afterBatch()
 			}
+			rep.LogBytes += logBytes
 			for _, t := range batch {
 				c := perNamespace[t.Namespace]
 				if c == nil {
@@ -145,6 +148,9 @@ func (a *Agent) runAndLog(ctx context.Context) (*Report, error) {
 		}
 	}
 	attrs := []any{"dry_run", a.DryRun, "results", results, "records", records}
+	if rep != nil {
+		attrs = append(attrs, "log_bytes", rep.LogBytes)
+	}
 	if rep != nil {
 		attrs = append(attrs, "duration_ms", rep.Duration.Milliseconds())
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/annals-dev/annals/store"
+	"github.com/annals-dev/annals/store/filter"
 	"github.com/annals-dev/annals/store/storetest"
 )
 
@@ -280,4 +282,35 @@ func TestMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(agent.Metrics.deletedRecords); got != 12 {
 		t.Errorf("deleted records metric: %v, want 12", got)
 	}
+}
+
+func TestKeepLastByLabelAndLogBytes(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		names := seed(t, s, []run{
+			{key: "web-20d", ns: "a", status: "True", endedAgo: 20 * day, labels: map[string]string{"app": "web"}},
+			{key: "web-30d", ns: "a", status: "True", endedAgo: 30 * day, labels: map[string]string{"app": "web"}},
+			{key: "api-40d", ns: "a", status: "True", endedAgo: 40 * day, labels: map[string]string{"app": "api"}},
+			{key: "api-50d", ns: "a", status: "True", endedAgo: 50 * day, labels: map[string]string{"app": "api"}, taskRuns: 1},
+		})
+		// A log on the oldest Result's TaskRun.
+		page, _ := s.ListRecords(context.Background(), store.ListOptions{ResultName: names["api-50d"], RecordWhere: &filter.RecordWhere{DataTypes: []string{store.TypeTaskRun}}})
+		if _, err := s.WriteLog(context.Background(), store.LogWrite{UID: uuid.NewString(), TaskRun: page.Items[0], Step: "s"}, strings.NewReader("0123456789"), 0); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Parse([]byte("policies:\n- name: per-app\n  retention: 1d\n  keepLast: 1\n  keepLastByLabel: app\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		agent := &Agent{Store: s, Config: cfg, Log: slog.New(slog.DiscardHandler), BatchSize: 10, Metrics: NewMetrics(reg), now: func() time.Time { return now }}
+		if _, err := agent.RunOnceAndLog(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := remaining(t, s, names); !slices.Equal(got, []string{"api-40d", "web-20d"}) {
+			t.Errorf("kept %v, want the newest of each app", got)
+		}
+		if got := testutil.ToFloat64(agent.Metrics.deletedLogs); got != 10 {
+			t.Errorf("deleted log bytes: %v, want 10", got)
+		}
+	})
 }

@@ -17,7 +17,8 @@
 //
 // A Result's age runs from its summary end time, or its creation when the
 // run never finished. keepLast keeps the newest N Results of each Pipeline
-// under a policy whatever their age.
+// (or, with keepLastByLabel, of each value of that label) under a policy
+// whatever their age.
 package retention
 
 import (
@@ -44,10 +45,11 @@ type Config struct {
 
 // Policy is one named rule.
 type Policy struct {
-	Name      string
-	Selector  store.PruneSelector
-	Retention time.Duration
-	KeepLast  int
+	Name            string
+	Selector        store.PruneSelector
+	Retention       time.Duration
+	KeepLast        int
+	KeepLastByLabel string
 }
 
 // file is the policy as written: the keys of Tekton Results' retention
@@ -72,8 +74,9 @@ type policyFile struct {
 		MatchPipelines   []string            `json:"matchPipelines"`
 		MatchTasks       []string            `json:"matchTasks"`
 	} `json:"selector"`
-	Retention any `json:"retention"`
-	KeepLast  int `json:"keepLast"`
+	Retention       any    `json:"retention"`
+	KeepLast        int    `json:"keepLast"`
+	KeepLastByLabel string `json:"keepLastByLabel"` // count keepLast per value of this label instead of per Pipeline
 }
 
 // DefaultRunAt is the schedule when the file names none: daily at 05:05.
@@ -169,7 +172,10 @@ func Parse(b []byte) (*Config, error) {
 				return nil, fmt.Errorf("%s: selector.matchAnnotations.%s: give at least one value", where, key)
 			}
 		}
-		cfg.Policies = append(cfg.Policies, Policy{Name: p.Name, Retention: ret, KeepLast: p.KeepLast, Selector: store.PruneSelector{
+		if p.KeepLastByLabel != "" && p.KeepLast == 0 {
+			return nil, fmt.Errorf("%s: keepLastByLabel needs keepLast", where)
+		}
+		cfg.Policies = append(cfg.Policies, Policy{Name: p.Name, Retention: ret, KeepLast: p.KeepLast, KeepLastByLabel: p.KeepLastByLabel, Selector: store.PruneSelector{
 			Namespaces: sel.MatchNamespaces, Labels: sel.MatchLabels, Annotations: sel.MatchAnnotations, Statuses: sel.MatchStatuses,
 			DataTypes: sel.MatchDataTypes, Pipelines: sel.MatchPipelines, Tasks: sel.MatchTasks,
 		}})
@@ -227,7 +233,7 @@ func (c *Config) prunePolicies(now time.Time) []store.PrunePolicy {
 		if p.Retention == 0 {
 			cutoff = time.Time{} // keeps everything it matches
 		}
-		out = append(out, store.PrunePolicy{Name: p.Name, Selector: p.Selector, Cutoff: cutoff, KeepLast: p.KeepLast})
+		out = append(out, store.PrunePolicy{Name: p.Name, Selector: p.Selector, Cutoff: cutoff, KeepLast: p.KeepLast, KeepLastByLabel: p.KeepLastByLabel})
 	}
 	cutoff := now.Add(-c.DefaultRetention)
 	if c.DefaultRetention == 0 {

@@ -28,12 +28,14 @@ type PruneSelector struct {
 // PrunePolicy is one rule, in order: a Result is governed by the first
 // policy whose selector it matches, and pruned when it ended (or, without an
 // end, was created) before Cutoff, unless it is among the KeepLast newest of
-// its Pipeline under that policy.
+// its Pipeline (or, with KeepLastByLabel, of its value of that label) under
+// that policy.
 type PrunePolicy struct {
-	Name     string
-	Selector PruneSelector
-	Cutoff   time.Time
-	KeepLast int
+	Name            string
+	Selector        PruneSelector
+	Cutoff          time.Time
+	KeepLast        int
+	KeepLastByLabel string
 }
 
 // PruneTarget is a Result a policy would delete.
@@ -103,12 +105,17 @@ func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
 	conds = append(conds, "COALESCE(res.summary_end_time, res.created_at) < ?")
 	args = append(args, filter.TimeArg(s.dialect, p.Cutoff))
 	if p.KeepLast > 0 {
-		// The newest KeepLast Results of each Pipeline under this policy stay.
+		// The newest KeepLast Results of each Pipeline (or label value)
+		// under this policy stay.
+		group, groupArgs := "COALESCE(rec2.pipeline_name, '')", []any(nil)
+		if p.KeepLastByLabel != "" {
+			group, groupArgs = "COALESCE("+filter.LabelValue(s.dialect, "rec2")+", '')", []any{p.KeepLastByLabel}
+		}
 		keepSel, keepArgs := s.selectorSQL(p.Selector, "res2", "rec2")
-		keep := "SELECT k.uid FROM (SELECT res2.uid, ROW_NUMBER() OVER (PARTITION BY COALESCE(rec2.pipeline_name, '') " +
+		keep := "SELECT k.uid FROM (SELECT res2.uid, ROW_NUMBER() OVER (PARTITION BY " + group + " " +
 			"ORDER BY COALESCE(res2.summary_end_time, res2.created_at) DESC, res2.uid DESC) AS rn " +
 			"FROM results AS res2 LEFT JOIN records AS rec2 ON rec2.name = res2.summary_record WHERE " + keepSel
-		args = append(args, keepArgs...)
+		args = append(append(args, groupArgs...), keepArgs...)
 		for _, earlier := range policies[:i] {
 			sel, selArgs := s.selectorSQL(earlier.Selector, "res2", "rec2")
 			keep += " AND NOT " + sel
@@ -150,21 +157,26 @@ func (s *Store) PruneCounts(ctx context.Context, policies []PrunePolicy, i int) 
 }
 
 // DeleteResults deletes Results whole, with their Records, annotations and
-// logs, in one transaction: a batch goes entirely or not at all.
-func (s *Store) DeleteResults(ctx context.Context, uids []string) (int, error) {
+// logs, in one transaction: a batch goes entirely or not at all. It returns
+// how many Results and how many bytes of logs went.
+func (s *Store) DeleteResults(ctx context.Context, uids []string) (results int, logBytes int64, err error) {
 	if len(uids) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	var n int64
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().TableExpr("log_chunks AS c").ColumnExpr("COALESCE(sum(length(c.data)), 0)").
+			Join("JOIN records AS r ON r.uid = c.record_uid").Where("r.result_uid IN (?)", bun.In(uids)).Scan(ctx, &logBytes); err != nil {
+			return dbError(err)
+		}
 		res, err := tx.NewDelete().Model((*Result)(nil)).Where("uid IN (?)", bun.In(uids)).Exec(ctx)
 		if err != nil {
 			return dbError(err)
 		}
-		n, _ = res.RowsAffected()
+		n, _ := res.RowsAffected()
+		results = int(n)
 		return nil
 	})
-	return int(n), err
+	return results, logBytes, err
 }
 
 // pruneLockID is the PostgreSQL advisory lock held by the one retention
