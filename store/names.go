@@ -59,8 +59,8 @@ func checkNamespace(ns string) error {
 }
 
 func checkUID(uid string) error {
-	if _, err := uuid.Parse(uid); err != nil || len(uid) != 36 {
-		return fmt.Errorf("%w: uid %q is not a UUID such as 3f1c2a9e-8a57-4d6b-9a47-1f0c8d3b2e61", ErrInvalidArgument, uid)
+	if _, err := uuid.Parse(uid); err != nil || len(uid) != 36 || strings.ToLower(uid) != uid {
+		return fmt.Errorf("%w: uid %q is not a lower-case UUID such as 3f1c2a9e-8a57-4d6b-9a47-1f0c8d3b2e61", ErrInvalidArgument, uid)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ func TestParseNames(t *testing.T) {
 		{"ci/results/" + uid + "/records/" + uid, true, true},
 		{"CI/results/" + uid, false, false},
 		{"ci/results/not-a-uuid", false, false},
+		{"ci/results/0B5C6A52-1D1E-4C39-9B8E-7A8F3C1D2E01", false, false},
 		{"ci/results/" + uid + "/extra", false, false},
 		{"ci/result/" + uid, false, false},
 		{"/results/" + uid, false, false},
