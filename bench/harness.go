@@ -76,7 +76,7 @@ const writesPerBatch = 200
 // Run seeds the database, measures ingest, then queries through the real
 // HTTP server on loopback.
 func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
-	s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: 32, Logger: slog.New(slog.DiscardHandler)})
+	s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: 32})
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -29,17 +28,13 @@ const (
 
 // Options tune a Store. The zero value is ready to use.
 type Options struct {
-	MaxOpenConns int          // 0: 20 on PostgreSQL; SQLite always uses one writer
-	Logger       *slog.Logger // nil: slog.Default()
-	LogDir       string       // "": logs are kept in the database; else files under this directory
+	MaxOpenConns int // 0: 20 on PostgreSQL; SQLite always uses one writer
 }
 
 // Store is the shared persistence layer. It is safe for concurrent use.
 type Store struct {
 	db      *bun.DB
 	dialect filter.Dialect
-	log     *slog.Logger
-	logDir  string
 	sealer  *cursorSealer // nil until the cursor key is loaded after migration
 }
 
@@ -47,10 +42,7 @@ type Store struct {
 // "sqlite://PATH", "file:PATH" or a plain file path for embedded SQLite.
 // It does not migrate; call Migrate.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	s := &Store{log: opts.Logger, logDir: opts.LogDir}
+	s := &Store{}
 	switch {
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		sqldb, err := sql.Open("pgx", databaseURL)

@@ -15,17 +15,12 @@ func runImport(ctx context.Context, args []string) error {
 		"from FILE or from standard input (-), grouped into Results as the watcher does. Importing twice stores nothing twice.\n\n"+
 		"Usage: annals import [flags] FILE|-")
 	dbURL := databaseURLFlag(fs)
-	logger := loggingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return fmt.Errorf("give one FILE, or - for standard input")
-	}
-	log, err := logger()
-	if err != nil {
-		return err
 	}
 	var in io.Reader = os.Stdin
 	if path := fs.Arg(0); path != "-" {
@@ -36,7 +31,7 @@ func runImport(ctx context.Context, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{Logger: log})
+	s, err := store.Open(ctx, *dbURL, store.Options{})
 	if err != nil {
 		return err
 	}

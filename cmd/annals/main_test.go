@@ -55,10 +55,10 @@ func TestHelpNamesEveryFlagAndVariable(t *testing.T) {
 // The commands a newcomer runs: import, then serve (and stop on a signal).
 func TestImportThenServe(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "annals.db")
-	if err := runImport(context.Background(), []string{"--database-url", db, "--log-level", "error", "../../watcher/testdata/runs.json"}); err != nil {
+	if err := runImport(context.Background(), []string{"--database-url", db, "../../watcher/testdata/runs.json"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := runMigrate(context.Background(), []string{"--database-url", db, "--log-level", "error"}); err != nil {
+	if err := runMigrate(context.Background(), []string{"--database-url", db}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -112,7 +112,7 @@ func TestBadDatabaseAndFile(t *testing.T) {
 func TestRetentionCommand(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "annals.db")
-	if err := runImport(context.Background(), []string{"--database-url", db, "--log-level", "error", "../../watcher/testdata/runs.json"}); err != nil {
+	if err := runImport(context.Background(), []string{"--database-url", db, "../../watcher/testdata/runs.json"}); err != nil {
 		t.Fatal(err)
 	}
 	policy := filepath.Join(dir, "policy.yaml")

@@ -10,15 +10,10 @@ import (
 func runMigrate(ctx context.Context, args []string) error {
 	fs := newFlagSet("migrate", "Applies pending database migrations and reports the schema version. Safe to run from several replicas at once.")
 	dbURL := databaseURLFlag(fs)
-	logger := loggingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, err := logger()
-	if err != nil {
-		return err
-	}
-	s, err := store.Open(ctx, *dbURL, store.Options{Logger: log})
+	s, err := store.Open(ctx, *dbURL, store.Options{})
 	if err != nil {
 		return err
 	}

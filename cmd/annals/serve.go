@@ -29,7 +29,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns, Logger: log})
+	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns})
 	if err != nil {
 		return err
 	}
