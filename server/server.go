@@ -19,6 +19,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -30,11 +32,12 @@ import (
 type Config struct {
 	Store          *store.Store
 	Logger         *slog.Logger
-	MaxBodyBytes   int64         // largest request body; default 1 MiB
-	MaxDepth       int           // deepest selection nesting; default 15
-	MaxComplexity  int           // cost budget of one operation (connections multiply); default 50000
-	RequestTimeout time.Duration // per request, cancels the SQL; default 30s
-	Introspection  bool          // allow schema introspection
+	MaxBodyBytes   int64                // largest request body; default 1 MiB
+	MaxDepth       int                  // deepest selection nesting; default 15
+	MaxComplexity  int                  // cost budget of one operation (connections multiply); default 50000
+	RequestTimeout time.Duration        // per request, cancels the SQL; default 30s
+	Introspection  bool                 // allow schema introspection
+	Metrics        *prometheus.Registry // served at /metrics; nil: a registry of the server's own
 }
 
 func (c *Config) defaults() {
@@ -53,6 +56,9 @@ func (c *Config) defaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 30 * time.Second
 	}
+	if c.Metrics == nil {
+		c.Metrics = prometheus.NewRegistry()
+	}
 }
 
 //go:embed assets/*.js assets/*.css
@@ -70,6 +76,7 @@ func New(cfg Config) http.Handler {
 		gql.Use(extension.Introspection{})
 	}
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	gql.Use(newMetrics(cfg.Metrics))
 	gql.Use(depthLimit{max: cfg.MaxDepth}) // before the cost: a deep query is told it is too deep
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger, RequestID))
@@ -83,6 +90,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /{$}", playground)
 	mux.Handle("GET /logs/{name...}", withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, cfg.Logger)))
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -131,7 +139,7 @@ func withRequestLog(log *slog.Logger, next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		next.ServeHTTP(rec, r.WithContext(ctx))
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 			return
 		}
 		log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", r.URL.Path,

@@ -500,3 +500,19 @@ func TestLogsThroughGraphQLAndDownload(t *testing.T) {
 		}
 	})
 }
+
+func TestMetricsEndpoint(t *testing.T) {
+	s, _ := storetest.Open(t, "sqlite")
+	h := server.New(server.Config{Store: s, Logger: quiet})
+	post(t, context.Background(), h, `{ records(parent: "-") { totalCount } }`, nil)
+	post(t, context.Background(), h, `{ records(parent: "-", first: 100000) { totalCount } }`, nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{`annals_graphql_operations_total{outcome="ok",type="query"} 1`, `annals_graphql_errors_total{code="INVALID_ARGUMENT"} 1`,
+		"annals_graphql_operation_duration_seconds_count", "annals_graphql_operation_cost_count"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
