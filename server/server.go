@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -22,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/annals-dev/annals/graph"
 	"github.com/annals-dev/annals/store"
@@ -34,6 +32,7 @@ type Config struct {
 	Logger         *slog.Logger
 	MaxBodyBytes   int64                // largest request body; default 1 MiB
 	MaxDepth       int                  // deepest selection nesting; default 15
+	MaxAliases     int                  // most aliased fields in one operation; default 200
 	MaxComplexity  int                  // cost budget of one operation (connections multiply); default 50000
 	RequestTimeout time.Duration        // per request, cancels the SQL; default 30s
 	Introspection  bool                 // allow schema introspection
@@ -49,6 +48,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxDepth == 0 {
 		c.MaxDepth = 15
+	}
+	if c.MaxAliases == 0 {
+		c.MaxAliases = 200
 	}
 	if c.MaxComplexity == 0 {
 		c.MaxComplexity = 50000
@@ -77,7 +79,7 @@ func New(cfg Config) http.Handler {
 	}
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	gql.Use(newMetrics(cfg.Metrics))
-	gql.Use(depthLimit{max: cfg.MaxDepth}) // before the cost: a deep query is told it is too deep
+	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases}) // before the cost: a deep query is told it is too deep
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger, RequestID))
 	gql.SetRecoverFunc(func(ctx context.Context, p any) error {
@@ -165,56 +167,6 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
-}
-
-// depthLimit refuses operations whose selections nest deeper than max,
-// before any resolver runs.
-type depthLimit struct{ max int }
-
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = depthLimit{}
-
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if oc.Operation == nil {
-		return nil
-	}
-	if depth := selectionDepth(oc.Operation.SelectionSet, 0, d.max); depth > d.max {
-		err := gqlerror.Errorf("the query nests %d levels deep or more; the limit is %d: split it into several queries", depth, d.max)
-		err.Extensions = map[string]any{"code": graph.CodeInvalidArgument}
-		return err
-	}
-	return nil
-}
-
-func selectionDepth(set ast.SelectionSet, depth, limit int) int {
-	if depth > limit {
-		return depth // deep enough to refuse; also stops fragment cycles
-	}
-	deepest := depth
-	for _, sel := range set {
-		var d int
-		switch s := sel.(type) {
-		case *ast.Field:
-			if len(s.SelectionSet) == 0 {
-				d = depth + 1
-			} else {
-				d = selectionDepth(s.SelectionSet, depth+1, limit)
-			}
-		case *ast.InlineFragment:
-			d = selectionDepth(s.SelectionSet, depth, limit)
-		case *ast.FragmentSpread:
-			if s.Definition != nil {
-				d = selectionDepth(s.Definition.SelectionSet, depth, limit)
-			}
-		}
-		deepest = max(deepest, d)
-	}
-	return deepest
 }
 
 // downloadLog streams a whole log as plain text, chunk by chunk.

@@ -516,3 +516,22 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestAliasLimit(t *testing.T) {
+	s, _ := storetest.Open(t, "sqlite")
+	h := server.New(server.Config{Store: s, Logger: quiet, MaxAliases: 3})
+	query := func(n int) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, ` a%d: records(parent: "-", first: 1) { totalCount }`, i)
+		}
+		return b.String() + " }"
+	}
+	if r := post(t, context.Background(), h, query(3), nil); len(r.Errors) > 0 {
+		t.Errorf("3 aliases refused: %+v", r.Errors)
+	}
+	if r := post(t, context.Background(), h, query(4), nil); r.code() != "INVALID_ARGUMENT" || !strings.Contains(r.Errors[0].Message, "aliased") {
+		t.Errorf("4 aliases: %+v", r.Errors)
+	}
+}

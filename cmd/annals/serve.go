@@ -17,6 +17,7 @@ func runServe(ctx context.Context, args []string) error {
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	introspection := fs.Bool("introspection", true, "allow GraphQL schema introspection (the playground needs it)")
 	maxDepth := fs.Int("max-depth", 15, "deepest nesting of selections a query may have")
+	maxAliases := fs.Int("max-aliases", 200, "most aliased fields one operation may have")
 	maxComplexity := fs.Int("max-complexity", 50000, "largest cost of one operation: fields counted, times the page size of each connection they are in")
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body in bytes")
 	timeout := fs.Duration("request-timeout", 30*time.Second, "time limit of one request; its SQL is cancelled past it")
@@ -44,7 +45,7 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("database not migrated (run 'annals migrate' or drop --migrate=false): %w", err)
 	}
 	h := server.New(server.Config{
-		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxComplexity: *maxComplexity,
+		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
 		RequestTimeout: *timeout, Introspection: *introspection,
 	})
 	return server.Serve(ctx, *listen, h, log, *drain)
