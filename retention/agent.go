@@ -19,6 +19,10 @@ type Agent struct {
 	BatchSize int      // Results deleted per transaction
 	DryRun    bool     // count what would go, delete nothing
 	Metrics   *Metrics // nil: no metrics
+	// Reload, when set, rereads the policy before each scheduled run (a
+	// mounted ConfigMap changes under a running agent); a policy that no
+	// longer loads is logged and the last good one kept.
+	Reload func() (*Config, error)
 
 	now        func() time.Time // tests set the clock
 	afterBatch func()           // tests interrupt a run between batches
@@ -52,14 +56,16 @@ func (a *Agent) RunOnce(ctx context.Context) (*Report, error) {
 	if a.now != nil {
 		now = a.now
 	}
-	ok, release, err := a.Store.LockPruning(ctx)
-	if err != nil {
-		return nil, err
+	if !a.DryRun { // a dry run only reads, and may preview while a prune runs
+		ok, release, err := a.Store.LockPruning(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return &Report{Skipped: true}, ErrLocked
+		}
+		defer release()
 	}
-	if !ok {
-		return &Report{Skipped: true}, ErrLocked
-	}
-	defer release()
 	policies := a.Config.prunePolicies(now())
 	rep := &Report{}
 	for i, p := range policies {
@@ -119,7 +125,9 @@ func (a *Agent) RunOnce(ctx context.Context) (*Report, error) {
 }
 
 // Run applies the policy on its schedule until ctx ends. A failed run is
-// logged and tried again at the next scheduled time.
+// logged and tried again at the next scheduled time. With Reload set, the
+// policy is reread before each run; a changed runAt applies from the wait
+// after that run.
 func (a *Agent) Run(ctx context.Context) error {
 	for {
 		next := a.Config.schedule.Next(time.Now())
@@ -129,8 +137,25 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(time.Until(next)):
 		}
+		a.reload()
 		a.runAndLog(ctx)
 	}
+}
+
+// reload rereads the policy when Reload is set.
+func (a *Agent) reload() {
+	if a.Reload == nil {
+		return
+	}
+	cfg, err := a.Reload()
+	if err != nil {
+		a.Log.Error("retention policy does not load; keeping the last good one", "error", err)
+		return
+	}
+	for _, w := range cfg.Warnings {
+		a.Log.Warn(w)
+	}
+	a.Config = cfg
 }
 
 // runAndLog runs once and writes the one log line of the run.

@@ -1,24 +1,61 @@
 // Package retention is the policy agent that prunes old Results, with their
-// Records and logs, from the store: it reads the policy (Tekton Results'
-// retention ConfigMap keys, plus Annals' own), and runs it once or on a cron
-// schedule, in bounded batches, one agent at a time.
+// Records, annotations and logs, from the store: it reads the policy (Tekton
+// Results' retention ConfigMap keys, plus Annals' own), and runs it once or
+// on a cron schedule, in bounded batches, one agent at a time.
+//
+// # Policy file
+//
+// Either the keys at the top level, or a Kubernetes ConfigMap (as exported by
+// kubectl get configmap -o yaml) whose data holds them as strings, policies
+// being a YAML document of its own, so that Tekton Results'
+// tekton-results-config-results-retention-policy works unchanged:
+//   - runAt: a cron schedule (five fields, robfig/cron); default "7 7 * * 0".
+//   - defaultRetention: for Results no policy matches; a number of days (30,
+//     "30", 1.5) or a duration with a unit ("30d", "24h", "90m"). Default 30
+//     days, as in Tekton Results; "0" keeps them forever.
+//   - maxRetention: deprecated; when set it wins over defaultRetention, with
+//     a warning.
+//   - policies: an ordered list of {name, selector, retention, keepLast,
+//     keepLastByLabel}; names are unique; retention is required, in the
+//     same forms as defaultRetention ("0" keeps what the policy governs).
+//
+// # Matching
 //
 // Policies apply in order and the first whose selector matches a Result
-// governs it; Results no policy matches fall under defaultRetention. A
-// selector's lists are OR, its parts AND, an omitted part matches all:
-//   - matchNamespaces: the Result's namespace;
-//   - matchLabels: labels of the Result's summary run (its PipelineRun, or
-//     its lone TaskRun);
-//   - matchAnnotations: the Result's annotations;
-//   - matchStatuses: the summary status (Succeeded, Failed, Running,
-//     Cancelled, Unknown) or the summary run's reason (PipelineRunTimeout...);
-//   - Annals' additions: matchDataTypes (the summary run's type),
-//     matchPipelines, matchTasks (names).
+// governs it, whatever its age; Results no policy matches fall under
+// defaultRetention. A selector's lists are OR, its parts AND, an omitted part
+// matches all:
+//   - matchNamespaces: the Result's namespace (results.namespace);
+//   - matchLabels (key: [values]): the labels of the Result's summary run,
+//     that is records.labels of the Record named by results.summary_record
+//     (its PipelineRun, or its lone TaskRun); a Result without that label
+//     does not match;
+//   - matchAnnotations (key: [values]): the Result's own annotations
+//     (result_annotations), not the run's;
+//   - matchStatuses: the summary status (results.summary_status: Succeeded,
+//     Failed, Running, Cancelled, Unknown) or the summary run's Succeeded
+//     condition reason (PipelineRunTimeout, ...), which is what Tekton
+//     Results matches; its summary enum spellings SUCCESS, FAILURE, TIMEOUT,
+//     CANCELLED and UNKNOWN are accepted too;
+//   - Annals' additions: matchDataTypes (results.summary_type, such as
+//     tekton.dev/v1.PipelineRun), matchPipelines and matchTasks (the summary
+//     run's Pipeline or Task name).
 //
-// A Result's age runs from its summary end time, or its creation when the
-// run never finished. keepLast keeps the newest N Results of each Pipeline
-// (or, with keepLastByLabel, of each value of that label) under a policy
-// whatever their age.
+// A Result's age runs from its summary end time (summary_end_time), or from
+// its creation (created_at) when the run never finished. It is pruned when
+// older than its policy's retention, unless keepLast: N keeps it among the
+// newest N Results, by the same time, of its Pipeline name (or, with
+// keepLastByLabel: KEY, of its value of that label) governed by the policy.
+//
+// # Pruning
+//
+// Selection runs in SQL, one policy at a time, batchSize Results at a time;
+// each batch is deleted in one transaction, Results whole (their Records,
+// annotations and log chunks cascade), so a run that is stopped leaves a
+// consistent store and the next run finishes the job. On PostgreSQL a
+// session advisory lock, per schema, makes a second agent skip its run; on
+// SQLite each batch is an immediate write transaction (see
+// store.LockPruning). A dry run takes no lock and deletes nothing.
 package retention
 
 import (
@@ -37,7 +74,7 @@ import (
 // Config is a validated retention policy.
 type Config struct {
 	RunAt            string        // cron schedule
-	DefaultRetention time.Duration // for Results no policy matches; 0 keeps them
+	DefaultRetention time.Duration // for Results no policy matches; 0 (written "0") keeps them
 	Policies         []Policy
 	Warnings         []string // deprecated keys seen while loading
 	schedule         cron.Schedule
@@ -79,8 +116,13 @@ type policyFile struct {
 	KeepLastByLabel string `json:"keepLastByLabel"` // count keepLast per value of this label instead of per Pipeline
 }
 
-// DefaultRunAt is the schedule when the file names none: daily at 05:05.
-const DefaultRunAt = "5 5 * * *"
+// DefaultRunAt is the schedule when the file names none, Tekton Results'
+// default: Sundays at 07:07.
+const DefaultRunAt = "7 7 * * 0"
+
+// DefaultRetention applies to Results no policy matches when the file sets
+// neither defaultRetention nor maxRetention, as in Tekton Results.
+const DefaultRetention = 30 * 24 * time.Hour
 
 // LoadFile reads and validates a policy file.
 func LoadFile(path string) (*Config, error) {
@@ -127,6 +169,10 @@ func Parse(b []byte) (*Config, error) {
 	if cfg.DefaultRetention, err = parseRetention(f.DefaultRetention); err != nil {
 		return nil, fmt.Errorf("defaultRetention: %w", err)
 	}
+	if f.DefaultRetention == nil && f.MaxRetention == nil {
+		cfg.DefaultRetention = DefaultRetention
+		cfg.Warnings = append(cfg.Warnings, `defaultRetention is not set: Results no policy matches are kept 30 days, as in Tekton Results (write defaultRetention: "0" to keep them)`)
+	}
 	if f.MaxRetention != nil {
 		max, err := parseRetention(f.MaxRetention)
 		if err != nil {
@@ -172,15 +218,45 @@ func Parse(b []byte) (*Config, error) {
 				return nil, fmt.Errorf("%s: selector.matchAnnotations.%s: give at least one value", where, key)
 			}
 		}
+		for _, st := range sel.MatchStatuses {
+			if strings.TrimSpace(st) == "" {
+				return nil, fmt.Errorf("%s: selector.matchStatuses: empty status", where)
+			}
+		}
 		if p.KeepLastByLabel != "" && p.KeepLast == 0 {
 			return nil, fmt.Errorf("%s: keepLastByLabel needs keepLast", where)
 		}
 		cfg.Policies = append(cfg.Policies, Policy{Name: p.Name, Retention: ret, KeepLast: p.KeepLast, KeepLastByLabel: p.KeepLastByLabel, Selector: store.PruneSelector{
-			Namespaces: sel.MatchNamespaces, Labels: sel.MatchLabels, Annotations: sel.MatchAnnotations, Statuses: sel.MatchStatuses,
+			Namespaces: sel.MatchNamespaces, Labels: sel.MatchLabels, Annotations: sel.MatchAnnotations, Statuses: statuses(sel.MatchStatuses),
 			DataTypes: sel.MatchDataTypes, Pipelines: sel.MatchPipelines, Tasks: sel.MatchTasks,
 		}})
 	}
 	return cfg, nil
+}
+
+// summaryStatuses are the spellings of Tekton Results' RecordSummary status
+// enum, each with what it means in Annals' summary status and run reasons.
+var summaryStatuses = map[string][]string{
+	"SUCCESS":   {store.StatusSucceeded},
+	"FAILURE":   {store.StatusFailed},
+	"TIMEOUT":   {"PipelineRunTimeout", "TaskRunTimeout"},
+	"CANCELLED": {store.StatusCancelled},
+	"UNKNOWN":   {store.StatusUnknown},
+}
+
+// statuses adds, to the statuses a selector names, Annals' spelling of each
+// of Tekton Results' summary statuses among them (FAILURE: Failed). Other
+// values stay as written: a summary status (Succeeded, Failed, Running,
+// Cancelled, Unknown) or a condition reason (PipelineRunTimeout), as Tekton
+// Results' agent matches them.
+func statuses(in []string) []string {
+	var out []string
+	for _, st := range in {
+		st = strings.TrimSpace(st)
+		out = append(out, st)
+		out = append(out, summaryStatuses[st]...)
+	}
+	return out
 }
 
 func nilIfEmpty(s string) any {

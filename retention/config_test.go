@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,81 @@ func TestParseRetention(t *testing.T) {
 	for in, want := range map[any]time.Duration{"30": 30 * day, 7.0: 7 * day, "30d": 30 * day, "12h": 12 * time.Hour, "1.5d": 36 * time.Hour, nil: 0} {
 		if got, err := parseRetention(in); err != nil || got != want {
 			t.Errorf("%v: %v %v, want %v", in, got, err, want)
+		}
+	}
+}
+
+func TestTektonDocsConfigMap(t *testing.T) {
+	cfg, err := LoadFile("testdata/tekton-results-docs-configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RunAt != "*/1 * * * *" || cfg.DefaultRetention != 30*time.Minute || len(cfg.Warnings) != 0 || len(cfg.Policies) != 2 {
+		t.Fatalf("%+v", cfg)
+	}
+	p := cfg.Policies[0]
+	if p.Name != "prod-failed-retention" || p.Retention != 10*time.Minute || len(p.Selector.Namespaces) != 2 ||
+		!slices.Equal(p.Selector.Labels["env"], []string{"prod"}) || !slices.Equal(p.Selector.Statuses, []string{"Failed"}) {
+		t.Errorf("first policy: %+v", p)
+	}
+	if p := cfg.Policies[1]; p.Retention != 3*time.Minute || p.Selector.Statuses != nil {
+		t.Errorf("second policy: %+v", p)
+	}
+}
+
+func TestDefaultsAndDeprecations(t *testing.T) {
+	tests := []struct {
+		yaml     string
+		runAt    string
+		def      time.Duration
+		warnings int
+	}{
+		{``, DefaultRunAt, 30 * day, 1},                                       // Tekton Results' defaults, said aloud
+		{`defaultRetention: "0"`, DefaultRunAt, 0, 0},                         // keep what no policy matches
+		{`defaultRetention: 14`, DefaultRunAt, 14 * day, 0},                   // a number is days
+		{"defaultRetention: 14\nmaxRetention: 30", DefaultRunAt, 30 * day, 1}, // maxRetention wins, with a warning
+		{"maxRetention: 7", DefaultRunAt, 7 * day, 1},
+		{"runAt: \"0 3 * * *\"\ndefaultRetention: 24h", "0 3 * * *", 24 * time.Hour, 0},
+		{"data:\n  maxRetention: \"5\"\n  defaultRetention: \"2\"", DefaultRunAt, 5 * day, 1},
+	}
+	for _, tt := range tests {
+		cfg, err := Parse([]byte(tt.yaml))
+		if err != nil {
+			t.Errorf("%q: %v", tt.yaml, err)
+			continue
+		}
+		if cfg.RunAt != tt.runAt || cfg.DefaultRetention != tt.def || len(cfg.Warnings) != tt.warnings {
+			t.Errorf("%q: runAt %q, default %v, warnings %q", tt.yaml, cfg.RunAt, cfg.DefaultRetention, cfg.Warnings)
+		}
+	}
+}
+
+func TestStatusSpellings(t *testing.T) {
+	cfg, err := Parse([]byte("policies:\n- name: a\n  retention: 1d\n  selector: {matchStatuses: [FAILURE, TIMEOUT, Cancelled]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"FAILURE", "Failed", "TIMEOUT", "PipelineRunTimeout", "TaskRunTimeout", "Cancelled"}
+	if got := cfg.Policies[0].Selector.Statuses; !slices.Equal(got, want) {
+		t.Errorf("statuses %v, want %v", got, want)
+	}
+}
+
+func TestMoreParseErrors(t *testing.T) {
+	tests := []struct{ yaml, mention string }{
+		{"policies:\n- name: a\n  retention: 1d\n  selector: {matchStatuses: [\"\"]}", `policy "a": selector.matchStatuses`},
+		{"policies:\n- name: a\n  retention: 1d\n  selector: {matchAnnotations: {release: []}}", `policy "a": selector.matchAnnotations.release`},
+		{"policies:\n- name: a\n  retention: 1d\n  keepLastByLabel: app", `policy "a": keepLastByLabel needs keepLast`},
+		{"policies:\n- name: a\n  retention: -2d", `policy "a": retention`},
+		{"maxRetention: forever", "maxRetention"},
+		{"data:\n  runAt: \"61 * * * *\"", "runAt"},
+		{"runAt: \"7 7 * * 7 7\"", "runAt"},
+		{"defaultRetention: [1]", "defaultRetention"},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(tt.yaml))
+		if err == nil || !strings.Contains(err.Error(), tt.mention) {
+			t.Errorf("%q: %v; want an error mentioning %q", tt.yaml, err, tt.mention)
 		}
 	}
 }

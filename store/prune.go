@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"slices"
 	"strings"
 	"time"
@@ -100,7 +101,9 @@ func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
 	conds, args = append(conds, sel), append(args, selArgs...)
 	for _, earlier := range policies[:i] {
 		sel, selArgs := s.selectorSQL(earlier.Selector, "res", "rec")
-		conds, args = append(conds, "NOT "+sel), append(args, selArgs...)
+		// A part over a missing label or summary Record is NULL, not
+		// false: such a Result matches no earlier policy.
+		conds, args = append(conds, "NOT COALESCE("+sel+", 1 = 0)"), append(args, selArgs...)
 	}
 	conds = append(conds, "COALESCE(res.summary_end_time, res.created_at) < ?")
 	args = append(args, filter.TimeArg(s.dialect, p.Cutoff))
@@ -118,7 +121,7 @@ func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
 		args = append(append(args, groupArgs...), keepArgs...)
 		for _, earlier := range policies[:i] {
 			sel, selArgs := s.selectorSQL(earlier.Selector, "res2", "rec2")
-			keep += " AND NOT " + sel
+			keep += " AND NOT COALESCE(" + sel + ", 1 = 0)"
 			args = append(args, selArgs...)
 		}
 		keep += ") AS k WHERE k.rn <= ?"
@@ -157,18 +160,19 @@ func (s *Store) PruneCounts(ctx context.Context, policies []PrunePolicy, i int) 
 }
 
 // DeleteResults deletes Results whole, with their Records, annotations and
-// logs, in one transaction: a batch goes entirely or not at all. It returns
-// how many Results and how many bytes of logs went.
+// logs (all ON DELETE CASCADE from results), in one transaction: a batch
+// goes entirely or not at all. It returns how many Results and how many
+// bytes of logs went.
 func (s *Store) DeleteResults(ctx context.Context, uids []string) (results int, logBytes int64, err error) {
 	if len(uids) == 0 {
 		return 0, 0, nil
 	}
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().TableExpr("log_chunks AS c").ColumnExpr("COALESCE(sum(length(c.data)), 0)").
+	err = s.writeTx(ctx, func(ctx context.Context, db bun.IDB) error {
+		if err := db.NewSelect().TableExpr("log_chunks AS c").ColumnExpr("COALESCE(sum(length(c.data)), 0)").
 			Join("JOIN records AS r ON r.uid = c.record_uid").Where("r.result_uid IN (?)", bun.In(uids)).Scan(ctx, &logBytes); err != nil {
 			return dbError(err)
 		}
-		res, err := tx.NewDelete().Model((*Result)(nil)).Where("uid IN (?)", bun.In(uids)).Exec(ctx)
+		res, err := db.NewDelete().Model((*Result)(nil)).Where("uid IN (?)", bun.In(uids)).Exec(ctx)
 		if err != nil {
 			return dbError(err)
 		}
@@ -179,13 +183,57 @@ func (s *Store) DeleteResults(ctx context.Context, uids []string) (results int, 
 	return results, logBytes, err
 }
 
-// pruneLockID is the PostgreSQL advisory lock held by the one retention
-// agent that prunes at a time.
-const pruneLockID = 0x616e6e616c7370 // "annalsp"
+// writeTx runs fn in a write transaction. On SQLite it begins with BEGIN
+// IMMEDIATE, taking the database's write lock before the first read, so
+// that a transaction that reads then deletes never has to upgrade a read
+// lock (which fails at once with SQLITE_BUSY when another process wrote in
+// between) and waits on busy_timeout instead.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, db bun.IDB) error) error {
+	if s.dialect == filter.Postgres {
+		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return dbError(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return dbError(err)
+	}
+	if err := fn(ctx, conn); err != nil {
+		rollback(ctx, conn)
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		rollback(ctx, conn)
+		return dbError(err)
+	}
+	return nil
+}
 
-// LockPruning takes the retention lock without waiting. It returns false
-// when another agent holds it; release frees it. On SQLite, whose writes are
-// serialised by the database itself, it always succeeds.
+// rollback ends a failed SQLite transaction. SQLite may have rolled it back
+// itself (an interrupt, a full disk); any other failure leaves the
+// connection's state unknown, and it is dropped rather than pooled.
+func rollback(ctx context.Context, conn bun.Conn) {
+	_, err := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	if err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// pruneLockClass is the first key of the PostgreSQL advisory lock held by
+// the one retention agent that prunes at a time ("anna"); the second key is
+// a hash of the store's schema, so that stores in different schemas of one
+// database (tests, several installations) do not block each other.
+const pruneLockClass = 0x616e6e61
+
+// LockPruning takes the retention lock without waiting, on a connection of
+// its own held until release. It returns false when another agent holds it.
+// On SQLite it always succeeds: the store has one connection and every
+// delete batch is a write transaction, which SQLite serialises database-wide
+// (a second process waits on busy_timeout, then fails that batch), so two
+// agents can interleave batches but never delete the same Result twice or
+// half of one; selection is repeated for each batch.
 func (s *Store) LockPruning(ctx context.Context) (ok bool, release func(), err error) {
 	if s.dialect != filter.Postgres {
 		return true, func() {}, nil
@@ -195,7 +243,7 @@ func (s *Store) LockPruning(ctx context.Context) (ok bool, release func(), err e
 		return false, nil, dbError(err)
 	}
 	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", pruneLockID).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))", pruneLockClass).Scan(&got); err != nil {
 		conn.Close()
 		return false, nil, dbError(err)
 	}
@@ -204,7 +252,13 @@ func (s *Store) LockPruning(ctx context.Context) (ok bool, release func(), err e
 		return false, nil, nil
 	}
 	return true, func() {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", pruneLockID)
+		var unlocked bool
+		err := conn.QueryRowContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext(current_schema()))", pruneLockClass).Scan(&unlocked)
+		if err != nil || !unlocked {
+			// Never hand a connection that may still hold the lock back
+			// to the pool: drop it, which ends the session and the lock.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
 		conn.Close()
 	}, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -68,9 +69,13 @@ func runRetention(ctx context.Context, args []string) error {
 				}
 			}()
 		}
+		agent.Reload = func() (*retention.Config, error) { return retention.LoadFile(*policyFile) }
 		return agent.Run(ctx)
 	}
 	rep, err := agent.RunOnceAndLog(ctx)
+	if errors.Is(err, retention.ErrLocked) {
+		return nil // another agent is pruning: this run has nothing to do (logged)
+	}
 	if err != nil {
 		return err
 	}
@@ -80,8 +85,11 @@ func runRetention(ctx context.Context, args []string) error {
 		verb = "would delete"
 	}
 	fmt.Fprintf(w, "POLICY\tNAMESPACE\tRESULTS\tRECORDS (%s)\n", verb)
+	results, records := 0, 0
 	for _, c := range rep.Counts {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", c.Policy, c.Namespace, c.Results, c.Records)
+		results, records = results+c.Results, records+c.Records
 	}
+	fmt.Fprintf(w, "total\t\t%d\t%d\n", results, records)
 	return w.Flush()
 }
