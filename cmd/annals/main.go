@@ -25,7 +25,6 @@ type command struct {
 var commands = map[string]command{
 	"serve":     {"serve the GraphQL API and playground", runServe},
 	"migrate":   {"apply database migrations and report the schema version", runMigrate},
-	"watch":     {"record Tekton TaskRuns and PipelineRuns from a cluster", runWatch},
 	"import":    {"load TaskRuns and PipelineRuns from kubectl JSON or YAML output", runImport},
 	"retention": {"prune old Results by policy, once or on a schedule", runRetention},
 }
