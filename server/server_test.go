@@ -535,3 +535,25 @@ func TestAliasLimit(t *testing.T) {
 		t.Errorf("4 aliases: %+v", r.Errors)
 	}
 }
+
+// An error the database raises while it runs a query, after it has begun
+// reading rows, is an INTERNAL error, never a short or empty page. PostgreSQL
+// fails the cast of an impossible date that passed the translator's pattern.
+func TestDatabaseErrorMidQuery(t *testing.T) {
+	s, _ := storetest.Open(t, "postgres")
+	h := server.New(server.Config{Store: s, Logger: quiet})
+	ctx := context.Background()
+	var writes []store.RecordWrite
+	for i, start := range []string{"2026-02-01T00:00:00Z", "2026-02-02T00:00:00Z", "2026-02-30T00:00:00Z"} {
+		uid := fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", i+1)
+		writes = append(writes, store.RecordWrite{ResultName: store.ResultName("ci", uid), UID: uid, DataType: store.TypeTaskRun,
+			Data: json.RawMessage(`{"status":{"startTime":"` + start + `"}}`)})
+	}
+	if _, err := s.UpsertRecords(ctx, writes); err != nil {
+		t.Fatal(err)
+	}
+	r := post(t, ctx, h, `{ records(parent: "-", filter: "timestamp(data.status.startTime) > timestamp('2026-01-01T00:00:00Z')") { edges { cursor } } }`, nil)
+	if r.code() != "INTERNAL" || string(r.Data) != "null" {
+		t.Errorf("got %s %+v, want an INTERNAL error and no data", r.Data, r.Errors)
+	}
+}
