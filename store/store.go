@@ -201,9 +201,6 @@ func (s *Store) rebind(query string) string {
 	return b.String()
 }
 
-// timeArg formats a time as a bound argument the way the column stores it.
-func (s *Store) timeArg(t time.Time) any { return filter.TimeArg(s.dialect, t) }
-
 // dbError marks database failures so that callers never mistake them for an
 // empty answer; the API reports them as INTERNAL.
 func dbError(err error) error {

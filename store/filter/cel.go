@@ -116,11 +116,6 @@ func compile(entity Entity, expr string, d Dialect) (Expr, error) {
 	if err != nil {
 		return Expr{}, err
 	}
-	for _, a := range out.args {
-		if bad, ok := a.(invalidPath); ok {
-			return Expr{}, fmt.Errorf("%w: %v", ErrInvalid, bad.err)
-		}
-	}
 	return Expr{SQL: "(" + out.sql + ")", Args: out.args}, nil
 }
 
@@ -396,6 +391,9 @@ func (t *translator) ident(e celast.Expr) (operand, error) {
 func (t *translator) field(e celast.Expr, base operand, el pathElem) (operand, error) {
 	switch {
 	case base.json != nil:
+		if err := checkPathElem(t.d, el); err != nil {
+			return operand{}, t.fail(e, "%v", err)
+		}
 		path := append(append([]pathElem{}, base.json.path...), el)
 		if t.entity == Records && base.json.column == "r.data" && len(path) == 3 && !el.isIndex &&
 			path[0].key == "metadata" && path[1].key == "labels" && !path[0].isIndex && !path[1].isIndex {
@@ -775,7 +773,7 @@ func (t *translator) has(e celast.Expr) (sqlPart, error) {
 		return sqlPart{}, t.fail(e, "has() applies to fields of data")
 	}
 	child := &jsonRef{column: base.json.column, path: append(append([]pathElem{}, base.json.path...), pathElem{key: sel.FieldName()})}
-	if _, err := t.pathArg(child); err != nil {
+	if err := checkPathElem(t.d, child.path[len(child.path)-1]); err != nil {
 		return sqlPart{}, t.fail(e, "%v", err)
 	}
 	parentType := t.jsonType(base.json)
@@ -785,46 +783,47 @@ func (t *translator) has(e celast.Expr) (sqlPart, error) {
 
 // --- JSON access, per dialect. Paths are always bound arguments. ---
 
-func (t *translator) pathArg(j *jsonRef) (any, error) {
+// checkPathElem refuses a path step that cannot be bound: CEL has no
+// negative indexes, and SQLite JSON paths cannot quote a key holding a
+// double quote or NUL. Steps are checked as paths are built, so the SQL
+// helpers below never meet a bad one.
+func checkPathElem(d Dialect, el pathElem) error {
+	if el.isIndex && el.index < 0 {
+		return fmt.Errorf("negative list index %d", el.index)
+	}
+	if !el.isIndex && d == SQLite && strings.ContainsAny(el.key, "\"\x00") {
+		return fmt.Errorf("the key %q holds a double quote or NUL, which SQLite JSON paths cannot address", el.key)
+	}
+	return nil
+}
+
+// pathArg is the bound argument addressing j: a text[] on PostgreSQL, a
+// JSON path on SQLite.
+func (t *translator) pathArg(j *jsonRef) any {
 	if t.d == Postgres {
 		path := make([]string, len(j.path))
 		for i, el := range j.path {
 			if el.isIndex {
-				if el.index < 0 {
-					return nil, fmt.Errorf("negative list index %d", el.index)
-				}
 				path[i] = strconv.Itoa(el.index)
 			} else {
 				path[i] = el.key
 			}
 		}
-		return path, nil
+		return path
 	}
-	return sqliteJSONPath(j.path)
+	path, _ := sqliteJSONPath(j.path) // steps were checked when added
+	return path
 }
-
-// mustPath is pathArg for paths already validated by operand construction.
-func (t *translator) mustPath(j *jsonRef) any {
-	p, err := t.pathArg(j)
-	if err != nil {
-		// Reported to the user by jsonCase's caller through failPath.
-		return invalidPath{err}
-	}
-	return p
-}
-
-// invalidPath carries a path error to compile's final check.
-type invalidPath struct{ err error }
 
 func (t *translator) jsonValue(j *jsonRef) sqlPart {
-	return part("("+j.column+" #> ?::text[])", t.mustPath(j))
+	return part("("+j.column+" #> ?::text[])", t.pathArg(j))
 }
 
 func (t *translator) jsonType(j *jsonRef) sqlPart {
 	if t.d == Postgres {
-		return part("jsonb_typeof("+j.column+" #> ?::text[])", t.mustPath(j))
+		return part("jsonb_typeof("+j.column+" #> ?::text[])", t.pathArg(j))
 	}
-	return part("json_type("+j.column+", ?)", t.mustPath(j))
+	return part("json_type("+j.column+", ?)", t.pathArg(j))
 }
 
 func (t *translator) jsonTypeIs(j *jsonRef, k kind) sqlPart {
@@ -841,16 +840,16 @@ func (t *translator) jsonTypeIs(j *jsonRef, k kind) sqlPart {
 
 func (t *translator) jsonText(j *jsonRef) sqlPart {
 	if t.d == Postgres {
-		return part("("+j.column+" #>> ?::text[])", t.mustPath(j))
+		return part("("+j.column+" #>> ?::text[])", t.pathArg(j))
 	}
-	return part("json_extract("+j.column+", ?)", t.mustPath(j))
+	return part("json_extract("+j.column+", ?)", t.pathArg(j))
 }
 
 func (t *translator) jsonBool(j *jsonRef) sqlPart {
 	if t.d == Postgres {
-		return part("(("+j.column+" #> ?::text[]) = 'true'::jsonb)", t.mustPath(j))
+		return part("(("+j.column+" #> ?::text[]) = 'true'::jsonb)", t.pathArg(j))
 	}
-	return part("(json_type("+j.column+", ?) = 'true')", t.mustPath(j))
+	return part("(json_type("+j.column+", ?) = 'true')", t.pathArg(j))
 }
 
 // jsonScalar is the value at j as SQL of kind k (valid where the type is k).
@@ -858,7 +857,7 @@ func (t *translator) jsonScalar(j *jsonRef, k kind) sqlPart {
 	switch k {
 	case kNumber:
 		if t.d == Postgres {
-			return part("("+j.column+" #>> ?::text[])::double precision", t.mustPath(j))
+			return part("("+j.column+" #>> ?::text[])::double precision", t.pathArg(j))
 		}
 		return t.jsonText(j)
 	case kBool:
@@ -890,17 +889,14 @@ func sqliteJSONPath(path []pathElem) (string, error) {
 	var b strings.Builder
 	b.WriteString("$")
 	for _, el := range path {
+		if err := checkPathElem(SQLite, el); err != nil {
+			return "", err
+		}
 		if el.isIndex {
-			if el.index < 0 {
-				return "", fmt.Errorf("negative list index %d", el.index)
-			}
 			fmt.Fprintf(&b, "[%d]", el.index)
-			continue
+		} else {
+			b.WriteString(`."` + el.key + `"`)
 		}
-		if strings.ContainsAny(el.key, "\"\x00") {
-			return "", fmt.Errorf("the key %q holds a double quote or NUL, which SQLite JSON paths cannot address", el.key)
-		}
-		b.WriteString(`."` + el.key + `"`)
 	}
 	return b.String(), nil
 }
