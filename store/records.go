@@ -297,6 +297,25 @@ func (s *Store) PipelineRunRecords(ctx context.Context, keys [][2]string) (map[[
 	return out, nil
 }
 
+// UnfinishedRuns returns the run Records whose stored state has not
+// finished (status Running or Unknown), in the given namespaces (all when
+// none), without their data: the watcher compares them with the cluster
+// when it starts.
+func (s *Store) UnfinishedRuns(ctx context.Context, namespaces []string) ([]*Record, error) {
+	var rows []*Record
+	q := s.db.NewSelect().Model(&rows).
+		Column("uid", "namespace", "name", "result_name", "data_type", "run_name", "status", "labels").
+		Where("status IN (?)", bun.In([]string{StatusRunning, StatusUnknown})).
+		Where("data_type IN (?)", bun.In([]string{TypePipelineRun, TypeTaskRun, "tekton.dev/v1beta1.PipelineRun", "tekton.dev/v1beta1.TaskRun"}))
+	if len(namespaces) > 0 {
+		q = q.Where("namespace IN (?)", bun.In(namespaces))
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, dbError(err)
+	}
+	return rows, nil
+}
+
 // Analyze refreshes the planner's statistics, worth doing after a large
 // import so that the first queries get good plans.
 func (s *Store) Analyze(ctx context.Context) error {

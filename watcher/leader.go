@@ -1,0 +1,79 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Leader configures leader election on a Lease, so that of several watcher
+// replicas exactly one reconciles at a time.
+type Leader struct {
+	Namespace, Name string // the Lease
+	Identity        string // this replica, unique (e.g. pod name)
+	// Lease timings; zero values take client-go's usual 15s/10s/2s.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// ErrLeadershipLost ends RunWithLeader when another replica took the lease;
+// the process should exit and start again as a follower.
+var ErrLeadershipLost = errors.New("watcher: lost the leader lease")
+
+// RunWithLeader runs the watcher only while this replica holds the lease.
+// It returns nil when ctx ends, and ErrLeadershipLost when the lease is lost
+// before that.
+func (w *Watcher) RunWithLeader(ctx context.Context, kube kubernetes.Interface, l Leader) error {
+	if l.LeaseDuration == 0 {
+		l.LeaseDuration, l.RenewDeadline, l.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: l.Namespace, Name: l.Name},
+		Client:     kube.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: l.Identity},
+	}
+	outer := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var runErr error
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   l.LeaseDuration,
+		RenewDeadline:   l.RenewDeadline,
+		RetryPeriod:     l.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            l.Name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				w.log.Info("leading", "lease", l.Namespace+"/"+l.Name, "identity", l.Identity)
+				if w.metrics != nil {
+					w.metrics.leader.Set(1)
+				}
+				runErr = w.Run(ctx)
+			},
+			OnStoppedLeading: func() {
+				if w.metrics != nil {
+					w.metrics.leader.Set(0)
+				}
+				cancel()
+			},
+			OnNewLeader: func(id string) {
+				if id != l.Identity {
+					w.log.Info("following", "leader", id)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	elector.Run(ctx)
+	if runErr != nil || outer.Err() != nil {
+		return runErr
+	}
+	return ErrLeadershipLost
+}
