@@ -120,6 +120,15 @@ func (a *Agent) RunOnce(ctx context.Context) (*Report, error) {
 		}
 		return rep.Counts[i].Namespace < rep.Counts[j].Namespace
 	})
+	if !a.DryRun {
+		// Log files (with a log directory) outlive their deleted Records
+		// until swept; an hour's margin keeps writes in progress safe.
+		_, size, err := a.Store.SweepLogFiles(ctx, time.Hour)
+		if err != nil {
+			return rep, fmt.Errorf("sweeping log files: %w", err)
+		}
+		rep.LogBytes += size
+	}
 	rep.Duration = time.Since(start)
 	return rep, nil
 }

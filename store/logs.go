@@ -32,6 +32,7 @@ type LogData struct {
 		Truncated bool   `json:"truncated"` // the log was longer than the limit
 		Available bool   `json:"available"` // false: the pod was gone, nothing could be read
 		Message   string `json:"message,omitempty"`
+		Storage   string `json:"storage,omitempty"` // "file": the bytes are in the log directory; else database rows
 	} `json:"status"`
 }
 
@@ -71,10 +72,21 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 			return nil, fmt.Errorf("reading the log: %w", err)
 		}
 	}
+	if s.logDir != "" && r != nil {
+		doc.Status.Storage = "file"
+	}
 	data, _ := json.Marshal(doc)
 	rec, err := newRecord(RecordWrite{ResultName: w.TaskRun.ResultName, UID: w.UID, DataType: TypeLog, Data: data})
 	if err != nil {
 		return nil, err
+	}
+	var file *pendingFile
+	if doc.Status.Storage == "file" {
+		if file, err = s.stageLogFile(rec.UID, chunks); err != nil {
+			return nil, err
+		}
+		chunks = nil
+		defer file.discard()
 	}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		q := tx.NewInsert().Model(rec).On("CONFLICT (uid) DO UPDATE")
@@ -92,7 +104,9 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 				return dbError(err)
 			}
 		}
-		return nil
+		// The file is in place before the Record commits, so a stored Log
+		// always has its bytes; a failed commit leaves a file the sweep removes.
+		return file.place()
 	})
 	if err != nil {
 		return nil, err
@@ -157,13 +171,16 @@ func (s *Store) LogsForTaskRuns(ctx context.Context, taskRunUIDs []string) (map[
 // OpenLog streams the bytes of a Log Record chunk by chunk, so that a large
 // log is never held whole in memory.
 func (s *Store) OpenLog(ctx context.Context, logUID string) (io.ReadCloser, error) {
-	return &logReader{ctx: ctx, s: s, uid: logUID}, nil
+	src, err := s.logBytes(logUID)
+	if err != nil {
+		return nil, err
+	}
+	return &logReader{ctx: ctx, src: src}, nil
 }
 
 type logReader struct {
 	ctx  context.Context
-	s    *Store
-	uid  string
+	src  chunkSource
 	seq  int
 	cur  []byte
 	done bool
@@ -174,7 +191,7 @@ func (l *logReader) Read(p []byte) (int, error) {
 		if l.done {
 			return 0, io.EOF
 		}
-		chunk, err := l.s.logChunk(l.ctx, l.uid, l.seq)
+		chunk, err := l.src.chunk(l.ctx, l.seq)
 		if errors.Is(err, ErrNotFound) {
 			l.done = true
 			continue
@@ -189,33 +206,29 @@ func (l *logReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (l *logReader) Close() error { return nil }
-
-func (s *Store) logChunk(ctx context.Context, uid string, seq int) ([]byte, error) {
-	var data []byte
-	err := s.db.NewSelect().Table("log_chunks").Column("data").Where("record_uid = ?", uid).Where("seq = ?", seq).Scan(ctx, &data)
-	return data, dbError(err)
-}
+func (l *logReader) Close() error { return l.src.close() }
 
 // ReadLogRange returns length bytes of a log from offset (fewer at its end).
 func (s *Store) ReadLogRange(ctx context.Context, logUID string, offset, length int64) ([]byte, error) {
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("%w: offset and length cannot be negative", ErrInvalidArgument)
 	}
-	first, last := offset/logChunkSize, (offset+length-1)/logChunkSize
-	var chunks []struct {
-		Seq  int64  `bun:"seq"`
-		Data []byte `bun:"data"`
+	src, err := s.logBytes(logUID)
+	if err != nil {
+		return nil, err
 	}
-	if length > 0 {
-		if err := s.db.NewSelect().Table("log_chunks").Column("seq", "data").Where("record_uid = ?", logUID).
-			Where("seq BETWEEN ? AND ?", first, last).Order("seq").Scan(ctx, &chunks); err != nil {
-			return nil, dbError(err)
-		}
-	}
+	defer src.close()
 	var out []byte
-	for _, c := range chunks {
-		out = append(out, c.Data...)
+	first := offset / logChunkSize
+	for seq := first; length > 0 && seq <= (offset+length-1)/logChunkSize; seq++ {
+		chunk, err := src.chunk(ctx, int(seq))
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, chunk...)
 	}
 	skip := offset - first*logChunkSize
 	if skip >= int64(len(out)) {
@@ -230,14 +243,18 @@ func (s *Store) TailLog(ctx context.Context, logUID string, lines int) ([]byte, 
 	if lines <= 0 {
 		return []byte{}, nil
 	}
-	var last *int64
-	err := s.db.NewSelect().Table("log_chunks").ColumnExpr("max(seq)").Where("record_uid = ?", logUID).Scan(ctx, &last)
-	if err != nil || last == nil {
-		return []byte{}, dbError(err)
+	src, err := s.logBytes(logUID)
+	if err != nil {
+		return nil, err
+	}
+	defer src.close()
+	last, err := src.last(ctx)
+	if err != nil || last < 0 {
+		return []byte{}, err
 	}
 	var tail []byte
-	for seq := *last; seq >= 0; seq-- {
-		chunk, err := s.logChunk(ctx, logUID, int(seq))
+	for seq := last; seq >= 0; seq-- {
+		chunk, err := src.chunk(ctx, seq)
 		if errors.Is(err, ErrNotFound) {
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,10 @@ const (
 // Options tune a Store. The zero value is ready to use.
 type Options struct {
 	MaxOpenConns int // 0: 20 on PostgreSQL; SQLite always uses one writer
+	// LogDir, when set, keeps the bytes of new logs as files in this
+	// directory (a volume every replica mounts) instead of database rows.
+	// Logs stored earlier in the database stay readable.
+	LogDir string
 }
 
 // Store is the shared persistence layer. It is safe for concurrent use.
@@ -36,13 +41,19 @@ type Store struct {
 	db      *bun.DB
 	dialect filter.Dialect
 	sealer  *cursorSealer // nil until the cursor key is loaded after migration
+	logDir  string
 }
 
 // Open connects to databaseURL: "postgres://..." for PostgreSQL, or
 // "sqlite://PATH", "file:PATH" or a plain file path for embedded SQLite.
 // It does not migrate; call Migrate.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	s := &Store{}
+	s := &Store{logDir: opts.LogDir}
+	if s.logDir != "" {
+		if err := os.MkdirAll(s.logDir, 0o750); err != nil {
+			return nil, fmt.Errorf("log directory: %w", err)
+		}
+	}
 	switch {
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		sqldb, err := sql.Open("pgx", databaseURL)

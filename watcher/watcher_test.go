@@ -528,3 +528,59 @@ func TestPodLogsFromTheAPIServer(t *testing.T) {
 		t.Error("a network error must be retried, not taken as unavailable")
 	}
 }
+
+// TestLeaderElection runs two replicas on one Lease: one leads and stores;
+// when it stops, the other takes over and stores what comes next.
+func TestLeaderElection(t *testing.T) {
+	env := kubetest.Get(t)
+	s, _ := storetest.Open(t, "postgres")
+	ctx := context.Background()
+	ns := newNamespace(t, env)
+	lease := watcher.Leader{Namespace: ns, Name: "annals-watcher", LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond}
+	type replica struct {
+		cancel context.CancelFunc
+		done   chan error
+	}
+	start := func(id string) replica {
+		w, err := watcher.New(watcher.Config{Namespaces: []string{ns}}, watcher.Options{Store: s, Kube: env.Kube, Tekton: env.Tekton, Logs: &fakeLogs{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := lease
+		l.Identity = id
+		rctx, cancel := context.WithCancel(ctx)
+		r := replica{cancel, make(chan error, 1)}
+		go func() { r.done <- w.RunWithLeader(rctx, env.Kube, l) }()
+		t.Cleanup(func() { cancel(); <-r.done })
+		return r
+	}
+	holder := func() string {
+		l, err := env.Kube.CoordinationV1().Leases(ns).Get(ctx, lease.Name, metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	a := start("replica-a")
+	eventually(t, 20*time.Second, func() (bool, string) { return holder() == "replica-a", "holder " + holder() })
+	start("replica-b")
+	first, err := env.Tekton.TektonV1().TaskRuns(ns).Create(ctx, newTaskRun(ns, "first", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, string(first.UID)) != nil, "first run not stored" })
+
+	a.cancel()
+	if err := <-a.done; err != nil {
+		t.Fatalf("leader stopped with %v", err)
+	}
+	a.done <- nil // for the cleanup
+	eventually(t, 20*time.Second, func() (bool, string) { return holder() == "replica-b", "holder " + holder() })
+	second, err := env.Tekton.TektonV1().TaskRuns(ns).Create(ctx, newTaskRun(ns, "second", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() (bool, string) {
+		return storedRun(t, s, string(second.UID)) != nil, "the new leader did not store"
+	})
+}

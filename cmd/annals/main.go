@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"migrate":   {"apply database migrations and report the schema version", runMigrate},
 	"import":    {"load TaskRuns and PipelineRuns from kubectl JSON or YAML output", runImport},
 	"retention": {"prune old Results by policy, once or on a schedule", runRetention},
+	"watch":     {"record TaskRuns, PipelineRuns and their logs from a Kubernetes cluster", runWatch},
 }
 
 func main() {

@@ -26,6 +26,7 @@ func runRetention(ctx context.Context, args []string) error {
 	batch := fs.Int("batch-size", 100, "Results deleted per transaction")
 	metricsAddr := fs.String("metrics-listen", "", "address of the /metrics and /healthz endpoints while running on the schedule (\"\": none), e.g. :9090")
 	dbURL := databaseURLFlag(fs)
+	logDir := logDirFlag(fs)
 	logger := loggingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -47,7 +48,7 @@ func runRetention(ctx context.Context, args []string) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{})
+	s, err := store.Open(ctx, *dbURL, store.Options{LogDir: *logDir})
 	if err != nil {
 		return err
 	}

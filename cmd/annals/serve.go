@@ -14,6 +14,7 @@ func runServe(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	dbURL := databaseURLFlag(fs)
 	migrate := fs.Bool("migrate", true, "apply pending database migrations at start")
+	logDir := logDirFlag(fs)
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	introspection := fs.Bool("introspection", true, "allow GraphQL schema introspection (the playground needs it)")
 	maxDepth := fs.Int("max-depth", 15, "deepest nesting of selections a query may have")
@@ -30,7 +31,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns})
+	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
 	if err != nil {
 		return err
 	}

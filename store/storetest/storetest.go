@@ -42,6 +42,12 @@ var schemaSeq atomic.Int64
 // test, except in CI (CI=true), where it fails it.
 func Open(t testing.TB, kind string) (*store.Store, string) {
 	t.Helper()
+	return OpenWith(t, kind, store.Options{})
+}
+
+// OpenWith is Open with store options.
+func OpenWith(t testing.TB, kind string, opts store.Options) (*store.Store, string) {
+	t.Helper()
 	ctx := context.Background()
 	var dbURL string
 	switch kind {
@@ -52,7 +58,7 @@ func Open(t testing.TB, kind string) (*store.Store, string) {
 	default:
 		t.Fatalf("unknown database kind %q", kind)
 	}
-	s, err := store.Open(ctx, dbURL, store.Options{})
+	s, err := store.Open(ctx, dbURL, opts)
 	if err != nil {
 		t.Fatalf("opening %s: %v", kind, err)
 	}

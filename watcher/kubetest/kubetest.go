@@ -16,6 +16,8 @@ import (
 	tekton "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -90,4 +92,15 @@ func tektonCRDs() (string, error) {
 		return "", fmt.Errorf("locating the tektoncd/pipeline module: %w", err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "config", "300-crds"), nil
+}
+
+// WriteKubeconfig writes a kubeconfig for the API server, for commands
+// under test that connect the way users do.
+func (e *Env) WriteKubeconfig(path string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: e.Config.Host, CertificateAuthorityData: e.Config.CAData}
+	cfg.AuthInfos["test"] = &clientcmdapi.AuthInfo{ClientCertificateData: e.Config.CertData, ClientKeyData: e.Config.KeyData, Token: e.Config.BearerToken}
+	cfg.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test"}
+	cfg.CurrentContext = "test"
+	return clientcmd.WriteToFile(*cfg, path)
 }

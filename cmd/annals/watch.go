@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	tekton "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/annals-dev/annals/server"
+	"github.com/annals-dev/annals/store"
+	"github.com/annals-dev/annals/watcher"
+)
+
+func runWatch(ctx context.Context, args []string) error {
+	fs := newFlagSet("watch", "Watches TaskRuns and PipelineRuns (tekton.dev/v1) and records them, with their logs, into the store.\n"+
+		"Connects with --kubeconfig, $KUBECONFIG, or the in-cluster service account.")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (\"\": $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	qps := fs.Float64("kube-api-qps", 50, "requests per second to the Kubernetes API, sustained")
+	burst := fs.Int("kube-api-burst", 100, "requests to the Kubernetes API, in a burst")
+	namespaces := fs.String("namespaces", "", "comma-separated namespaces to watch (\"\": all)")
+	selector := fs.String("label-selector", "", "watch only runs matching this label selector, e.g. app=web,tier!=test")
+	workers := fs.Int("workers", 4, "runs reconciled in parallel")
+	resync := fs.Duration("resync-period", 10*time.Hour, "replay every run this often, as a safety net")
+	logs := fs.Bool("logs", true, "store the step logs of finished TaskRuns")
+	logLimit := fs.Int64("log-limit-bytes", 16<<20, "most bytes kept of one step's log; longer logs are cut with a marker (0: no limit)")
+	logDir := logDirFlag(fs)
+	grace := fs.Duration("completed-run-grace-period", 0, "delete finished runs from the cluster this long after completion, once stored (0: never)")
+	finalizers := fs.Bool("finalizers", false, "hold runs deleted by others with a finalizer until their final state and logs are stored")
+	leaderElect := fs.Bool("leader-elect", true, "run only while holding the leader Lease, so that several replicas are safe")
+	leaseNS := fs.String("leader-election-namespace", "", "namespace of the Lease (\"\": $POD_NAMESPACE, else default)")
+	leaseName := fs.String("leader-election-id", "annals-watcher", "name of the Lease")
+	listen := fs.String("listen", ":9090", "address of /metrics, /healthz and /readyz (\"\": none)")
+	dbURL := databaseURLFlag(fs)
+	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
+	logger := loggingFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := logger()
+	if err != nil {
+		return err
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = *kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes configuration: %w", err)
+	}
+	cfg.QPS, cfg.Burst, cfg.UserAgent = float32(*qps), *burst, "annals-watcher"
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	tk, err := tekton.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Ready(ctx); err != nil {
+		return fmt.Errorf("database not migrated (run 'annals migrate' or 'annals serve' first): %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w, err := watcher.New(watcher.Config{
+		Namespaces: splitList(*namespaces), LabelSelector: *selector, Workers: *workers, Resync: *resync,
+		Logs: *logs, LogLimit: *logLimit, CompletedRunGracePeriod: *grace, Finalizers: *finalizers,
+	}, watcher.Options{Store: s, Kube: kube, Tekton: tk, Log: log, Metrics: watcher.NewMetrics(reg)})
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
+		// A follower is ready: it is a healthy standby, and nothing routes to it.
+		mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+			if err := s.Ping(r.Context()); err != nil {
+				http.Error(rw, "database unreachable", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(rw, "ok")
+		})
+		go func() {
+			if err := server.Serve(ctx, *listen, mux, log, 5*time.Second); err != nil {
+				log.Error("metrics endpoint stopped", "error", err)
+			}
+		}()
+	}
+	if !*leaderElect {
+		return w.Run(ctx)
+	}
+	ns := *leaseNS
+	if ns == "" {
+		if ns = os.Getenv("POD_NAMESPACE"); ns == "" {
+			ns = "default"
+		}
+	}
+	host, _ := os.Hostname()
+	err = w.RunWithLeader(ctx, kube, watcher.Leader{Namespace: ns, Name: *leaseName, Identity: host + "_" + uuid.NewString()[:8]})
+	if errors.Is(err, watcher.ErrLeadershipLost) {
+		return fmt.Errorf("%w; exiting so that this replica restarts as a follower", err)
+	}
+	return err
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// logDirFlag registers --log-dir, shared by the commands that read or write logs.
+func logDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("log-dir", "", "keep log bytes as files in this directory, shared by every replica (\"\": in the database)")
+}

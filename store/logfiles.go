@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// chunkSource gives the bytes of one log as numbered chunks of
+// logChunkSize bytes, from database rows or from a file.
+type chunkSource interface {
+	chunk(ctx context.Context, seq int) ([]byte, error) // ErrNotFound past the end
+	last(ctx context.Context) (int, error)              // highest seq; -1 when empty
+	close() error
+}
+
+// logBytes finds where a log's bytes are kept: its file when the store has
+// a log directory and the file exists, else its database rows.
+func (s *Store) logBytes(uid string) (chunkSource, error) {
+	if err := checkUID(uid); err != nil {
+		return nil, err
+	}
+	if s.logDir != "" {
+		f, err := os.Open(s.logPath(uid))
+		if err == nil {
+			return fileChunks{f}, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("opening log file: %w", err)
+		}
+	}
+	return dbChunks{s, uid}, nil
+}
+
+// logPath spreads files over 256 directories by the uid's first byte.
+func (s *Store) logPath(uid string) string {
+	return filepath.Join(s.logDir, uid[:2], uid+".log")
+}
+
+type dbChunks struct {
+	s   *Store
+	uid string
+}
+
+func (d dbChunks) chunk(ctx context.Context, seq int) ([]byte, error) {
+	var data []byte
+	err := d.s.db.NewSelect().Table("log_chunks").Column("data").Where("record_uid = ?", d.uid).Where("seq = ?", seq).Scan(ctx, &data)
+	return data, dbError(err)
+}
+
+func (d dbChunks) last(ctx context.Context) (int, error) {
+	var last *int
+	err := d.s.db.NewSelect().Table("log_chunks").ColumnExpr("max(seq)").Where("record_uid = ?", d.uid).Scan(ctx, &last)
+	if err != nil || last == nil {
+		return -1, dbError(err)
+	}
+	return *last, nil
+}
+
+func (dbChunks) close() error { return nil }
+
+type fileChunks struct{ f *os.File }
+
+func (c fileChunks) chunk(_ context.Context, seq int) ([]byte, error) {
+	buf := make([]byte, logChunkSize)
+	n, err := c.f.ReadAt(buf, int64(seq)*logChunkSize)
+	if n == 0 && (err == nil || errors.Is(err, io.EOF)) {
+		return nil, fmt.Errorf("%w: log chunk %d", ErrNotFound, seq)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading log file: %w", err)
+	}
+	return buf[:n], nil
+}
+
+func (c fileChunks) last(context.Context) (int, error) {
+	st, err := c.f.Stat()
+	if err != nil {
+		return -1, err
+	}
+	return int((st.Size()+logChunkSize-1)/logChunkSize) - 1, nil
+}
+
+func (c fileChunks) close() error { return c.f.Close() }
+
+// pendingFile is a log written to a temporary name, placed under its final
+// name by place and removed by discard unless placed.
+type pendingFile struct{ tmp, final string }
+
+func (s *Store) stageLogFile(uid string, chunks [][]byte) (*pendingFile, error) {
+	final := s.logPath(uid)
+	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
+		return nil, fmt.Errorf("log directory: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(final), uid+".*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	p := &pendingFile{tmp: f.Name(), final: final}
+	for _, c := range chunks {
+		if _, err = f.Write(c); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		p.discard()
+		return nil, fmt.Errorf("writing log file: %w", err)
+	}
+	return p, nil
+}
+
+func (p *pendingFile) place() error {
+	if p == nil {
+		return nil
+	}
+	if err := os.Rename(p.tmp, p.final); err != nil {
+		return fmt.Errorf("placing log file: %w", err)
+	}
+	p.tmp = ""
+	return nil
+}
+
+func (p *pendingFile) discard() {
+	if p != nil && p.tmp != "" {
+		os.Remove(p.tmp)
+	}
+}
+
+// SweepLogFiles removes the files of the log directory that no Log Record
+// owns any more (deleted by retention or by hand, or left by a write that
+// failed), if older than minAge, so that a write in progress is never
+// taken for garbage. It returns how many files and bytes it removed.
+func (s *Store) SweepLogFiles(ctx context.Context, minAge time.Duration) (files int, size int64, err error) {
+	if s.logDir == "" {
+		return 0, 0, nil
+	}
+	type candidate struct {
+		path string
+		size int64
+	}
+	batch := map[string]candidate{}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		uids := make([]string, 0, len(batch))
+		for uid := range batch {
+			uids = append(uids, uid)
+		}
+		owned, err := s.GetRecordsByUID(ctx, uids)
+		if err != nil {
+			return err
+		}
+		for uid, c := range batch {
+			if owned[uid] == nil {
+				if err := os.Remove(c.path); err == nil {
+					files, size = files+1, size+c.size
+				}
+			}
+		}
+		clear(batch)
+		return nil
+	}
+	cutoff := time.Now().Add(-minAge)
+	err = filepath.WalkDir(s.logDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil || info.ModTime().After(cutoff) {
+			return nil
+		}
+		name := d.Name()
+		switch {
+		case strings.HasSuffix(name, ".tmp"):
+			if os.Remove(path) == nil {
+				files, size = files+1, size+info.Size()
+			}
+		case strings.HasSuffix(name, ".log") && checkUID(strings.TrimSuffix(name, ".log")) == nil:
+			batch[strings.TrimSuffix(name, ".log")] = candidate{path, info.Size()}
+			if len(batch) == maxBatch {
+				return flush()
+			}
+		}
+		return ctx.Err()
+	})
+	if err == nil {
+		err = flush()
+	}
+	return files, size, err
+}
