@@ -30,7 +30,10 @@ func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) gr
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var code string
+		var coded interface{ ErrorCode() string }
 		switch {
+		case errors.As(err, &coded):
+			code = coded.ErrorCode() // refusals of the auth layer: UNAUTHENTICATED, PERMISSION_DENIED
 		case errors.Is(err, store.ErrInvalidArgument), errors.Is(err, filter.ErrInvalid):
 			code = CodeInvalidArgument
 		case errors.Is(err, store.ErrNotFound):

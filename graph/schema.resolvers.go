@@ -15,6 +15,9 @@ import (
 
 // Text is the resolver for the text field.
 func (r *logResolver) Text(ctx context.Context, obj *Log, offset *int, length *int) (string, error) {
+	if err := r.allow(ctx, obj.Record.Namespace, resLogs, verbGet); err != nil {
+		return "", err
+	}
 	n := min(deref(length), maxLogText)
 	if length == nil {
 		n = maxLogText
@@ -25,6 +28,9 @@ func (r *logResolver) Text(ctx context.Context, obj *Log, offset *int, length *i
 
 // Tail is the resolver for the tail field.
 func (r *logResolver) Tail(ctx context.Context, obj *Log, lines int) (string, error) {
+	if err := r.allow(ctx, obj.Record.Namespace, resLogs, verbGet); err != nil {
+		return "", err
+	}
 	if lines > maxTailLines {
 		return "", fmt.Errorf("%w: tail takes at most %d lines; download the log for more", store.ErrInvalidArgument, maxTailLines)
 	}
@@ -34,11 +40,17 @@ func (r *logResolver) Tail(ctx context.Context, obj *Log, lines int) (string, er
 
 // CreateResult is the resolver for the createResult field.
 func (r *mutationResolver) CreateResult(ctx context.Context, input CreateResultInput) (*store.Result, error) {
+	if err := r.allow(ctx, input.Namespace, resResults, verbCreate); err != nil {
+		return nil, err
+	}
 	return r.Store.CreateResult(ctx, input.Namespace, deref(input.UID), annotationMap(input.Annotations))
 }
 
 // DeleteResult is the resolver for the deleteResult field.
 func (r *mutationResolver) DeleteResult(ctx context.Context, name string, etag *string) (*DeletePayload, error) {
+	if err := r.allowName(ctx, name, resResults, verbDelete); err != nil {
+		return nil, err
+	}
 	if err := r.Store.DeleteResult(ctx, name, deref(etag)); err != nil {
 		return nil, err
 	}
@@ -47,26 +59,41 @@ func (r *mutationResolver) DeleteResult(ctx context.Context, name string, etag *
 
 // SetAnnotations is the resolver for the setAnnotations field.
 func (r *mutationResolver) SetAnnotations(ctx context.Context, name string, annotations []*KeyValueInput, etag *string) (*store.Result, error) {
+	if err := r.allowName(ctx, name, resResults, verbUpdate); err != nil {
+		return nil, err
+	}
 	return r.Store.UpdateResultAnnotations(ctx, name, annotationMap(annotations), nil, deref(etag))
 }
 
 // RemoveAnnotations is the resolver for the removeAnnotations field.
 func (r *mutationResolver) RemoveAnnotations(ctx context.Context, name string, keys []string, etag *string) (*store.Result, error) {
+	if err := r.allowName(ctx, name, resResults, verbUpdate); err != nil {
+		return nil, err
+	}
 	return r.Store.UpdateResultAnnotations(ctx, name, nil, keys, deref(etag))
 }
 
 // CreateRecord is the resolver for the createRecord field.
 func (r *mutationResolver) CreateRecord(ctx context.Context, input CreateRecordInput) (*store.Record, error) {
+	if err := r.allowName(ctx, input.Result, resRecords, verbCreate); err != nil {
+		return nil, err
+	}
 	return r.Store.CreateRecord(ctx, store.RecordWrite{ResultName: input.Result, UID: deref(input.UID), DataType: input.DataType, Data: json.RawMessage(input.Data)})
 }
 
 // UpdateRecord is the resolver for the updateRecord field.
 func (r *mutationResolver) UpdateRecord(ctx context.Context, name string, data JSON, etag *string) (*store.Record, error) {
+	if err := r.allowName(ctx, name, resRecords, verbUpdate); err != nil {
+		return nil, err
+	}
 	return r.Store.UpdateRecord(ctx, name, json.RawMessage(data), deref(etag))
 }
 
 // DeleteRecord is the resolver for the deleteRecord field.
 func (r *mutationResolver) DeleteRecord(ctx context.Context, name string, etag *string) (*DeletePayload, error) {
+	if err := r.allowName(ctx, name, resRecords, verbDelete); err != nil {
+		return nil, err
+	}
 	if err := r.Store.DeleteRecord(ctx, name, deref(etag)); err != nil {
 		return nil, err
 	}
@@ -75,6 +102,9 @@ func (r *mutationResolver) DeleteRecord(ctx context.Context, name string, etag *
 
 // TaskRuns is the resolver for the taskRuns field.
 func (r *pipelineRunResolver) TaskRuns(ctx context.Context, obj *PipelineRun, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) (*RecordConnection, error) {
+	if err := r.allow(ctx, obj.Record.Namespace, resRecords, verbList); err != nil {
+		return nil, err
+	}
 	o := listArgs{first, last, after, before, filter, orderBy}.options()
 	o.RecordWhere = recordWhere(where)
 	key := taskRunsKey{PipelineRun: obj.Record, Opts: optionsKey(o)}
@@ -94,7 +124,13 @@ func (r *queryResolver) Node(ctx context.Context, id string) (Node, error) {
 		return nil, err
 	}
 	if typ == "Result" {
+		if err := r.allowName(ctx, name, resResults, verbGet); err != nil {
+			return nil, err
+		}
 		return asNode(r.loaders(ctx).resultByName.Load(ctx, name)())
+	}
+	if err := r.allowName(ctx, name, resRecords, verbGet); err != nil {
+		return nil, err
 	}
 	return asNode(r.loaders(ctx).recordByName.Load(ctx, name)())
 }
@@ -117,6 +153,9 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]Node, error)
 
 // Result is the resolver for the result field.
 func (r *queryResolver) Result(ctx context.Context, name string) (*store.Result, error) {
+	if err := r.allowName(ctx, name, resResults, verbGet); err != nil {
+		return nil, err
+	}
 	if _, _, err := store.ParseResultName(name); err != nil {
 		return nil, err
 	}
@@ -125,6 +164,9 @@ func (r *queryResolver) Result(ctx context.Context, name string) (*store.Result,
 
 // Record is the resolver for the record field.
 func (r *queryResolver) Record(ctx context.Context, name string) (*store.Record, error) {
+	if err := r.allowName(ctx, name, resRecords, verbGet); err != nil {
+		return nil, err
+	}
 	if _, _, _, err := store.ParseRecordName(name); err != nil {
 		return nil, err
 	}
@@ -135,6 +177,10 @@ func (r *queryResolver) Record(ctx context.Context, name string) (*store.Record,
 func (r *queryResolver) Results(ctx context.Context, parent string, first *int, after *string, last *int, before *string, filter *string, where *ResultWhere, orderBy *Order) (*ResultConnection, error) {
 	o := listArgs{first, last, after, before, filter, orderBy}.options()
 	o.Parent, o.ResultWhere = parent, resultWhere(where)
+	var err error
+	if o.Namespaces, err = r.listScope(ctx, parent, resResults); err != nil {
+		return nil, err
+	}
 	page, err := r.Store.ListResults(ctx, o)
 	if err != nil {
 		return nil, err
@@ -148,6 +194,10 @@ func (r *queryResolver) Results(ctx context.Context, parent string, first *int, 
 func (r *queryResolver) Records(ctx context.Context, parent string, result *string, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) (*RecordConnection, error) {
 	o := listArgs{first, last, after, before, filter, orderBy}.options()
 	o.Parent, o.ResultName, o.RecordWhere = parent, deref(result), recordWhere(where)
+	var err error
+	if o.Namespaces, err = r.listScope(ctx, parent, resRecords); err != nil {
+		return nil, err
+	}
 	page, err := r.Store.ListRecords(ctx, o)
 	if err != nil {
 		return nil, err
@@ -165,6 +215,9 @@ func (r *recordResolver) ID(ctx context.Context, obj *store.Record) (string, err
 
 // Result is the resolver for the result field.
 func (r *recordResolver) Result(ctx context.Context, obj *store.Record) (*store.Result, error) {
+	if err := r.allow(ctx, obj.Namespace, resResults, verbGet); err != nil {
+		return nil, err
+	}
 	res, err := r.loaders(ctx).resultByUID.Load(ctx, obj.ResultUID)()
 	if err == nil && res == nil {
 		err = fmt.Errorf("%w: result of record %q", store.ErrNotFound, obj.Name)
@@ -238,6 +291,9 @@ func (r *resultResolver) Summary(ctx context.Context, obj *store.Result) (*Summa
 
 // Records is the resolver for the records field.
 func (r *resultResolver) Records(ctx context.Context, obj *store.Result, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) (*RecordConnection, error) {
+	if err := r.allow(ctx, obj.Namespace, resRecords, verbList); err != nil {
+		return nil, err
+	}
 	o := listArgs{first, last, after, before, filter, orderBy}.options()
 	o.RecordWhere = recordWhere(where)
 	key := nestedKey{Parent: obj.UID, Opts: optionsKey(o)}
@@ -252,6 +308,9 @@ func (r *resultResolver) Records(ctx context.Context, obj *store.Result, first *
 
 // PipelineRun is the resolver for the pipelineRun field.
 func (r *taskRunResolver) PipelineRun(ctx context.Context, obj *TaskRun) (*store.Record, error) {
+	if err := r.allow(ctx, obj.Record.Namespace, resRecords, verbGet); err != nil {
+		return nil, err
+	}
 	if obj.Record.PipelineRunName == "" {
 		return nil, nil
 	}
@@ -260,6 +319,9 @@ func (r *taskRunResolver) PipelineRun(ctx context.Context, obj *TaskRun) (*store
 
 // Logs is the resolver for the logs field.
 func (r *taskRunResolver) Logs(ctx context.Context, obj *TaskRun) ([]*Log, error) {
+	if err := r.allow(ctx, obj.Record.Namespace, resLogs, verbGet); err != nil {
+		return nil, err
+	}
 	recs, err := r.loaders(ctx).logsOfTaskRun.Load(ctx, obj.Record.UID)()
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -12,9 +13,18 @@ import (
 // Serve answers on addr until ctx ends, then stops taking connections and
 // lets the requests under way finish (up to drain).
 func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger, drain time.Duration) error {
+	return ServeTLS(ctx, addr, nil, h, log, drain)
+}
+
+// ServeTLS is Serve with TLS when tlsConfig is not nil.
+func ServeTLS(ctx context.Context, addr string, tlsConfig *tls.Config, h http.Handler, log *slog.Logger, drain time.Duration) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	scheme := "http://"
+	if tlsConfig != nil {
+		ln, scheme = tls.NewListener(ln, tlsConfig), "https://"
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -25,7 +35,8 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger, d
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	log.Info("listening", "address", "http://"+ln.Addr().String(), "playground", "http://"+ln.Addr().String()+"/", "graphql", "http://"+ln.Addr().String()+"/graphql")
+	base := scheme + ln.Addr().String()
+	log.Info("listening", "address", base, "playground", base+"/", "graphql", base+"/graphql")
 	select {
 	case err := <-done:
 		return err

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -23,6 +24,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/annals-dev/annals/graph"
+	"github.com/annals-dev/annals/server/auth"
 	"github.com/annals-dev/annals/store"
 )
 
@@ -37,6 +39,9 @@ type Config struct {
 	RequestTimeout time.Duration        // per request, cancels the SQL; default 30s
 	Introspection  bool                 // allow schema introspection
 	Metrics        *prometheus.Registry // served at /metrics; nil: a registry of the server's own
+	// Auth authenticates callers of /graphql and /logs and authorizes each
+	// field; nil serves everyone everything (--auth=none, loopback only).
+	Auth *auth.Kubernetes
 }
 
 func (c *Config) defaults() {
@@ -69,7 +74,12 @@ var assets embed.FS
 // New returns the HTTP handler of the whole service.
 func New(cfg Config) http.Handler {
 	cfg.defaults()
-	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Store: cfg.Store}, Complexity: graph.Complexity()}))
+	resolver := &graph.Resolver{Store: cfg.Store}
+	authenticate := func(h http.Handler) http.Handler { return h }
+	if cfg.Auth != nil {
+		resolver.Auth, authenticate = cfg.Auth, cfg.Auth.Middleware
+	}
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver, Complexity: graph.Complexity()}))
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})
@@ -88,9 +98,9 @@ func New(cfg Config) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, graph.WithLoaders(cfg.Store, gql))))
+	mux.Handle("/graphql", authenticate(limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, graph.WithLoaders(cfg.Store, gql)))))
 	mux.HandleFunc("GET /{$}", playground)
-	mux.Handle("GET /logs/{name...}", withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, cfg.Logger)))
+	mux.Handle("GET /logs/{name...}", authenticate(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, resolver.Auth, cfg.Logger))))
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -170,9 +180,21 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 }
 
 // downloadLog streams a whole log as plain text, chunk by chunk.
-func downloadLog(s *store.Store, log *slog.Logger) http.HandlerFunc {
+func downloadLog(s *store.Store, authz graph.Authorizer, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
+		if authz != nil {
+			// Decided before the lookup, so a refusal says nothing of existence.
+			namespace, _, _ := strings.Cut(name, "/")
+			if err := authz.Authorize(r.Context(), namespace, auth.Logs, auth.Get); err != nil {
+				status := http.StatusForbidden
+				if !errors.Is(err, auth.ErrPermissionDenied) {
+					status = http.StatusServiceUnavailable
+				}
+				http.Error(w, err.Error(), status)
+				return
+			}
+		}
 		rec, err := s.GetRecord(r.Context(), name)
 		switch {
 		case errors.Is(err, store.ErrInvalidArgument):

@@ -194,3 +194,11 @@ func (s *Store) AnnotationsByResult(ctx context.Context, resultUIDs []string) (m
 func staleEtag(kind, name, given, current string) error {
 	return fmt.Errorf("%w: %s %q has etag %q, not %q: read it again and retry with the current etag", ErrConflict, kind, name, current, given)
 }
+
+// Namespaces lists the namespaces that hold Results: the candidates when a
+// caller may list only some namespaces.
+func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.db.NewSelect().Model((*Result)(nil)).ColumnExpr("DISTINCT namespace").OrderExpr("namespace").Scan(ctx, &out)
+	return out, dbError(err)
+}

@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
+	"os"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/annals-dev/annals/server"
+	"github.com/annals-dev/annals/server/auth"
 	"github.com/annals-dev/annals/store"
 )
 
@@ -23,6 +29,19 @@ func runServe(ctx context.Context, args []string) error {
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body in bytes")
 	timeout := fs.Duration("request-timeout", 30*time.Second, "time limit of one request; its SQL is cancelled past it")
 	drain := fs.Duration("shutdown-timeout", 20*time.Second, "time given to requests under way to finish at shutdown")
+	defaultAuth := "none"
+	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		defaultAuth = "kubernetes"
+	}
+	authMode := fs.String("auth", defaultAuth, "kubernetes: TokenReview and SubjectAccessReview on every request; none: no checks, loopback only (default: kubernetes inside a cluster)")
+	authTTL := fs.Duration("auth-cache-ttl", 10*time.Second, "how long a checked token and an access decision are reused")
+	audiences := fs.String("token-audiences", "", "comma-separated audiences tokens must carry (\"\": the API server's)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for --auth=kubernetes (\"\": $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	insecureRemote := fs.Bool("insecure-allow-unauthenticated-remote-access", false,
+		"with --auth=none, allow listening on a non-loopback address: anyone who can reach it reads and changes everything")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain) to serve HTTPS with; reloaded when the file changes")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	clientCA := fs.String("tls-client-ca", "", "PEM CA bundle: client certificates it signed authenticate their callers (CN user, O groups)")
 	logger := loggingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -30,6 +49,40 @@ func runServe(ctx context.Context, args []string) error {
 	log, err := logger()
 	if err != nil {
 		return err
+	}
+	var authz *auth.Kubernetes
+	switch *authMode {
+	case "none":
+		if !isLoopback(*listen) && !*insecureRemote {
+			return fmt.Errorf("--auth=none serves everything to anyone, so it listens on loopback only; %q is not. "+
+				"Use --auth=kubernetes, or pass --insecure-allow-unauthenticated-remote-access if you really mean it", *listen)
+		}
+		if !isLoopback(*listen) {
+			log.Warn("AUTHENTICATION IS OFF on a non-loopback address: anyone who can reach it reads and changes every run", "listen", *listen)
+		}
+	case "kubernetes":
+		cfg, err := kubeConfig(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		kube, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		authz = auth.NewKubernetes(kube, auth.Options{CacheTTL: *authTTL, Audiences: splitList(*audiences)})
+	default:
+		return fmt.Errorf("--auth %q: want kubernetes or none", *authMode)
+	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" || *tlsKey != "" {
+		if *tlsCert == "" || *tlsKey == "" {
+			return fmt.Errorf("--tls-cert and --tls-key go together")
+		}
+		if tlsConfig, err = server.TLSConfig(*tlsCert, *tlsKey, *clientCA, log); err != nil {
+			return err
+		}
+	} else if *clientCA != "" {
+		return fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
 	}
 	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
 	if err != nil {
@@ -47,7 +100,20 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	h := server.New(server.Config{
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
-		RequestTimeout: *timeout, Introspection: *introspection,
+		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz,
 	})
-	return server.Serve(ctx, *listen, h, log, *drain)
+	return server.ServeTLS(ctx, *listen, tlsConfig, h, log, *drain)
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	tekton "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/annals-dev/annals/server"
@@ -52,11 +53,9 @@ func runWatch(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = *kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := kubeConfig(*kubeconfig)
 	if err != nil {
-		return fmt.Errorf("kubernetes configuration: %w", err)
+		return err
 	}
 	cfg.QPS, cfg.Burst, cfg.UserAgent = float32(*qps), *burst, "annals-watcher"
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -117,6 +116,18 @@ func runWatch(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w; exiting so that this replica restarts as a follower", err)
 	}
 	return err
+}
+
+// kubeConfig loads the client configuration: an explicit kubeconfig file,
+// else $KUBECONFIG or ~/.kube/config, else the in-cluster service account.
+func kubeConfig(path string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes configuration: %w", err)
+	}
+	return cfg, nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

@@ -1,0 +1,361 @@
+// Package auth authenticates API callers and authorizes what they do the
+// Kubernetes way: bearer tokens checked with a TokenReview (or verified
+// client certificates), impersonation honoured only when allowed, and every
+// action decided by a SubjectAccessReview on the resources Tekton Results
+// uses (results.tekton.dev results, records and logs) in one namespace.
+// Decisions are cached briefly; an error never turns into an allow.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Group is the API group of the resources, as in Tekton Results' ClusterRoles.
+const Group = "results.tekton.dev"
+
+// Resources and verbs that are authorized.
+const (
+	Results = "results"
+	Records = "records"
+	Logs    = "logs"
+
+	Get    = "get"
+	List   = "list"
+	Create = "create"
+	Update = "update"
+	Delete = "delete"
+)
+
+// User is an authenticated caller.
+type User struct {
+	Name   string
+	UID    string
+	Groups []string
+	Extra  map[string][]string
+}
+
+// Error is a refusal, with the code the API reports it under.
+type Error struct {
+	code, msg string
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// ErrorCode is the GraphQL extensions.code of the refusal.
+func (e *Error) ErrorCode() string { return e.code }
+
+// Sentinels for errors.Is.
+var (
+	ErrUnauthenticated  = &Error{"UNAUTHENTICATED", "unauthenticated"}
+	ErrPermissionDenied = &Error{"PERMISSION_DENIED", "permission denied"}
+)
+
+// Is makes every refusal match its sentinel.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.code == e.code
+}
+
+func unauthenticated(format string, args ...any) error {
+	return &Error{"UNAUTHENTICATED", fmt.Sprintf(format, args...)}
+}
+
+func denied(format string, args ...any) error {
+	return &Error{"PERMISSION_DENIED", fmt.Sprintf(format, args...)}
+}
+
+type userKey struct{}
+
+// WithUser returns ctx carrying the caller.
+func WithUser(ctx context.Context, u *User) context.Context {
+	return context.WithValue(ctx, userKey{}, u)
+}
+
+// UserFrom returns the caller of the request ctx belongs to, nil when none.
+func UserFrom(ctx context.Context) *User {
+	u, _ := ctx.Value(userKey{}).(*User)
+	return u
+}
+
+// Kubernetes authenticates and authorizes against a Kubernetes API server.
+type Kubernetes struct {
+	client    kubernetes.Interface
+	audiences []string
+	tokens    *expirable.LRU[[32]byte, *User]
+	allowed   *expirable.LRU[string, bool]
+	flight    singleflight.Group
+}
+
+// Options of Kubernetes.
+type Options struct {
+	// CacheTTL is how long an authenticated token and a decision (allow or
+	// deny, each under its own exact question) are reused (default 10s).
+	CacheTTL time.Duration
+	// Audiences the tokens must be for (TokenReview spec.audiences); empty:
+	// the API server's own.
+	Audiences []string
+}
+
+// NewKubernetes returns an authenticator and authorizer using client, whose
+// identity needs create on tokenreviews and subjectaccessreviews.
+func NewKubernetes(client kubernetes.Interface, o Options) *Kubernetes {
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = 10 * time.Second
+	}
+	return &Kubernetes{
+		client:    client,
+		audiences: o.Audiences,
+		tokens:    expirable.NewLRU[[32]byte, *User](10000, nil, o.CacheTTL),
+		allowed:   expirable.NewLRU[string, bool](50000, nil, o.CacheTTL),
+	}
+}
+
+// Authenticate finds the caller of r: a verified client certificate, or a
+// bearer token checked by TokenReview, then impersonation if asked for and
+// allowed.
+func (k *Kubernetes) Authenticate(r *http.Request) (*User, error) {
+	var u *User
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		cert := r.TLS.VerifiedChains[0][0]
+		u = &User{Name: cert.Subject.CommonName, Groups: slices.Clone(cert.Subject.Organization)}
+	} else {
+		token, ok := bearerToken(r)
+		if !ok {
+			return nil, unauthenticated("no credentials: send 'Authorization: Bearer <token>' with a Kubernetes token (e.g. from 'kubectl create token')")
+		}
+		var err error
+		if u, err = k.reviewToken(r.Context(), token); err != nil {
+			return nil, err
+		}
+	}
+	return k.impersonate(r, u)
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+func (k *Kubernetes) reviewToken(ctx context.Context, token string) (*User, error) {
+	key := sha256.Sum256([]byte(token))
+	if u, ok := k.tokens.Get(key); ok {
+		return u, nil
+	}
+	v, err, _ := k.flight.Do(fmt.Sprintf("token:%x", key), func() (any, error) {
+		tr, err := k.client.AuthenticationV1().TokenReviews().Create(ctx,
+			&authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: k.audiences}}, metav1.CreateOptions{})
+		if err != nil {
+			// Fail closed, and do not remember: the next request asks again.
+			return nil, fmt.Errorf("checking the token with the Kubernetes API: %w", err)
+		}
+		if !tr.Status.Authenticated {
+			return nil, unauthenticated("the bearer token was not accepted by the cluster: it is invalid, expired or revoked")
+		}
+		u := &User{Name: tr.Status.User.Username, UID: tr.Status.User.UID, Groups: tr.Status.User.Groups}
+		if len(tr.Status.User.Extra) > 0 {
+			u.Extra = map[string][]string{}
+			for key, vals := range tr.Status.User.Extra {
+				u.Extra[key] = vals
+			}
+		}
+		k.tokens.Add(key, u)
+		return u, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*User), nil
+}
+
+// impersonate applies Impersonate-User and Impersonate-Group when the
+// caller may impersonate that user and each of those groups.
+func (k *Kubernetes) impersonate(r *http.Request, u *User) (*User, error) {
+	name := r.Header.Get("Impersonate-User")
+	groups := r.Header.Values("Impersonate-Group")
+	if name == "" {
+		if len(groups) > 0 {
+			return nil, denied("Impersonate-Group needs Impersonate-User")
+		}
+		return u, nil
+	}
+	checks := []authzv1.ResourceAttributes{{Verb: "impersonate", Resource: "users", Name: name}}
+	for _, g := range groups {
+		checks = append(checks, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "groups", Name: g})
+	}
+	for _, attrs := range checks {
+		ok, err := k.decide(r.Context(), u, attrs)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, denied("%s may not impersonate %s %q", u.Name, strings.TrimSuffix(attrs.Resource, "s"), attrs.Name)
+		}
+	}
+	return &User{Name: name, Groups: append(slices.Clone(groups), "system:authenticated")}, nil
+}
+
+// Authorize allows the caller of ctx to do verb on resource in namespace,
+// or says why not.
+func (k *Kubernetes) Authorize(ctx context.Context, namespace, resource, verb string) error {
+	u := UserFrom(ctx)
+	if u == nil {
+		return unauthenticated("no authenticated caller")
+	}
+	ok, err := k.decide(ctx, u, authzv1.ResourceAttributes{Namespace: namespace, Verb: verb, Group: Group, Resource: resource})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return denied("%s may not %s %s.%s in namespace %q", u.Name, verb, resource, Group, namespace)
+	}
+	return nil
+}
+
+// VisibleNamespaces returns nil when the caller may do verb on resource in
+// every namespace; else those of candidates() where it may (possibly none).
+// What it asks does not depend on what the caller may see.
+func (k *Kubernetes) VisibleNamespaces(ctx context.Context, resource, verb string, candidates func(context.Context) ([]string, error)) ([]string, error) {
+	u := UserFrom(ctx)
+	if u == nil {
+		return nil, unauthenticated("no authenticated caller")
+	}
+	all, err := k.decide(ctx, u, authzv1.ResourceAttributes{Verb: verb, Group: Group, Resource: resource})
+	if err != nil || all {
+		return nil, err
+	}
+	names, err := candidates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	visible := make([]string, 0, len(names))
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+	)
+	sem := make(chan struct{}, 16)
+	for _, ns := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ok, err := k.decide(ctx, u, authzv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: Group, Resource: resource})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if ok {
+				visible = append(visible, ns)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	slices.Sort(visible)
+	return visible, nil
+}
+
+// decide asks a SubjectAccessReview, or the cache. Errors are never cached
+// and never allow.
+func (k *Kubernetes) decide(ctx context.Context, u *User, attrs authzv1.ResourceAttributes) (bool, error) {
+	key := decisionKey(u, attrs)
+	if allowed, ok := k.allowed.Get(key); ok {
+		return allowed, nil
+	}
+	v, err, _ := k.flight.Do(key, func() (any, error) {
+		spec := authzv1.SubjectAccessReviewSpec{User: u.Name, UID: u.UID, Groups: u.Groups, ResourceAttributes: &attrs}
+		if len(u.Extra) > 0 {
+			spec.Extra = map[string]authzv1.ExtraValue{}
+			for key, vals := range u.Extra {
+				spec.Extra[key] = vals
+			}
+		}
+		sar, err := k.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
+		if err != nil {
+			return false, fmt.Errorf("asking the Kubernetes API for an access review: %w", err)
+		}
+		allowed := sar.Status.Allowed && !sar.Status.Denied
+		k.allowed.Add(key, allowed)
+		return allowed, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return v.(bool), nil
+}
+
+// decisionKey names a decision by everything it depends on.
+func decisionKey(u *User, a authzv1.ResourceAttributes) string {
+	var b strings.Builder
+	for _, part := range []string{u.Name, u.UID, strings.Join(u.Groups, "\x00"), a.Namespace, a.Verb, a.Group, a.Resource, a.Name} {
+		b.WriteString(part)
+		b.WriteByte(0x1f)
+	}
+	keys := make([]string, 0, len(u.Extra))
+	for k := range u.Extra {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b.WriteString(k + "=" + strings.Join(u.Extra[k], "\x00") + "\x1e")
+	}
+	return b.String()
+}
+
+// Middleware authenticates every request it passes on; a request without
+// valid credentials is answered 401 with a GraphQL-shaped error, and one
+// whose credentials could not be checked with 503.
+func (k *Kubernetes) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, err := k.Authenticate(r)
+		if err != nil {
+			status := http.StatusServiceUnavailable
+			var e *Error
+			if errors.As(err, &e) {
+				status = map[string]int{"UNAUTHENTICATED": http.StatusUnauthorized, "PERMISSION_DENIED": http.StatusForbidden}[e.code]
+			}
+			writeError(w, status, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), u)))
+	})
+}
+
+// writeError answers in the shape GraphQL clients read.
+func writeError(w http.ResponseWriter, status int, err error) {
+	code, msg := "INTERNAL", "could not check the credentials: the Kubernetes API is unavailable; try again"
+	var e *Error
+	if errors.As(err, &e) {
+		code, msg = e.code, e.msg
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="annals"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{"message": msg, "extensions": map[string]string{"code": code}}}})
+	w.Write(append(body, '\n'))
+}
