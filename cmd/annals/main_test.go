@@ -137,3 +137,16 @@ func TestRetentionCommand(t *testing.T) {
 		t.Errorf("missing policy file: %v", err)
 	}
 }
+
+func TestAuthNoneOnlyOnLoopback(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "annals.db")
+	err := runServe(context.Background(), []string{"--database-url", db, "--auth", "none", "--listen", "0.0.0.0:0"})
+	if err == nil || !strings.Contains(err.Error(), "--insecure-allow-unauthenticated-remote-access") {
+		t.Errorf("--auth=none on 0.0.0.0: %v, want a refusal naming the override flag", err)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true, ":8080": false, "0.0.0.0:80": false, "10.0.0.1:80": false} {
+		if isLoopback(addr) != want {
+			t.Errorf("isLoopback(%q) = %v", addr, !want)
+		}
+	}
+}
