@@ -39,7 +39,9 @@ func (w *Watcher) RunWithLeader(ctx context.Context, kube kubernetes.Interface, 
 	outer := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var runErr error
+	// The watcher runs here rather than in the callback, so that this
+	// function returns only once it has stopped.
+	leading := make(chan context.Context, 1)
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   l.LeaseDuration,
@@ -48,19 +50,8 @@ func (w *Watcher) RunWithLeader(ctx context.Context, kube kubernetes.Interface, 
 		ReleaseOnCancel: true,
 		Name:            l.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				w.log.Info("leading", "lease", l.Namespace+"/"+l.Name, "identity", l.Identity)
-				if w.metrics != nil {
-					w.metrics.leader.Set(1)
-				}
-				runErr = w.Run(ctx)
-			},
-			OnStoppedLeading: func() {
-				if w.metrics != nil {
-					w.metrics.leader.Set(0)
-				}
-				cancel()
-			},
+			OnStartedLeading: func(lctx context.Context) { leading <- lctx },
+			OnStoppedLeading: func() {},
 			OnNewLeader: func(id string) {
 				if id != l.Identity {
 					w.log.Info("following", "leader", id)
@@ -71,7 +62,23 @@ func (w *Watcher) RunWithLeader(ctx context.Context, kube kubernetes.Interface, 
 	if err != nil {
 		return err
 	}
-	elector.Run(ctx)
+	electorDone := make(chan struct{})
+	go func() { elector.Run(ctx); close(electorDone) }()
+	var runErr error
+	select {
+	case lctx := <-leading:
+		w.log.Info("leading", "lease", l.Namespace+"/"+l.Name, "identity", l.Identity)
+		if w.metrics != nil {
+			w.metrics.leader.Set(1)
+		}
+		runErr = w.Run(lctx) // until the lease is lost or ctx ends
+		if w.metrics != nil {
+			w.metrics.leader.Set(0)
+		}
+	case <-electorDone:
+	}
+	cancel()
+	<-electorDone
 	if runErr != nil || outer.Err() != nil {
 		return runErr
 	}
