@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -22,7 +23,11 @@ type command struct {
 	run     func(ctx context.Context, args []string) error
 }
 
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
 var commands = map[string]command{
+	"version":   {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 	"serve":     {"serve the GraphQL API and playground", runServe},
 	"migrate":   {"apply database migrations and report the schema version", runMigrate},
 	"import":    {"load TaskRuns and PipelineRuns from kubectl JSON or YAML output", runImport},
@@ -128,6 +133,30 @@ func loggingFlags(fs *flag.FlagSet) func() (*slog.Logger, error) {
 	format := fs.String("log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	return func() (*slog.Logger, error) { return newLogger(os.Stderr, *format, *level) }
+}
+
+// logConfig logs the version and every flag's effective value, with the
+// password of the database URL redacted, so that what a process runs with
+// is in its first log line.
+func logConfig(log *slog.Logger, fs *flag.FlagSet) {
+	attrs := []any{"version", version}
+	fs.VisitAll(func(f *flag.Flag) {
+		v := f.Value.String()
+		if f.Name == "database-url" {
+			v = redactURL(v)
+		}
+		attrs = append(attrs, f.Name, v)
+	})
+	log.Info("starting "+fs.Name(), attrs...)
+}
+
+// redactURL hides the password of a URL; anything else passes unchanged.
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	return u.Redacted()
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -150,3 +150,59 @@ func TestAuthNoneOnlyOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestLogConfigRedactsPassword(t *testing.T) {
+	var buf bytes.Buffer
+	log, _ := newLogger(&buf, "json", "info")
+	fs := newFlagSet("serve", "")
+	databaseURLFlag(fs)
+	if err := fs.Parse([]string{"--database-url", "postgres://annals:s3cret@db:5432/annals"}); err != nil {
+		t.Fatal(err)
+	}
+	logConfig(log, fs)
+	if strings.Contains(buf.String(), "s3cret") || !strings.Contains(buf.String(), "annals:xxxxx@db") {
+		t.Errorf("config line: %s", buf.String())
+	}
+}
+
+// TestReadmeTableListsEveryFlag: the README's flag table has a row naming
+// every flag of every command, with the command in its second cell.
+func TestReadmeTableListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{} // flag -> commands cell
+	for _, line := range strings.Split(string(readme), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.Contains(cells[1], "`--") {
+			continue
+		}
+		for _, f := range strings.Split(cells[1], ",") {
+			rows[strings.Trim(strings.TrimSpace(f), "`")] = cells[2]
+		}
+	}
+	devnull, _ := os.Open(os.DevNull)
+	stderr := os.Stderr
+	defer func() { os.Stderr = stderr }()
+	for name, cmd := range commands {
+		out, err := os.CreateTemp(t.TempDir(), "help")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Stderr = out
+		cmd.run(context.Background(), []string{"--help"})
+		os.Stderr = devnull
+		help, _ := os.ReadFile(out.Name())
+		for _, line := range strings.Split(string(help), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) == 0 || !strings.HasPrefix(fields[0], "--") {
+				continue
+			}
+			cell, ok := rows[fields[0]]
+			if !ok || !(strings.Contains(cell, name) || strings.TrimSpace(cell) == "all") {
+				t.Errorf("README flag table: no row for %s of annals %s", fields[0], name)
+			}
+		}
+	}
+}

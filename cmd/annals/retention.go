@@ -27,6 +27,7 @@ func runRetention(ctx context.Context, args []string) error {
 	metricsAddr := fs.String("metrics-listen", "", "address of the /metrics and /healthz endpoints while running on the schedule (\"\": none), e.g. :9090")
 	dbURL := databaseURLFlag(fs)
 	logDir := logDirFlag(fs)
+	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	logger := loggingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -35,6 +36,7 @@ func runRetention(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	logConfig(log, fs)
 	if *policyFile == "" {
 		return fmt.Errorf("--policy-file is required")
 	}
@@ -48,7 +50,7 @@ func runRetention(ctx context.Context, args []string) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{LogDir: *logDir})
+	s, err := store.Open(ctx, *dbURL, store.Options{LogDir: *logDir, MaxOpenConns: *maxConns})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	logConfig(log, fs)
 	var authz *auth.Kubernetes
 	switch *authMode {
 	case "none":

@@ -53,6 +53,7 @@ func runWatch(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	logConfig(log, fs)
 	cfg, err := kubeConfig(*kubeconfig)
 	if err != nil {
 		return err
