@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"fmt"
 	"net/http"
 	"os"
@@ -45,6 +46,7 @@ func runWatch(ctx context.Context, args []string) error {
 	listen := fs.String("listen", ":9090", "address of /metrics, /healthz and /readyz (\"\": none)")
 	dbURL := databaseURLFlag(fs)
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
+	migrationWait := fs.Duration("wait-for-migrations", 5*time.Minute, "how long to wait at start for the database to be migrated (by 'annals serve' or 'annals migrate')")
 	logger := loggingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -72,8 +74,8 @@ func runWatch(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	if err := s.Ready(ctx); err != nil {
-		return fmt.Errorf("database not migrated (run 'annals migrate' or 'annals serve' first): %w", err)
+	if err := waitReady(ctx, s, log, *migrationWait); err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -117,6 +119,27 @@ func runWatch(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w; exiting so that this replica restarts as a follower", err)
 	}
 	return err
+}
+
+// waitReady waits until the database is reachable and migrated, so that a
+// watcher deployed beside the API starts once the API has migrated instead
+// of failing in a loop.
+func waitReady(ctx context.Context, s *store.Store, log *slog.Logger, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := s.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("database not ready (run 'annals migrate', or start 'annals serve', which migrates): %w", err)
+		}
+		log.Info("waiting for the database to be migrated", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // kubeConfig loads the client configuration: an explicit kubeconfig file,
