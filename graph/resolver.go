@@ -95,6 +95,16 @@ func parseGlobalID(id string) (typ, name string, err error) {
 	return "", "", fmt.Errorf("%w: %q is not an ID given out by this API", store.ErrInvalidArgument, id)
 }
 
+// entityName reads the name out of a global ID of the given type, for
+// federation references by id.
+func entityName(id, wantType string) (string, error) {
+	typ, name, err := parseGlobalID(id)
+	if err == nil && typ != wantType {
+		err = fmt.Errorf("%w: %q is the ID of a %s, not a %s", store.ErrInvalidArgument, id, typ, wantType)
+	}
+	return name, err
+}
+
 // listArgs are the arguments every connection field shares.
 type listArgs struct {
 	first, last   *int

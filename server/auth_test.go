@@ -254,6 +254,18 @@ var authCases = []authCase{
 			return map[string]any{"ids": []string{nodeID("Record", w.names["ci-record"]), nodeID("Record", w.names["prod-record"])}}
 		}, code: "PERMISSION_DENIED"},
 
+	// Federation: references from a supergraph are authorized like lookups.
+	{field: "_entities", name: "own Record by name", caller: "alice", query: `query($r: [_Any!]!) { _entities(representations: $r) { ... on Record { name } } }`,
+		vars: func(w *authWorld) map[string]any {
+			return map[string]any{"r": []any{map[string]any{"__typename": "Record", "name": w.names["ci-record"]}}}
+		}, check: onlyNamespace("ci", true)},
+	{field: "_entities", name: "other team's Result by id", caller: "alice", query: `query($r: [_Any!]!) { _entities(representations: $r) { ... on Result { name } } }`,
+		vars: func(w *authWorld) map[string]any {
+			return map[string]any{"r": []any{map[string]any{"__typename": "Result", "id": nodeID("Result", w.names["prod-result"])}}}
+		}, code: "PERMISSION_DENIED"},
+	{field: "_service", name: "the schema, to any authenticated caller", caller: "carol", query: `{ _service { sdl } }`},
+	{field: "_service", name: "not without credentials", caller: "", query: `{ _service { sdl } }`, code: "UNAUTHENTICATED"},
+
 	// Nested fields are checked on their own.
 	{field: "nested", name: "viewer reads the tree with logs", caller: "alice",
 		query: `query($ci_record: String!) { record(name: $ci_record) { result { name records { totalCount } } taskRun { logs { text } pipelineRun { name } } } }`,

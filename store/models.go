@@ -99,3 +99,11 @@ func (r *Record) Etag() string { return etag(r.UID, r.Version) }
 type JSONMap map[string]string
 
 func etag(uid string, version int64) string { return fmt.Sprintf("%s-%d", uid, version) }
+
+// IsEntity marks Results and Records as Apollo Federation entities: the
+// graph package serves these types directly, and gqlgen's federation
+// runtime requires the marker method on them.
+func (*Result) IsEntity() {}
+
+// IsEntity: see Result.IsEntity.
+func (*Record) IsEntity() {}
