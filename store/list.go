@@ -42,6 +42,7 @@ type ListOptions struct {
 	Before      string
 
 	pipelineRun string // TaskRuns of this PipelineRun (run name) only; set by ListTaskRunsForPipelineRuns
+	uids        []string // only these Records; set by MatchingRecords
 }
 
 // Page is one page of a list, with a cursor per item.
@@ -216,6 +217,9 @@ func (s *Store) plan(ent entity, o ListOptions) (*plan, error) {
 	if o.pipelineRun != "" {
 		p.base.where("r.pipeline_run_name = ?", o.pipelineRun)
 		p.base.where("r.data_type IN (?, ?)", TypeTaskRun, "tekton.dev/v1beta1.TaskRun")
+	}
+	if len(o.uids) > 0 {
+		p.base.where(alias+".uid IN ("+filter.Placeholders(len(o.uids))+")", filter.Args(o.uids)...)
 	}
 	var cel, where filter.Expr
 	var err error

@@ -88,6 +88,7 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 		chunks = nil
 		defer file.discard()
 	}
+	var announced func()
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		q := tx.NewInsert().Model(rec).On("CONFLICT (uid) DO UPDATE")
 		for _, col := range []string{"data", "run_name", "owner_uid", "updated_at"} {
@@ -104,6 +105,9 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 				return dbError(err)
 			}
 		}
+		if announced, err = s.announce(ctx, tx, []*Record{rec}); err != nil {
+			return err
+		}
 		// The file is in place before the Record commits, so a stored Log
 		// always has its bytes; a failed commit leaves a file the sweep removes.
 		return file.place()
@@ -111,6 +115,7 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 	if err != nil {
 		return nil, err
 	}
+	announced()
 	return s.GetRecord(ctx, rec.Name)
 }
 

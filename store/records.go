@@ -61,6 +61,7 @@ func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error
 	if err != nil {
 		return nil, err
 	}
+	var announced func()
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		exists, err := tx.NewSelect().Model((*Result)(nil)).Where("uid = ?", rec.ResultUID).Exists(ctx)
 		if err != nil {
@@ -77,13 +78,17 @@ func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error
 			return fmt.Errorf("%w: a record with uid %q already exists", ErrConflict, rec.UID)
 		}
 		if w.UpdateSummary {
-			return updateSummaries(ctx, tx, []*Record{rec})
+			if err := updateSummaries(ctx, tx, []*Record{rec}); err != nil {
+				return err
+			}
 		}
-		return nil
+		announced, err = s.announce(ctx, tx, []*Record{rec})
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	announced()
 	return rec, nil
 }
 
@@ -116,6 +121,7 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) ([]*Record,
 	if len(recs) == 0 {
 		return nil, nil
 	}
+	var announced func()
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var results []Result
 		seen := map[string]bool{}
@@ -146,13 +152,18 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) ([]*Record,
 			}
 		}
 		if len(summaries) > 0 {
-			return updateSummaries(ctx, tx, summaries)
+			if err := updateSummaries(ctx, tx, summaries); err != nil {
+				return err
+			}
 		}
-		return nil
+		var err error
+		announced, err = s.announce(ctx, tx, recs)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	announced()
 	uids := make([]string, len(recs))
 	for i, r := range recs {
 		uids[i] = r.UID
@@ -234,15 +245,24 @@ func (s *Store) UpdateRecord(ctx context.Context, name string, data json.RawMess
 		return nil, err
 	}
 	next.CreatedAt, next.Version = cur.CreatedAt, cur.Version+1
-	out, err := s.db.NewUpdate().Model(next).
-		ExcludeColumn("uid", "result_uid", "namespace", "name", "result_name", "created_at").
-		Where("uid = ?", cur.UID).Where("version = ?", cur.Version).Exec(ctx)
+	var announced func()
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		out, err := tx.NewUpdate().Model(next).
+			ExcludeColumn("uid", "result_uid", "namespace", "name", "result_name", "created_at").
+			Where("uid = ?", cur.UID).Where("version = ?", cur.Version).Exec(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		if n, _ := out.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: record %q changed or was deleted meanwhile: read it again", ErrConflict, name)
+		}
+		announced, err = s.announce(ctx, tx, []*Record{next})
+		return err
+	})
 	if err != nil {
-		return nil, dbError(err)
+		return nil, err
 	}
-	if n, _ := out.RowsAffected(); n == 0 {
-		return nil, fmt.Errorf("%w: record %q changed or was deleted meanwhile: read it again", ErrConflict, name)
-	}
+	announced()
 	return next, nil
 }
 

@@ -42,13 +42,19 @@ type Store struct {
 	dialect filter.Dialect
 	sealer  *cursorSealer // nil until the cursor key is loaded after migration
 	logDir  string
+
+	url     string          // for the LISTEN connection of change subscriptions
+	changes changeHub       // Record changes, for subscriptions
+	closing context.Context // ends when the store is closed
+	close   context.CancelFunc
 }
 
 // Open connects to databaseURL: "postgres://..." for PostgreSQL, or
 // "sqlite://PATH", "file:PATH" or a plain file path for embedded SQLite.
 // It does not migrate; call Migrate.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	s := &Store{logDir: opts.LogDir}
+	s := &Store{logDir: opts.LogDir, url: databaseURL}
+	s.closing, s.close = context.WithCancel(context.Background())
 	if s.logDir != "" {
 		if err := os.MkdirAll(s.logDir, 0o750); err != nil {
 			return nil, fmt.Errorf("log directory: %w", err)
@@ -109,7 +115,10 @@ func sqliteDSN(u string) string {
 }
 
 // Close releases the database connections.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.close()
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
