@@ -38,6 +38,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Record() RecordResolver
 	Result() ResultResolver
+	Subscription() SubscriptionResolver
 	TaskRun() TaskRunResolver
 }
 
@@ -184,6 +185,11 @@ type ComplexityRoot struct {
 		StartedAt  func(childComplexity int) int
 	}
 
+	Subscription struct {
+		LogLines      func(childComplexity int, log string) int
+		RecordChanged func(childComplexity int, parent string, where *RecordWhere, filter *string) int
+	}
+
 	Summary struct {
 		Annotations func(childComplexity int) int
 		Duration    func(childComplexity int) int
@@ -269,6 +275,10 @@ type ResultResolver interface {
 	Annotation(ctx context.Context, obj *store.Result, key string) (*string, error)
 	Summary(ctx context.Context, obj *store.Result) (*Summary, error)
 	Records(ctx context.Context, obj *store.Result, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) (*RecordConnection, error)
+}
+type SubscriptionResolver interface {
+	RecordChanged(ctx context.Context, parent string, where *RecordWhere, filter *string) (<-chan *store.Record, error)
+	LogLines(ctx context.Context, log string) (<-chan []string, error)
 }
 type TaskRunResolver interface {
 	PipelineRun(ctx context.Context, obj *TaskRun) (*store.Record, error)
@@ -970,6 +980,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Step.StartedAt(childComplexity), true
 
+	case "Subscription.logLines":
+		if e.ComplexityRoot.Subscription.LogLines == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_logLines_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.LogLines(childComplexity, args["log"].(string)), true
+	case "Subscription.recordChanged":
+		if e.ComplexityRoot.Subscription.RecordChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_recordChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.RecordChanged(childComplexity, args["parent"].(string), args["where"].(*RecordWhere), args["filter"].(*string)), true
+
 	case "Summary.annotations":
 		if e.ComplexityRoot.Summary.Annotations == nil {
 			break
@@ -1178,6 +1211,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -2328,6 +2378,50 @@ func (ec *executionContext) field_Result_records_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["orderBy"] = arg6
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_logLines_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "log",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["log"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_recordChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "parent",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["parent"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*RecordWhere, error) {
+			return ec.unmarshalORecordWhere2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordWhere(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg2
 	return args, nil
 }
 
@@ -5217,6 +5311,94 @@ func (ec *executionContext) _Step_finishedAt(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Step_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Step", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Subscription_recordChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_recordChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().RecordChanged(ctx, fc.Args["parent"].(string), fc.Args["where"].(*RecordWhere), fc.Args["filter"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Record) graphql.Marshaler {
+			return ec.marshalNRecord2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐRecord(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_recordChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Record(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_recordChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_logLines(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_logLines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().LogLines(ctx, fc.Args["log"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_logLines(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_logLines_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Summary_record(ctx context.Context, field graphql.CollectedField, obj *Summary) (ret graphql.Marshaler) {
@@ -8495,6 +8677,28 @@ func (ec *executionContext) _Step(ctx context.Context, sel ast.SelectionSet, obj
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "recordChanged":
+		return ec._Subscription_recordChanged(ctx, fields[0])
+	case "logLines":
+		return ec._Subscription_logLines(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var summaryImplementors = []string{"Summary"}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/graph-gophers/dataloader/v7"
 
 	"github.com/annals-dev/annals/store"
@@ -163,12 +163,16 @@ func optionsKey(o store.ListOptions) string {
 
 type loadersKey struct{}
 
-// WithLoaders is HTTP middleware that gives each request its own loaders.
-func WithLoaders(s *store.Store, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), loadersKey{}, NewLoaders(s))
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+// PerResponseLoaders gives each response its own loaders: a query one set,
+// and each message of a subscription a fresh one, so that no message reads
+// rows cached for another.
+type PerResponseLoaders struct{ Store *store.Store }
+
+func (PerResponseLoaders) ExtensionName() string                   { return "PerResponseLoaders" }
+func (PerResponseLoaders) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (l PerResponseLoaders) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	return next(context.WithValue(ctx, loadersKey{}, NewLoaders(l.Store)))
 }
 
 // loadersFrom returns the request's loaders, or fresh ones when none were set.

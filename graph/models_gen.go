@@ -125,6 +125,9 @@ type Step struct {
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 }
 
+type Subscription struct {
+}
+
 // The state of the run that gives a Result its identity.
 type Summary struct {
 	// Name of that run's Record; empty until one is stored.

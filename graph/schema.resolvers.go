@@ -306,6 +306,47 @@ func (r *resultResolver) Records(ctx context.Context, obj *store.Result, first *
 	}}}, nil
 }
 
+// RecordChanged is the resolver for the recordChanged field.
+func (r *subscriptionResolver) RecordChanged(ctx context.Context, parent string, where *RecordWhere, filter *string) (<-chan *store.Record, error) {
+	o := store.ListOptions{Parent: parent, RecordWhere: recordWhere(where), Filter: deref(filter)}
+	var err error
+	if o.Namespaces, err = r.listScope(ctx, parent, resRecords); err != nil {
+		return nil, err
+	}
+	// A bad filter fails the subscribe, not the stream.
+	if _, err := r.Store.MatchingRecords(ctx, o, []string{noRecord}); err != nil {
+		return nil, err
+	}
+	changes, err := r.Store.Subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *store.Record, subscriptionBuffer)
+	go r.streamRecords(ctx, o, changes, out)
+	return out, nil
+}
+
+// LogLines is the resolver for the logLines field.
+func (r *subscriptionResolver) LogLines(ctx context.Context, log string) (<-chan []string, error) {
+	if err := r.allowName(ctx, log, resLogs, verbGet); err != nil {
+		return nil, err
+	}
+	rec, err := r.Store.GetRecord(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	if rec.DataType != store.TypeLog {
+		return nil, fmt.Errorf("%w: %q is a %s, not a Log record", store.ErrInvalidArgument, log, rec.DataType)
+	}
+	changes, err := r.Store.Subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan []string, subscriptionBuffer)
+	go r.streamLog(ctx, rec, changes, out)
+	return out, nil
+}
+
 // PipelineRun is the resolver for the pipelineRun field.
 func (r *taskRunResolver) PipelineRun(ctx context.Context, obj *TaskRun) (*store.Record, error) {
 	if err := r.allow(ctx, obj.Record.Namespace, resRecords, verbGet); err != nil {
@@ -351,15 +392,19 @@ func (r *Resolver) Record() RecordResolver { return &recordResolver{r} }
 // Result returns ResultResolver implementation.
 func (r *Resolver) Result() ResultResolver { return &resultResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 // TaskRun returns TaskRunResolver implementation.
 func (r *Resolver) TaskRun() TaskRunResolver { return &taskRunResolver{r} }
 
 type (
-	logResolver         struct{ *Resolver }
-	mutationResolver    struct{ *Resolver }
-	pipelineRunResolver struct{ *Resolver }
-	queryResolver       struct{ *Resolver }
-	recordResolver      struct{ *Resolver }
-	resultResolver      struct{ *Resolver }
-	taskRunResolver     struct{ *Resolver }
+	logResolver          struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	pipelineRunResolver  struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	recordResolver       struct{ *Resolver }
+	resultResolver       struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
+	taskRunResolver      struct{ *Resolver }
 )

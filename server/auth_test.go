@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/google/uuid"
+
 	"github.com/annals-dev/annals/graph"
 	"github.com/annals-dev/annals/server"
 	"github.com/annals-dev/annals/server/auth"
@@ -338,7 +340,14 @@ func TestEveryFieldHasAuthorizationCases(t *testing.T) {
 		}
 	}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}}).Schema()
-	for _, typ := range []string{"Query", "Mutation"} {
+	for _, c := range subscriptionAuthCases {
+		if c.code == "" {
+			allowed[c.field] = true
+		} else {
+			refused[c.field] = true
+		}
+	}
+	for _, typ := range []string{"Query", "Mutation", "Subscription"} {
 		for _, f := range schema.Types[typ].Fields {
 			if strings.HasPrefix(f.Name, "__") {
 				continue
@@ -347,6 +356,68 @@ func TestEveryFieldHasAuthorizationCases(t *testing.T) {
 				t.Errorf("%s.%s has no allowed and denied case in authCases", typ, f.Name)
 			}
 		}
+	}
+}
+
+// subscriptionAuthCases are tried over WebSocket: the caller's token goes
+// in connection_init. An allowed recordChanged must then see the write to
+// its own namespace and not the other's.
+var subscriptionAuthCases = []authCase{
+	{field: "recordChanged", name: "all namespaces: own only", caller: "alice", query: `subscription { recordChanged(parent: "-") { name } }`},
+	{field: "recordChanged", name: "other namespace", caller: "alice", query: `subscription { recordChanged(parent: "prod") { name } }`, code: "PERMISSION_DENIED"},
+	{field: "recordChanged", name: "no credentials", caller: "", query: `subscription { recordChanged(parent: "ci") { name } }`, code: "UNAUTHENTICATED"},
+	{field: "logLines", name: "own log", caller: "alice", query: `subscription($ci_log: String!) { logLines(log: $ci_log) }`, vars: names("ci-log")},
+	{field: "logLines", name: "needs logs get", caller: "dave", query: `subscription($ci_log: String!) { logLines(log: $ci_log) }`, vars: names("ci-log"), code: "PERMISSION_DENIED"},
+	{field: "logLines", name: "other team's log", caller: "alice", query: `subscription($prod_log: String!) { logLines(log: $prod_log) }`, vars: names("prod-log"), code: "PERMISSION_DENIED"},
+}
+
+func TestSubscriptionAuthorization(t *testing.T) {
+	w := setupAuthWorld(t)
+	for _, c := range subscriptionAuthCases {
+		t.Run(c.field+"/"+c.name, func(t *testing.T) {
+			init := map[string]any{}
+			if c.caller != "" {
+				init["Authorization"] = "Bearer " + w.tokens[c.caller]
+			}
+			client, err := dialGraphQL(t, w.url, init)
+			if c.code == "UNAUTHENTICATED" {
+				if err == nil {
+					t.Fatal("connection accepted without credentials")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vars map[string]any
+			if c.vars != nil {
+				vars = c.vars(w)
+			}
+			client.subscribe("s", c.query, vars)
+			if c.code != "" {
+				if m := client.next("s"); !strings.Contains(string(m.Payload), `"code":"`+c.code+`"`) {
+					t.Fatalf("%s %s, want %s", m.Type, m.Payload, c.code)
+				}
+				return
+			}
+			if c.field == "logLines" {
+				if m := client.next("s"); m.Type != "next" || !strings.Contains(string(m.Payload), "ci secret log") {
+					t.Fatalf("%s %s", m.Type, m.Payload)
+				}
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+			writeTaskRun(t, w.store, "prod", uuid.NewString(), "Unknown")
+			mine := writeTaskRun(t, w.store, "ci", uuid.NewString(), "Unknown")
+			var p struct {
+				Data struct{ RecordChanged struct{ Name string } }
+			}
+			m := client.next("s")
+			json.Unmarshal(m.Payload, &p)
+			if p.Data.RecordChanged.Name != mine {
+				t.Errorf("first change sent: %s, want %s (the prod one must not arrive)", m.Payload, mine)
+			}
+		})
 	}
 }
 

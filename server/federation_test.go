@@ -42,7 +42,9 @@ func TestEntitiesResolveInOneStatement(t *testing.T) {
 		if len(resp.Errors) > 0 {
 			t.Fatal(resp.Errors)
 		}
-		var out struct{ Entities []*struct{ Name string } `json:"_entities"` }
+		var out struct {
+			Entities []*struct{ Name string } `json:"_entities"`
+		}
 		json.Unmarshal(resp.Data, &out)
 		if len(out.Entities) != 11 || out.Entities[10] != nil || out.Entities[0].Name != recs.Items[0].Name || out.Entities[1].Name != recs.Items[1].Name {
 			t.Errorf("entities %s", resp.Data)

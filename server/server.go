@@ -80,6 +80,22 @@ func New(cfg Config) http.Handler {
 		resolver.Auth, authenticate = cfg.Auth, cfg.Auth.Middleware
 	}
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver, Complexity: graph.Complexity()}))
+	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitTimeout: 10 * time.Second}
+	if cfg.Auth != nil {
+		// Browsers cannot set headers on a WebSocket: the token may come
+		// in the connection_init payload instead ({"Authorization": "Bearer ..."}).
+		ws.InitFunc = func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			if auth.UserFrom(ctx) != nil {
+				return ctx, nil, nil
+			}
+			u, err := cfg.Auth.AuthenticateToken(ctx, p.Authorization())
+			if err != nil {
+				return ctx, nil, err
+			}
+			return auth.WithUser(ctx, u), nil, nil
+		}
+	}
+	gql.AddTransport(ws)
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})
@@ -88,6 +104,7 @@ func New(cfg Config) http.Handler {
 		gql.Use(extension.Introspection{})
 	}
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	gql.Use(graph.PerResponseLoaders{Store: cfg.Store})
 	gql.Use(newMetrics(cfg.Metrics))
 	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases}) // before the cost: a deep query is told it is too deep
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
@@ -98,7 +115,18 @@ func New(cfg Config) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", authenticate(limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, graph.WithLoaders(cfg.Store, gql)))))
+	overHTTP := authenticate(limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, gql)))
+	overWebSocket := longLived(gql)
+	if cfg.Auth != nil {
+		overWebSocket = cfg.Auth.WebSocketMiddleware(overWebSocket)
+	}
+	mux.HandleFunc("/graphql", func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			overWebSocket.ServeHTTP(w, r)
+			return
+		}
+		overHTTP.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /{$}", playground)
 	mux.Handle("GET /logs/{name...}", authenticate(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, resolver.Auth, cfg.Logger))))
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
@@ -167,6 +195,17 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// longLived lifts the server's read and write deadlines from a connection
+// about to become a WebSocket, which lives as long as its subscriptions.
+func longLived(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
 		next.ServeHTTP(w, r)
 	})
 }

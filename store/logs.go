@@ -282,3 +282,20 @@ func (s *Store) TailLog(ctx context.Context, logUID string, lines int) ([]byte, 
 	}
 	return tail, nil
 }
+
+// LogSize is how many bytes are stored for a Log Record.
+func (s *Store) LogSize(ctx context.Context, logUID string) (int64, error) {
+	recs, err := s.GetRecordsByUID(ctx, []string{logUID})
+	if err != nil {
+		return 0, err
+	}
+	rec := recs[logUID]
+	if rec == nil {
+		return 0, fmt.Errorf("%w: log %q", ErrNotFound, logUID)
+	}
+	var doc LogData
+	if err := json.Unmarshal(rec.Data, &doc); err != nil {
+		return 0, fmt.Errorf("log %q: %w", logUID, err)
+	}
+	return doc.Status.Size, nil
+}

@@ -147,8 +147,35 @@ func (k *Kubernetes) Authenticate(r *http.Request) (*User, error) {
 	return k.impersonate(r, u)
 }
 
+// AuthenticateToken checks an "Authorization" value ("Bearer TOKEN"), as a
+// WebSocket client sends it in its connection_init payload.
+func (k *Kubernetes) AuthenticateToken(ctx context.Context, authorization string) (*User, error) {
+	token, ok := parseBearer(authorization)
+	if !ok {
+		return nil, unauthenticated("no credentials: send {\"Authorization\": \"Bearer <token>\"} in connection_init, or the header on the upgrade request")
+	}
+	return k.reviewToken(ctx, token)
+}
+
+// WebSocketMiddleware authenticates an upgrade request that carries
+// credentials, and lets one without through to authenticate in its
+// connection_init message.
+func (k *Kubernetes) WebSocketMiddleware(next http.Handler) http.Handler {
+	authenticated := k.Middleware(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		authenticated.ServeHTTP(w, r)
+	})
+}
+
 func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
+	return parseBearer(r.Header.Get("Authorization"))
+}
+
+func parseBearer(h string) (string, bool) {
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return "", false

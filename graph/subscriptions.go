@@ -1,0 +1,158 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/annals-dev/annals/store"
+)
+
+// subscriptionBuffer is how many messages may wait for a subscriber's
+// connection; one that falls further behind is disconnected.
+const subscriptionBuffer = 256
+
+// noRecord is a uid no Record has, for checking a subscription's filter.
+const noRecord = "00000000-0000-0000-0000-000000000000"
+
+// changeBatchWindow gathers changes arriving together into one query.
+const changeBatchWindow = 20 * time.Millisecond
+
+// streamRecords sends the changed Records that the subscription's listing
+// would show, re-checking access per namespace (decisions are cached), so
+// that a revoked right stops the flow.
+func (r *Resolver) streamRecords(ctx context.Context, o store.ListOptions, changes <-chan store.Change, out chan<- *store.Record) {
+	defer close(out)
+	for {
+		uids, ok := gather(changes, o)
+		if !ok {
+			return
+		}
+		if len(uids) == 0 {
+			continue
+		}
+		recs, err := r.Store.MatchingRecords(ctx, o, uids)
+		if err != nil {
+			if ctx.Err() == nil {
+				slog.WarnContext(ctx, "subscription ended: reading changed records failed", "error", err)
+			}
+			return
+		}
+		for _, rec := range recs {
+			if r.allow(ctx, rec.Namespace, resRecords, verbList) != nil {
+				continue
+			}
+			select {
+			case out <- rec:
+			default:
+				slog.InfoContext(ctx, "subscriber too slow: disconnected")
+				return
+			}
+		}
+	}
+}
+
+// gather waits for a change, then collects those that follow within the
+// batch window, keeping the uids in o's namespaces. false: the feed ended.
+func gather(changes <-chan store.Change, o store.ListOptions) ([]string, bool) {
+	c, ok := <-changes
+	if !ok {
+		return nil, false
+	}
+	seen := map[string]bool{}
+	var uids []string
+	add := func(c store.Change) {
+		if !inScope(o, c.Namespace) || seen[c.UID] {
+			return
+		}
+		seen[c.UID] = true
+		uids = append(uids, c.UID)
+	}
+	add(c)
+	timer := time.NewTimer(changeBatchWindow)
+	defer timer.Stop()
+	for len(uids) < store.MaxPageSize {
+		select {
+		case c, ok := <-changes:
+			if !ok {
+				return uids, true // send these; the next call ends the stream
+			}
+			add(c)
+		case <-timer.C:
+			return uids, true
+		}
+	}
+	return uids, true
+}
+
+func inScope(o store.ListOptions, namespace string) bool {
+	if o.Parent != "" && o.Parent != "-" {
+		return namespace == o.Parent
+	}
+	if o.Namespaces == nil {
+		return true
+	}
+	for _, ns := range o.Namespaces {
+		if ns == namespace {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLinesPerMessage bounds one logLines message.
+const maxLinesPerMessage = 1000
+
+// streamLog sends the log's complete lines stored so far, then new ones as
+// the log is stored again. A log rewritten shorter starts over.
+func (r *Resolver) streamLog(ctx context.Context, rec *store.Record, changes <-chan store.Change, out chan<- []string) {
+	defer close(out)
+	var offset int64
+	var partial []byte
+	send := func() bool {
+		for {
+			chunk, err := r.Store.ReadLogRange(ctx, rec.UID, offset, 256<<10)
+			if err != nil || len(chunk) == 0 {
+				return err == nil
+			}
+			offset += int64(len(chunk))
+			data := append(partial, chunk...)
+			cut := bytes.LastIndexByte(data, '\n')
+			if cut < 0 {
+				partial = data
+				continue
+			}
+			partial = append([]byte(nil), data[cut+1:]...)
+			lines := bytes.Split(data[:cut], []byte{'\n'})
+			for start := 0; start < len(lines); start += maxLinesPerMessage {
+				batch := make([]string, 0, min(maxLinesPerMessage, len(lines)-start))
+				for _, l := range lines[start:min(start+maxLinesPerMessage, len(lines))] {
+					batch = append(batch, string(l))
+				}
+				select {
+				case out <- batch:
+				default:
+					return false // too slow: disconnect
+				}
+			}
+		}
+	}
+	if !send() {
+		return
+	}
+	for c := range changes {
+		if c.UID != rec.UID {
+			continue
+		}
+		if r.allow(ctx, rec.Namespace, resLogs, verbGet) != nil {
+			return
+		}
+		if size, err := r.Store.LogSize(ctx, rec.UID); err == nil && size < offset {
+			offset, partial = 0, nil // replaced by a shorter log
+		}
+		if !send() {
+			return
+		}
+	}
+}
