@@ -105,6 +105,7 @@ func New(cfg Config) http.Handler {
 	}
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	gql.Use(graph.PerResponseLoaders{Store: cfg.Store})
+	gql.Use(tracing{})
 	gql.Use(newMetrics(cfg.Metrics))
 	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases}) // before the cost: a deep query is told it is too deep
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
@@ -142,7 +143,7 @@ func New(cfg Config) http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	return withRequestLog(cfg.Logger, mux)
+	return traceRequests(withRequestLog(cfg.Logger, mux))
 }
 
 type requestIDKey struct{}

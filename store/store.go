@@ -89,6 +89,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		s.dialect = filter.SQLite
 	}
 	s.db.AddQueryHook(statementCounter{})
+	s.db.AddQueryHook(sqlTracer{system: s.dialect.String()})
 	if err := s.Ping(ctx); err != nil {
 		s.db.Close()
 		return nil, err
@@ -186,7 +187,9 @@ func (s *Store) queryRows(ctx context.Context, dest any, query string, args ...a
 	if observeSQL != nil {
 		observeSQL(query)
 	}
+	ctx, span := sqlTracer{system: s.dialect.String()}.start(ctx, "SELECT", query)
 	rows, err := s.db.DB.QueryContext(ctx, s.rebind(query), args...)
+	defer func() { endSpan(span, err) }()
 	if err != nil {
 		return dbError(err)
 	}

@@ -42,6 +42,8 @@ func runServe(ctx context.Context, args []string) error {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain) to serve HTTPS with; reloaded when the file changes")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	clientCA := fs.String("tls-client-ca", "", "PEM CA bundle: client certificates it signed authenticate their callers (CN user, O groups)")
+	otlpEndpoint := fs.String("otlp-endpoint", "", "send OpenTelemetry traces (requests, resolvers, SQL) to this OTLP/HTTP collector, e.g. http://otel-collector:4318 (\"\": tracing off)")
+	sampleRatio := fs.Float64("trace-sample-ratio", 0.1, "share of requests traced when the caller did not decide (traceparent)")
 	logger := loggingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -73,6 +75,13 @@ func runServe(ctx context.Context, args []string) error {
 		authz = auth.NewKubernetes(kube, auth.Options{CacheTTL: *authTTL, Audiences: splitList(*audiences)})
 	default:
 		return fmt.Errorf("--auth %q: want kubernetes or none", *authMode)
+	}
+	if *otlpEndpoint != "" {
+		shutdown, err := server.SetupTracing(ctx, *otlpEndpoint, *sampleRatio, version)
+		if err != nil {
+			return err
+		}
+		defer shutdown(context.WithoutCancel(ctx))
 	}
 	var tlsConfig *tls.Config
 	if *tlsCert != "" || *tlsKey != "" {
