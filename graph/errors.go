@@ -40,6 +40,9 @@ func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) gr
 			code = CodeNotFound
 		case errors.Is(err, store.ErrConflict):
 			code = CodeConflict
+		case gqlErr.Message == "introspection disabled": // gqlgen's generated code has no sentinel for it
+			gqlErr.Message = "schema introspection is turned off on this server (--introspection=false); ask its operator for the schema"
+			code = CodeInvalidArgument
 		default:
 			var existing *gqlerror.Error
 			if errors.As(err, &existing) && existing.Extensions["code"] != nil {

@@ -47,15 +47,15 @@ func (m *metrics) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 		return nil
 	}
 	opType, start := "unknown", time.Now()
-	if graphql.HasOperationContext(ctx) {
+	if graphql.HasOperationContext(ctx) { // not when the request could not be read
 		oc := graphql.GetOperationContext(ctx)
 		start = oc.Stats.OperationStart
 		if oc.Operation != nil {
 			opType = string(oc.Operation.Operation)
 		}
-	}
-	if stats := extension.GetComplexityStats(ctx); stats != nil {
-		m.cost.Observe(float64(stats.Complexity))
+		if stats := extension.GetComplexityStats(ctx); stats != nil {
+			m.cost.Observe(float64(stats.Complexity))
+		}
 	}
 	outcome := "ok"
 	for _, e := range resp.Errors {

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"embed"
@@ -39,6 +40,9 @@ type Config struct {
 	RequestTimeout time.Duration        // per request, cancels the SQL; default 30s
 	Introspection  bool                 // allow schema introspection
 	Metrics        *prometheus.Registry // served at /metrics; nil: a registry of the server's own
+	// Operations costing ExpensiveCost or more run at most
+	// ExpensiveConcurrency at a time; defaults 5000 and 4.
+	ExpensiveCost, ExpensiveConcurrency int
 	// Auth authenticates callers of /graphql and /logs and authorizes each
 	// field; nil serves everyone everything (--auth=none, loopback only).
 	Auth *auth.Kubernetes
@@ -65,6 +69,12 @@ func (c *Config) defaults() {
 	}
 	if c.Metrics == nil {
 		c.Metrics = prometheus.NewRegistry()
+	}
+	if c.ExpensiveCost == 0 {
+		c.ExpensiveCost = 5000
+	}
+	if c.ExpensiveConcurrency == 0 {
+		c.ExpensiveConcurrency = 4
 	}
 }
 
@@ -109,6 +119,7 @@ func New(cfg Config) http.Handler {
 	gql.Use(newMetrics(cfg.Metrics))
 	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases}) // before the cost: a deep query is told it is too deep
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	gql.Use(newCostGate(cfg.ExpensiveCost, cfg.ExpensiveConcurrency, cfg.Metrics)) // after the cost is known
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger, RequestID))
 	gql.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Logger.ErrorContext(ctx, "resolver panicked", "request_id", RequestID(ctx), "panic", p)
@@ -195,9 +206,35 @@ func limitBody(max int64, next http.Handler) http.Handler {
 			http.Error(w, fmt.Sprintf(`{"errors":[{"message":"request body is %d bytes; the limit is %d","extensions":{"code":"INVALID_ARGUMENT"}}]}`, r.ContentLength, max), http.StatusRequestEntityTooLarge)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
+		body := bufio.NewReader(http.MaxBytesReader(w, r.Body, max))
+		// Batches (a JSON array of operations) would multiply every limit
+		// by their length: one operation per request.
+		if first, err := firstNonSpace(body); err == nil && first == '[' {
+			http.Error(w, `{"errors":[{"message":"batched operations are not accepted: send one operation per request","extensions":{"code":"INVALID_ARGUMENT"}}]}`, http.StatusBadRequest)
+			return
+		}
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{body, r.Body}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// firstNonSpace peeks at the first byte of a body that is not white space.
+func firstNonSpace(r *bufio.Reader) (byte, error) {
+	for i := 1; ; i++ {
+		b, err := r.Peek(i)
+		if err != nil {
+			return 0, err
+		}
+		if c := b[i-1]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return c, nil
+		}
+		if i >= 4096 {
+			return 0, io.EOF
+		}
+	}
 }
 
 // longLived lifts the server's read and write deadlines from a connection

@@ -557,3 +557,42 @@ func TestDatabaseErrorMidQuery(t *testing.T) {
 		t.Errorf("got %s %+v, want an INTERNAL error and no data", r.Data, r.Errors)
 	}
 }
+
+// padded is a valid request body of exactly n bytes.
+func padded(n int) string {
+	head, tail := `{"query":"{ __typename }","variables":{"pad":"`, `"}}`
+	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+}
+
+// TestLimitsJustUnderAndJustOver tries each request limit at its edge.
+func TestLimitsJustUnderAndJustOver(t *testing.T) {
+	s, _ := storetest.Open(t, "sqlite")
+	h := server.New(server.Config{Store: s, Logger: quiet, MaxDepth: 3, MaxAliases: 3, MaxBodyBytes: 200, Introspection: false})
+	for _, c := range []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"depth at the limit", `{"query":"{ records(parent: \"-\") { nodes { name } } }"}`, 200, ""},
+		{"depth over", `{"query":"{ records(parent: \"-\") { nodes { result { name } } } }"}`, 200, "INVALID_ARGUMENT"},
+		{"aliases at the limit", `{"query":"{ a: __typename b: __typename c: __typename }"}`, 200, ""},
+		{"aliases over", `{"query":"{ a: __typename b: __typename c: __typename d: __typename }"}`, 200, "INVALID_ARGUMENT"},
+		{"body at the limit", padded(200), 200, ""},
+		{"body over", padded(201), 413, "INVALID_ARGUMENT"},
+		{"one operation", `{"query":"{ __typename }"}`, 200, ""},
+		{"a batch", `[{"query":"{ __typename }"},{"query":"{ __typename }"}]`, 400, "INVALID_ARGUMENT"},
+		{"introspection off", `{"query":"{ __schema { types { name } } }"}`, 200, "INVALID_ARGUMENT"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(c.body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			var out gqlResponse
+			json.Unmarshal(rec.Body.Bytes(), &out)
+			if rec.Code != c.status || out.code() != c.code {
+				t.Errorf("status %d code %q (%s), want %d %q", rec.Code, out.code(), strings.TrimSpace(rec.Body.String()), c.status, c.code)
+			}
+		})
+	}
+}

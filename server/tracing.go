@@ -60,7 +60,7 @@ func traceRequests(next http.Handler) http.Handler {
 // resolver call (fields that only read a value already loaded get none).
 type tracing struct{}
 
-func (tracing) ExtensionName() string                  { return "Tracing" }
+func (tracing) ExtensionName() string                   { return "Tracing" }
 func (tracing) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (tracing) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
