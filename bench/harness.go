@@ -135,6 +135,15 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 			res.Name, res.P50ms, res.P95ms, res.P99ms, res.PerSec, res.MaxStatements, res.Errors)
 	}
 
+	// The storm: 1,000 cheap lookups while 10 expensive queries run; the
+	// cost gate must keep the cheap ones near their calm latency.
+	cheap, expensive := storm(ctx, client, url, gen, cfg.Clients)
+	for _, res := range []QueryResult{cheap, expensive} {
+		rep.Queries = append(rep.Queries, res)
+		fmt.Fprintf(log, "storm %-22s p50 %7.1f ms  p95 %7.1f ms  p99 %7.1f ms  %7.0f/s  %d errors\n",
+			res.Name, res.P50ms, res.P95ms, res.P99ms, res.PerSec, res.Errors)
+	}
+
 	for name, o := range map[string]store.ListOptions{
 		"dashboard":    {Parent: gen.namespaces[0], RecordWhere: gen.pipelineRunsOnly(), First: 50},
 		"cel_filter":   {Filter: `data.status.conditions[0].reason == "Failed" && data.metadata.labels["app"] == "web"`, First: 50},
@@ -230,6 +239,26 @@ func queries(gen *generator, deepCursor string) []query {
 			return map[string]any{"query": `query($c: String) { records(parent: "-", first: 50, after: $c) { edges { node { name } } } }`, "variables": map[string]any{"c": deepCursor}}
 		}},
 	}
+}
+
+const expensiveQuery = `{ records(parent: "-", first: 500) { nodes { name data pipelineRun { taskRuns(first: 20) { nodes { name data } } } } } }`
+
+// storm runs 1,000 record(name) lookups from clients clients while 10
+// expensive queries (cost about 32,500: each may read 10,000 rows)
+// run at once, and returns the latencies of both.
+func storm(ctx context.Context, client *http.Client, url string, gen *generator, clients int) (cheap, expensive QueryResult) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		expensive = load(ctx, client, url, query{"storm_expensive_x10", func(*rand.Rand) map[string]any {
+			return map[string]any{"query": expensiveQuery}
+		}}, 10, 10)
+	})
+	time.Sleep(50 * time.Millisecond) // the expensive ones are under way
+	cheap = load(ctx, client, url, query{"storm_cheap_record", func(rnd *rand.Rand) map[string]any {
+		return map[string]any{"query": `query($n: String!) { record(name: $n) { name dataType } }`, "variables": map[string]any{"n": gen.someRecordName(rnd)}}
+	}}, clients, 1000)
+	wg.Wait()
+	return cheap, expensive
 }
 
 // cursorAt walks the newest-first list to position pos and returns its cursor.
