@@ -36,7 +36,7 @@ func (r gqlResponse) code() string {
 }
 
 // post sends one GraphQL request through h with ctx.
-func post(t *testing.T, ctx context.Context, h http.Handler, query string, vars map[string]any) gqlResponse {
+func post(t testing.TB, ctx context.Context, h http.Handler, query string, vars map[string]any) gqlResponse {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body)).WithContext(ctx)

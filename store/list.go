@@ -41,7 +41,7 @@ type ListOptions struct {
 	After       string
 	Before      string
 
-	pipelineRun string // TaskRuns of this PipelineRun (run name) only; set by ListTaskRunsForPipelineRuns
+	pipelineRun string   // TaskRuns of this PipelineRun (run name) only; set by ListTaskRunsForPipelineRuns
 	uids        []string // only these Records; set by MatchingRecords
 }
 
