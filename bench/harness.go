@@ -100,6 +100,12 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		fmt.Fprintf(log, "ingest: %d writers, %d writes, %.0f records/s\n", res.Writers, res.Writes, res.RecordsPerSec)
 	}
 
+	logTaskRun, err := seedLogs(ctx, s, cfg.Records)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "logs: stored on a share of TaskRuns; the 500 KB one belongs to %s\n", logTaskRun)
+
 	if err := s.Analyze(ctx); err != nil {
 		return nil, err
 	}
@@ -125,7 +131,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, q := range queries(gen, deepCursor) {
+	for _, q := range append(queries(gen, deepCursor), logQueries(logTaskRun)...) {
 		res := load(ctx, client, url, q, cfg.Clients, cfg.Requests)
 		if v, ok := statements.Load(q.name); ok {
 			res.MaxStatements = v.(*atomic.Int64).Load()
@@ -237,6 +243,51 @@ func queries(gen *generator, deepCursor string) []query {
 		}},
 		{"e_deep_page", func(*rand.Rand) map[string]any {
 			return map[string]any{"query": `query($c: String) { records(parent: "-", first: 50, after: $c) { edges { node { name } } } }`, "variables": map[string]any{"c": deepCursor}}
+		}},
+	}
+}
+
+// seedLogs stores step logs of 10 to 500 KB on one TaskRun in a hundred
+// (at most 200), and one of exactly 500 KB, whose TaskRun it returns.
+func seedLogs(ctx context.Context, s *store.Store, records int) (string, error) {
+	page, err := s.ListRecords(ctx, store.ListOptions{Filter: "data_type == TASK_RUN", First: min(200, max(1, records/100))})
+	if err != nil {
+		return "", err
+	}
+	if len(page.Items) == 0 {
+		return "", fmt.Errorf("no TaskRuns to attach logs to")
+	}
+	rnd := rand.New(rand.NewPCG(3, 5))
+	for i, tr := range page.Items {
+		size := 10<<10 + rnd.IntN(490<<10)
+		if i == 0 {
+			size = 500 << 10
+		}
+		if _, err := s.WriteLog(ctx, store.LogWrite{UID: uuid.NewString(), TaskRun: tr, Step: "build", Container: "step-build"}, logText(size), 0); err != nil {
+			return "", err
+		}
+	}
+	return page.Items[0].Name, nil
+}
+
+// logText is size bytes of build output, line by line.
+func logText(size int) io.Reader {
+	var b strings.Builder
+	for i := 0; b.Len() < size; i++ {
+		fmt.Fprintf(&b, "%06d compiling package %d of the web service: ok\n", i, i%400)
+	}
+	return strings.NewReader(b.String()[:size])
+}
+
+// logQueries read the 500 KB log whole and by its last 100 lines.
+func logQueries(taskRun string) []query {
+	vars := map[string]any{"n": taskRun}
+	return []query{
+		{"f_log_whole_500KB", func(*rand.Rand) map[string]any {
+			return map[string]any{"query": `query($n: String!) { record(name: $n) { taskRun { logs { size text } } } }`, "variables": vars}
+		}},
+		{"f_log_tail_100_lines", func(*rand.Rand) map[string]any {
+			return map[string]any{"query": `query($n: String!) { record(name: $n) { taskRun { logs { tail(lines: 100) } } } }`, "variables": vars}
 		}},
 	}
 }

@@ -45,7 +45,7 @@ func benchRun(kind, name, uid, owner string, t0 time.Time, steps int) json.RawMe
 	var stepStates []any
 	for k := range steps {
 		stepStates = append(stepStates, map[string]any{"name": fmt.Sprintf("step-%d", k), "container": fmt.Sprintf("step-step-%d", k),
-			"imageID": "registry.example.com/builder@sha256:" + strings.Repeat("ab", 32),
+			"imageID":    "registry.example.com/builder@sha256:" + strings.Repeat("ab", 32),
 			"terminated": map[string]any{"exitCode": 0, "reason": "Completed", "startedAt": t0, "finishedAt": t0.Add(time.Minute)}})
 	}
 	obj := map[string]any{

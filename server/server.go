@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ type Config struct {
 	Introspection  bool                 // allow schema introspection
 	Metrics        *prometheus.Registry // served at /metrics; nil: a registry of the server's own
 	// Operations costing ExpensiveCost or more run at most
-	// ExpensiveConcurrency at a time; defaults 5000 and 4.
+	// ExpensiveConcurrency at a time; defaults 5000 and half the CPUs.
 	ExpensiveCost, ExpensiveConcurrency int
 	// Auth authenticates callers of /graphql and /logs and authorizes each
 	// field; nil serves everyone everything (--auth=none, loopback only).
@@ -74,9 +75,12 @@ func (c *Config) defaults() {
 		c.ExpensiveCost = 5000
 	}
 	if c.ExpensiveConcurrency == 0 {
-		c.ExpensiveConcurrency = 4
+		c.ExpensiveConcurrency = DefaultExpensiveConcurrency()
 	}
 }
+
+// DefaultExpensiveConcurrency leaves half the CPUs to cheap operations.
+func DefaultExpensiveConcurrency() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 //go:embed assets/*.js assets/*.css
 var assets embed.FS

@@ -27,7 +27,7 @@ func runServe(ctx context.Context, args []string) error {
 	maxAliases := fs.Int("max-aliases", 200, "most aliased fields one operation may have")
 	maxComplexity := fs.Int("max-complexity", 50000, "largest cost of one operation: fields counted, times the page size of each connection they are in")
 	expensiveCost := fs.Int("expensive-cost", 5000, "operations of at least this cost count as expensive and run --expensive-concurrency at a time, so cheap ones never wait behind them")
-	expensiveConcurrency := fs.Int("expensive-concurrency", 4, "expensive operations run at once; the others wait up to --request-timeout")
+	expensiveConcurrency := fs.Int("expensive-concurrency", server.DefaultExpensiveConcurrency(), "expensive operations run at once (default: half the CPUs); the others wait up to --request-timeout")
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body in bytes")
 	timeout := fs.Duration("request-timeout", 30*time.Second, "time limit of one request; its SQL is cancelled past it")
 	drain := fs.Duration("shutdown-timeout", 20*time.Second, "time given to requests under way to finish at shutdown")
