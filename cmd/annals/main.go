@@ -135,6 +135,20 @@ func loggingFlags(fs *flag.FlagSet) func() (*slog.Logger, error) {
 	return func() (*slog.Logger, error) { return newLogger(os.Stderr, *format, *level) }
 }
 
+// parseAndLog parses a long-running command's flags, builds its logger and
+// logs the effective configuration.
+func parseAndLog(fs *flag.FlagSet, args []string, logger func() (*slog.Logger, error)) (*slog.Logger, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	log, err := logger()
+	if err != nil {
+		return nil, err
+	}
+	logConfig(log, fs)
+	return log, nil
+}
+
 // logConfig logs the version and every flag's effective value, with the
 // password of the database URL redacted, so that what a process runs with
 // is in its first log line.

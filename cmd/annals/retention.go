@@ -29,14 +29,10 @@ func runRetention(ctx context.Context, args []string) error {
 	logDir := logDirFlag(fs)
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	logger := loggingFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := logger()
+	log, err := parseAndLog(fs, args, logger)
 	if err != nil {
 		return err
 	}
-	logConfig(log, fs)
 	if *policyFile == "" {
 		return fmt.Errorf("--policy-file is required")
 	}

@@ -47,14 +47,10 @@ func runServe(ctx context.Context, args []string) error {
 	otlpEndpoint := fs.String("otlp-endpoint", "", "send OpenTelemetry traces (requests, resolvers, SQL) to this OTLP/HTTP collector, e.g. http://otel-collector:4318 (\"\": tracing off)")
 	sampleRatio := fs.Float64("trace-sample-ratio", 0.1, "share of requests traced when the caller did not decide (traceparent)")
 	logger := loggingFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := logger()
+	log, err := parseAndLog(fs, args, logger)
 	if err != nil {
 		return err
 	}
-	logConfig(log, fs)
 	var authz *auth.Kubernetes
 	switch *authMode {
 	case "none":

@@ -48,14 +48,10 @@ func runWatch(ctx context.Context, args []string) error {
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	migrationWait := fs.Duration("wait-for-migrations", 5*time.Minute, "how long to wait at start for the database to be migrated (by 'annals serve' or 'annals migrate')")
 	logger := loggingFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := logger()
+	log, err := parseAndLog(fs, args, logger)
 	if err != nil {
 		return err
 	}
-	logConfig(log, fs)
 	cfg, err := kubeConfig(*kubeconfig)
 	if err != nil {
 		return err
