@@ -3,7 +3,11 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -228,4 +232,53 @@ func TestLogLinesStreamsNewLines(t *testing.T) {
 			t.Errorf("missing log: %s %s", m.Type, m.Payload)
 		}
 	})
+}
+
+// TestSubscriptionsAcrossProcesses: two `annals serve` processes on one
+// PostgreSQL, and a write from a third (as the watcher's): both deliver it.
+func TestSubscriptionsAcrossProcesses(t *testing.T) {
+	writer, url := storetest.Open(t, "postgres")
+	bin := filepath.Join(t.TempDir(), "annals")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/annals")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building annals: %v\n%s", err, out)
+	}
+	var clients []*wsClient
+	for range 2 {
+		port := freePort(t)
+		cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:"+port, "--database-url", url, "--migrate=false", "--log-level", "error")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+		base := "http://127.0.0.1:" + port
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(base + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("annals serve on %s not ready: %v", port, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		c, err := dialGraphQL(t, base, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.subscribe("p", recordChanged, map[string]any{"parent": "ci"})
+		clients = append(clients, c)
+	}
+	time.Sleep(500 * time.Millisecond) // both LISTEN connections are up
+	name := writeTaskRun(t, writer, "ci", uuid.NewString(), "Unknown")
+	for i, c := range clients {
+		if got, _ := c.nextRecord("p"); got != name {
+			t.Errorf("process %d sent %s, want %s", i, got, name)
+		}
+	}
 }
