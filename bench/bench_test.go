@@ -23,7 +23,7 @@ func TestHarnessSmoke(t *testing.T) {
 					t.Errorf("%s: %d errors", q.Name, q.Errors)
 				}
 			}
-			if len(rep.Plans) != 4 || rep.Ingest[1].Writes == 0 {
+			if len(rep.Plans) != 4 || rep.Ingest[1].Writes == 0 || rep.ServerRSS <= 0 || len(rep.ServerRun) != 3 {
 				t.Errorf("report: %+v", rep)
 			}
 		})

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -39,10 +41,13 @@ type Report struct {
 	Machine   string          `json:"machine"`
 	Database  string          `json:"database"`
 	Records   int             `json:"records"`
+	Clients   int             `json:"clients"`
 	Ingest    []IngestResult  `json:"ingest"`
 	Queries   []QueryResult   `json:"queries"`
 	Plans     map[string]Plan `json:"plans"`
-	PeakRSSMB float64         `json:"peak_rss_mb"`
+	PeakRSSMB float64         `json:"peak_rss_mb"`        // this process: clients and the in-process server
+	ServerRSS float64         `json:"server_peak_rss_mb"` // `annals serve` on its own under the same load
+	ServerRun []QueryResult   `json:"server_process_queries"`
 	Started   time.Time       `json:"started"`
 }
 
@@ -85,7 +90,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()), Database: s.Dialect().String(),
-		Records: cfg.Records, Plans: map[string]Plan{}, Started: time.Now().UTC()}
+		Records: cfg.Records, Clients: cfg.Clients, Plans: map[string]Plan{}, Started: time.Now().UTC()}
 	gen := newGenerator(cfg.Namespaces)
 
 	// Ingest: a tenth with one writer, the rest with eight. Each run is
@@ -163,7 +168,67 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		rep.Plans[name] = Plan{Text: text, SeqScan: strings.Contains(text, "Seq Scan on records") || strings.Contains(text, "SCAN r\n")}
 	}
 	rep.PeakRSSMB = peakRSSMB()
+
+	// The server on its own: its peak memory under the dashboard and the
+	// storm, with the same number of clients.
+	if rep.ServerRSS, rep.ServerRun, err = serverProcess(ctx, cfg, gen, client); err != nil {
+		return nil, fmt.Errorf("annals serve as a process: %w", err)
+	}
+	fmt.Fprintf(log, "annals serve on its own: peak RSS %.0f MB\n", rep.ServerRSS)
 	return rep, nil
+}
+
+// serverProcess builds and starts `annals serve` on the database, drives
+// the dashboard, the 500 KB log and the storm against it from cfg.Clients
+// clients, and returns its peak RSS (VmHWM) and the latencies seen.
+func serverProcess(ctx context.Context, cfg Config, gen *generator, client *http.Client) (float64, []QueryResult, error) {
+	dir, err := os.MkdirTemp("", "annals-bench")
+	if err != nil {
+		return 0, nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "annals")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/annals-dev/annals/cmd/annals").CombinedOutput(); err != nil {
+		return 0, nil, fmt.Errorf("building: %v: %s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", addr, "--database-url", cfg.DatabaseURL, "--migrate=false", "--log-level", "error")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, nil, err
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	base := "http://" + addr
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := client.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, nil, fmt.Errorf("not ready at %s", addr)
+		}
+	}
+	url := base + "/graphql"
+	var results []QueryResult
+	dashboard := queries(gen, "")[0]
+	dashboard.name = "server_process_dashboard"
+	results = append(results, load(ctx, client, url, dashboard, cfg.Clients, cfg.Requests))
+	cheap, expensive := storm(ctx, client, url, gen, cfg.Clients)
+	results = append(results, cheap, expensive)
+	for _, r := range results {
+		if r.Errors > 0 {
+			return 0, nil, fmt.Errorf("%s: %d errors", r.Name, r.Errors)
+		}
+	}
+	return rssOf(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)), results, nil
 }
 
 func maxOf(v *atomic.Int64, n int64) {
@@ -403,8 +468,11 @@ func load(ctx context.Context, client *http.Client, url string, q query, clients
 }
 
 // peakRSSMB is the process's peak resident memory (server and clients).
-func peakRSSMB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
+func peakRSSMB() float64 { return rssOf("/proc/self/status") }
+
+// rssOf reads the peak resident memory (VmHWM) from a /proc status file.
+func rssOf(statusFile string) float64 {
+	b, err := os.ReadFile(statusFile)
 	if err != nil {
 		return 0
 	}

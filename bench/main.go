@@ -83,6 +83,10 @@ func printTable(rep *Report) {
 		fmt.Printf("plan %s: sequential scan on records: %v\n", name, p.SeqScan)
 	}
 	fmt.Printf("peak RSS (server and clients in one process): %.0f MB\n", rep.PeakRSSMB)
+	fmt.Printf("\n`annals serve` as its own process, %d clients: peak RSS %.0f MB\n", rep.Clients, rep.ServerRSS)
+	for _, q := range rep.ServerRun {
+		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.0f | | %d |\n", q.Name, q.P50ms, q.P95ms, q.P99ms, q.PerSec, q.Errors)
+	}
 }
 
 func fail(err error) {
