@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -56,12 +57,14 @@ func (g *costGate) InterceptOperation(ctx context.Context, next graphql.Operatio
 		}
 	}
 	g.running.Inc()
+	var once sync.Once
+	release := func() { once.Do(func() { g.running.Dec(); <-g.slots }) }
+	// Released after the response, or when the request ends, whichever
+	// comes first: a slot is never kept by a request that went away.
+	context.AfterFunc(ctx, release)
 	handler := next(ctx)
-	released := false
 	return func(ctx context.Context) *graphql.Response {
-		if !released {
-			defer func() { released = true; g.running.Dec(); <-g.slots }()
-		}
+		defer release()
 		return handler(ctx)
 	}
 }

@@ -59,4 +59,14 @@ func TestCostGate(t *testing.T) {
 	close(release)
 	<-firstDone
 	<-secondDone
+
+	// A request that ends before its response is made gives its slot back.
+	gone, end := context.WithCancel(withCost(context.Background(), 5000))
+	g.InterceptOperation(gone, quick) // the handler is never called
+	end()
+	ctx2, cancel2 := context.WithTimeout(withCost(context.Background(), 5000), time.Second)
+	defer cancel2()
+	if resp := g.InterceptOperation(ctx2, quick)(ctx2); len(resp.Errors) > 0 {
+		t.Fatalf("the slot of an abandoned request was not given back: %+v", resp.Errors)
+	}
 }

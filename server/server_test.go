@@ -596,3 +596,36 @@ func TestLimitsJustUnderAndJustOver(t *testing.T) {
 		})
 	}
 }
+
+// TestNodesBatch: nodes(ids) of both types costs one statement per type.
+func TestNodesBatch(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := fixture(t, s)
+		ctx := context.Background()
+		recs, err := s.ListRecords(ctx, store.ListOptions{First: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.ListResults(ctx, store.ListOptions{First: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range recs.Items {
+			ids = append(ids, nodeID("Record", r.Name))
+		}
+		for _, r := range res.Items {
+			ids = append(ids, nodeID("Result", r.Name))
+		}
+		cctx, count := store.CountStatements(ctx)
+		resp := post(t, cctx, h, `query($ids: [ID!]!) { nodes(ids: $ids) { ... on Record { name } ... on Result { name } } }`, map[string]any{"ids": ids})
+		var out struct{ Nodes []struct{ Name string } }
+		json.Unmarshal(resp.Data, &out)
+		if len(resp.Errors) > 0 || len(out.Nodes) != 12 || out.Nodes[0].Name != recs.Items[0].Name || out.Nodes[8].Name != res.Items[0].Name {
+			t.Fatalf("%+v %s", resp.Errors, resp.Data)
+		}
+		if n := count.Load(); n != 2 {
+			t.Errorf("%d statements for 12 nodes of two types, want 2", n)
+		}
+	})
+}
