@@ -449,6 +449,16 @@ func TestAuthenticationPaths(t *testing.T) {
 		if status != http.StatusForbidden || resp.code() != "PERMISSION_DENIED" {
 			t.Errorf("status %d code %q", status, resp.code())
 		}
+		// May impersonate alice, but not with a uid or extras it was not granted.
+		for _, h := range []http.Header{
+			{"Impersonate-User": {"system:serviceaccount:ci:alice"}, "Impersonate-Uid": {"1234"}},
+			{"Impersonate-User": {"system:serviceaccount:ci:alice"}, "Impersonate-Extra-Scopes": {"admin"}},
+			{"Impersonate-Group": {"system:masters"}},
+		} {
+			if status, resp := w.do(t, "imp", query, nil, h); status != http.StatusForbidden || resp.code() != "PERMISSION_DENIED" {
+				t.Errorf("%v: status %d code %q", h, status, resp.code())
+			}
+		}
 	})
 	t.Run("cursor of one caller refused to another", func(t *testing.T) {
 		_, resp := w.do(t, "admin", `{ results(parent: "-", first: 1) { pageInfo { endCursor } } }`, nil, nil)

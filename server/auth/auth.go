@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -214,20 +215,39 @@ func (k *Kubernetes) reviewToken(ctx context.Context, token string) (*User, erro
 	return v.(*User), nil
 }
 
-// impersonate applies Impersonate-User and Impersonate-Group when the
-// caller may impersonate that user and each of those groups.
+// impersonate applies the Impersonate-User, -Group, -Uid and -Extra-*
+// headers when the caller may impersonate each of them, as the API server
+// itself decides it.
 func (k *Kubernetes) impersonate(r *http.Request, u *User) (*User, error) {
 	name := r.Header.Get("Impersonate-User")
 	groups := r.Header.Values("Impersonate-Group")
+	uid := r.Header.Get("Impersonate-Uid")
+	extra := map[string][]string{}
+	for h, vals := range r.Header {
+		if key, ok := strings.CutPrefix(h, "Impersonate-Extra-"); ok {
+			if unescaped, err := url.PathUnescape(key); err == nil {
+				key = unescaped
+			}
+			extra[strings.ToLower(key)] = vals
+		}
+	}
 	if name == "" {
-		if len(groups) > 0 {
-			return nil, denied("Impersonate-Group needs Impersonate-User")
+		if len(groups) > 0 || uid != "" || len(extra) > 0 {
+			return nil, denied("Impersonate-Group, Impersonate-Uid and Impersonate-Extra-* need Impersonate-User")
 		}
 		return u, nil
 	}
 	checks := []authzv1.ResourceAttributes{{Verb: "impersonate", Resource: "users", Name: name}}
 	for _, g := range groups {
 		checks = append(checks, authzv1.ResourceAttributes{Verb: "impersonate", Resource: "groups", Name: g})
+	}
+	if uid != "" {
+		checks = append(checks, authzv1.ResourceAttributes{Verb: "impersonate", Group: "authentication.k8s.io", Resource: "uids", Name: uid})
+	}
+	for key, vals := range extra {
+		for _, v := range vals {
+			checks = append(checks, authzv1.ResourceAttributes{Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: key, Name: v})
+		}
 	}
 	for _, attrs := range checks {
 		ok, err := k.decide(r.Context(), u, attrs)
@@ -238,7 +258,11 @@ func (k *Kubernetes) impersonate(r *http.Request, u *User) (*User, error) {
 			return nil, denied("%s may not impersonate %s %q", u.Name, strings.TrimSuffix(attrs.Resource, "s"), attrs.Name)
 		}
 	}
-	return &User{Name: name, Groups: append(slices.Clone(groups), "system:authenticated")}, nil
+	imp := &User{Name: name, UID: uid, Groups: append(slices.Clone(groups), "system:authenticated")}
+	if len(extra) > 0 {
+		imp.Extra = extra
+	}
+	return imp, nil
 }
 
 // Authorize allows the caller of ctx to do verb on resource in namespace,
