@@ -19,8 +19,23 @@ const playgroundPage = `<!doctype html>
 <script src="/assets/react.production.min.js"></script>
 <script src="/assets/react-dom.production.min.js"></script>
 <script src="/assets/graphiql.min.js"></script>
+<script src="/assets/graphql-ws.min.js"></script>
 <script>
-const fetcher = GraphiQL.createFetcher({ url: "/graphql" });
+// Subscriptions go over WebSocket; the token, if any, is the Authorization
+// header set in the playground's Headers tab.
+const wsClient = graphqlWs.createClient({
+  url: location.origin.replace(/^http/, "ws") + "/graphql",
+  lazy: true,
+  connectionParams: () => {
+    try {
+      const h = JSON.parse(localStorage.getItem("graphiql:headers") || "{}");
+      return h.Authorization ? { Authorization: h.Authorization } : {};
+    } catch (e) {
+      return {};
+    }
+  },
+});
+const fetcher = GraphiQL.createFetcher({ url: "/graphql", wsClient });
 const defaultQuery = ` + "`" + `# Welcome to Annals: the history of your Tekton runs.
 # The newest PipelineRuns of every namespace, with their TaskRuns and steps:
 query Dashboard {
@@ -52,6 +67,6 @@ ReactDOM.createRoot(document.getElementById("graphiql")).render(
 
 func playground(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:")
 	w.Write([]byte(playgroundPage))
 }
