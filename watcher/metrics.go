@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	stored      *prometheus.CounterVec
 	storeTime   prometheus.Histogram
+	batchSize   prometheus.Histogram
 	lag         prometheus.Histogram
 	errors      *prometheus.CounterVec
 	logBytes    prometheus.Counter
@@ -28,6 +29,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Run states written to the store, by kind (unchanged states are not written)."}, []string{"kind"}),
 		storeTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "annals_watcher_store_seconds",
 			Help: "Latency of one Record write.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "annals_watcher_store_batch_writes",
+			Help: "Record writes per store transaction (workers' writes share transactions).", Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "annals_watcher_completion_to_stored_seconds",
 			Help: "Time from a run's completion to its final state (and logs) being stored.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "annals_watcher_reconcile_errors_total",
@@ -44,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while this replica holds the leader lease and reconciles runs."}),
 		queue: newQueueMetrics(),
 	}
-	reg.MustRegister(m.stored, m.storeTime, m.lag, m.errors, m.logBytes, m.logsMissing, m.deleted, m.lost, m.leader)
+	reg.MustRegister(m.stored, m.storeTime, m.batchSize, m.lag, m.errors, m.logBytes, m.logsMissing, m.deleted, m.lost, m.leader)
 	m.queue.register(reg)
 	return m
 }

@@ -187,7 +187,7 @@ func (w *Watcher) storeRun(ctx context.Context, k runKey, o *observed) (*store.R
 		return rec, nil
 	}
 	start := time.Now()
-	if _, err := w.store.UpsertRecords(ctx, []store.RecordWrite{wr}); err != nil {
+	if err := w.writes.write(ctx, wr); err != nil {
 		return nil, fmt.Errorf("storing %s: %w", k, err)
 	}
 	if w.metrics != nil {

@@ -28,7 +28,8 @@ type Config struct {
 	Namespaces []string
 	// LabelSelector limits the runs watched (Kubernetes selector syntax).
 	LabelSelector string
-	// Workers reconcile runs in parallel (default 4).
+	// Workers reconcile runs in parallel (default 16); their Record writes
+	// share transactions (see batcher).
 	Workers int
 	// Resync replays every run to the workers this often (default 10h), a
 	// safety net for events lost to bugs; a restart always replays.
@@ -75,6 +76,7 @@ type Watcher struct {
 	trLister  map[string]listers.TaskRunLister
 	synced    []cache.InformerSynced
 	queue     workqueue.TypedRateLimitingInterface[runKey]
+	writes    *batcher
 	ready     atomic.Bool
 
 	mu        sync.Mutex
@@ -99,7 +101,7 @@ func New(cfg Config, o Options) (*Watcher, error) {
 		return nil, errors.New("watcher: the store and both Kubernetes clients are required")
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = 16
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Hour
@@ -123,6 +125,10 @@ func New(cfg Config, o Options) (*Watcher, error) {
 		cfg: cfg, store: o.Store, kube: o.Kube, tekton: o.Tekton, logs: o.Logs, log: o.Log, metrics: o.Metrics,
 		prLister: map[string]listers.PipelineRunLister{}, trLister: map[string]listers.TaskRunLister{},
 		seen: map[string][32]byte{}, logsDone: map[string]bool{}, tombstone: map[runKey]runObject{},
+		writes: newBatcher(o.Store, 200, 2*time.Millisecond),
+	}
+	if o.Metrics != nil {
+		w.writes.sizes = func(n int) { o.Metrics.batchSize.Observe(float64(n)) }
 	}
 	limiter := workqueue.NewTypedMaxOfRateLimiter(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[runKey](100*time.Millisecond, cfg.MaxRetryDelay),
@@ -206,6 +212,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.log.Warn("could not look for runs lost while no watcher ran", "error", err)
 	}
 	var wg sync.WaitGroup
+	batchCtx, stopBatches := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBatches() // after the workers: they may be waiting on a batch
+	go w.writes.run(batchCtx)
 	for range w.cfg.Workers {
 		wg.Go(func() { wait.UntilWithContext(ctx, w.work, time.Second) })
 	}

@@ -33,7 +33,7 @@ func runWatch(ctx context.Context, args []string) error {
 	burst := fs.Int("kube-api-burst", 100, "requests to the Kubernetes API, in a burst")
 	namespaces := fs.String("namespaces", "", "comma-separated namespaces to watch (\"\": all)")
 	selector := fs.String("label-selector", "", "watch only runs matching this label selector, e.g. app=web,tier!=test")
-	workers := fs.Int("workers", 4, "runs reconciled in parallel")
+	workers := fs.Int("workers", 16, "runs reconciled in parallel; their writes share store transactions")
 	resync := fs.Duration("resync-period", 10*time.Hour, "replay every run this often, as a safety net")
 	logs := fs.Bool("logs", true, "store the step logs of finished TaskRuns")
 	logLimit := fs.Int64("log-limit-bytes", 16<<20, "most bytes kept of one step's log; longer logs are cut with a marker (0: no limit)")
