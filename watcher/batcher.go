@@ -13,7 +13,7 @@ import (
 // retried write by write, so that one bad write fails alone.
 type batcher struct {
 	store *store.Store
-	max   int           // writes per batch
+	limit int           // writes per batch
 	wait  time.Duration // how long the first write waits for company
 	in    chan *pendingWrite
 	sizes func(n int) // observes the writes of each transaction; may be nil
@@ -24,8 +24,8 @@ type pendingWrite struct {
 	done chan error
 }
 
-func newBatcher(s *store.Store, max int, wait time.Duration) *batcher {
-	return &batcher{store: s, max: max, wait: wait, in: make(chan *pendingWrite)}
+func newBatcher(s *store.Store, limit int, wait time.Duration) *batcher {
+	return &batcher{store: s, limit: limit, wait: wait, in: make(chan *pendingWrite)}
 }
 
 // write stores w in the next batch and waits for it to commit.
@@ -56,7 +56,7 @@ func (b *batcher) run(ctx context.Context) {
 		batch := []*pendingWrite{first}
 		timer := time.NewTimer(b.wait)
 	gather:
-		for len(batch) < b.max {
+		for len(batch) < b.limit {
 			select {
 			case p := <-b.in:
 				batch = append(batch, p)

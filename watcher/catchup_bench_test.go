@@ -40,7 +40,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 	for _, mode := range []struct {
 		name string
-		max  int
+		limit int
 	}{{"batched", 200}, {"one-per-transaction", 1}} {
 		b.Run(mode.name, func(b *testing.B) {
 			for b.Loop() {
@@ -49,7 +49,7 @@ func BenchmarkCatchUp(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				w.writes.max = mode.max
+				w.writes.limit = mode.limit
 				start := time.Now()
 				wctx, cancel := context.WithCancel(ctx)
 				done := make(chan error, 1)

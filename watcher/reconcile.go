@@ -65,42 +65,42 @@ type observed struct {
 // annotations), so the watcher's own patches never cause a write.
 func observe(obj runObject) (*observed, error) {
 	o := &observed{obj: obj}
-	var copy runObject
+	var clean runObject
 	switch r := obj.(type) {
 	case *pipelinev1.TaskRun:
 		c := r.DeepCopy()
 		c.APIVersion, c.Kind = "tekton.dev/v1", kindTaskRun
-		o.kind, o.done, o.taskRun, copy = kindTaskRun, r.IsDone(), r, c
+		o.kind, o.done, o.taskRun, clean = kindTaskRun, r.IsDone(), r, c
 		if r.Status.CompletionTime != nil {
 			o.completion = &r.Status.CompletionTime.Time
 		}
 	case *pipelinev1.PipelineRun:
 		c := r.DeepCopy()
 		c.APIVersion, c.Kind = "tekton.dev/v1", kindPipelineRun
-		o.kind, o.done, copy = kindPipelineRun, r.IsDone(), c
+		o.kind, o.done, clean = kindPipelineRun, r.IsDone(), c
 		if r.Status.CompletionTime != nil {
 			o.completion = &r.Status.CompletionTime.Time
 		}
 	default:
 		return nil, fmt.Errorf("%T is not a run", obj)
 	}
-	copy.SetManagedFields(nil)
-	data, err := json.Marshal(copy)
+	clean.SetManagedFields(nil)
+	data, err := json.Marshal(clean)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the run: %w", err)
 	}
 	o.data = data
-	copy.SetResourceVersion("")
-	if a := copy.GetAnnotations(); a != nil {
+	clean.SetResourceVersion("")
+	if a := clean.GetAnnotations(); a != nil {
 		trimmed := make(map[string]string, len(a))
 		for k, v := range a {
 			if k != AnnotationResult && k != AnnotationRecord && k != AnnotationStored {
 				trimmed[k] = v
 			}
 		}
-		copy.SetAnnotations(trimmed)
+		clean.SetAnnotations(trimmed)
 	}
-	forDigest, err := json.Marshal(copy)
+	forDigest, err := json.Marshal(clean)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the run: %w", err)
 	}
