@@ -39,7 +39,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 	}
 	for _, mode := range []struct {
-		name string
+		name  string
 		limit int
 	}{{"batched", 200}, {"one-per-transaction", 1}} {
 		b.Run(mode.name, func(b *testing.B) {
