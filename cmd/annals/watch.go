@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/annals-dev/annals/retention"
 	"github.com/annals-dev/annals/server"
 	"github.com/annals-dev/annals/store"
 	"github.com/annals-dev/annals/watcher"
@@ -44,6 +45,7 @@ func runWatch(ctx context.Context, args []string) error {
 	leaseNS := fs.String("leader-election-namespace", "", "namespace of the Lease (\"\": $POD_NAMESPACE, else default)")
 	leaseName := fs.String("leader-election-id", "annals-watcher", "name of the Lease")
 	listen := fs.String("listen", ":9090", "address of /metrics, /healthz and /readyz (\"\": none)")
+	retentionPolicy := fs.String("retention-policy-file", "", "also prune old Results by this policy, on its runAt schedule, in this process (\"\": no; see 'annals retention')")
 	dbURL := databaseURLFlag(fs)
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	migrationWait := fs.Duration("wait-for-migrations", 5*time.Minute, "how long to wait at start for the database to be migrated (by 'annals serve' or 'annals migrate')")
@@ -97,6 +99,20 @@ func runWatch(ctx context.Context, args []string) error {
 		go func() {
 			if err := server.Serve(ctx, *listen, mux, log, 5*time.Second); err != nil {
 				log.Error("metrics endpoint stopped", "error", err)
+			}
+		}()
+	}
+	if *retentionPolicy != "" {
+		// Replicas may all run it: the agent's database lock lets one prune.
+		cfg, err := retention.LoadFile(*retentionPolicy)
+		if err != nil {
+			return err
+		}
+		agent := &retention.Agent{Store: s, Config: cfg, Log: log.With("component", "retention"), BatchSize: 100,
+			Metrics: retention.NewMetrics(reg), Reload: func() (*retention.Config, error) { return retention.LoadFile(*retentionPolicy) }}
+		go func() {
+			if err := agent.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("retention stopped", "error", err)
 			}
 		}()
 	}

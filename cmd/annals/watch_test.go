@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,9 +51,13 @@ func TestWatchCommand(t *testing.T) {
 	ln.Close()
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte("defaultRetention: 30d\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		done <- runWatch(wctx, []string{"--kubeconfig", kubeconfig, "--database-url", db, "--namespaces", ns.Name,
-			"--leader-election-namespace", ns.Name, "--listen", addr, "--log-level", "error"})
+			"--leader-election-namespace", ns.Name, "--listen", addr, "--log-level", "error", "--retention-policy-file", policy})
 	}()
 	s, err := store.Open(ctx, db, store.Options{})
 	if err != nil {
@@ -76,7 +81,8 @@ func TestWatchCommand(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`annals_watcher_runs_stored_total{kind="TaskRun"} 1`, "annals_watcher_leader 1", "annals_watcher_queue_depth"} {
+	for _, want := range []string{`annals_watcher_runs_stored_total{kind="TaskRun"} 1`, "annals_watcher_leader 1", "annals_watcher_queue_depth",
+		"annals_retention_run_duration_seconds"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
