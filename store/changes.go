@@ -37,6 +37,7 @@ type changeHub struct {
 	mu        sync.Mutex
 	subs      map[chan Change]struct{}
 	listening bool
+	ready     chan struct{} // closed once the first LISTEN is in place
 }
 
 func (h *changeHub) publish(changes []Change) {
@@ -75,10 +76,22 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan Change, error) {
 	}
 	s.changes.subs[ch] = struct{}{}
 	start := s.dialect == filter.Postgres && !s.changes.listening
-	s.changes.listening = s.changes.listening || start
+	if start {
+		s.changes.listening, s.changes.ready = true, make(chan struct{})
+	}
+	ready := s.changes.ready
 	s.changes.mu.Unlock()
 	if start {
-		go s.listen()
+		go s.listen(ready)
+	}
+	if ready != nil {
+		// From the first LISTEN on, no committed write is missed.
+		select {
+		case <-ready:
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			slog.Warn("record change listener not up after 5s; subscribing anyway")
+		}
 	}
 	go func() {
 		<-ctx.Done()
@@ -95,10 +108,11 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan Change, error) {
 // listen holds a LISTEN connection to PostgreSQL for the life of the
 // store, reconnecting with backoff; changes missed while disconnected are
 // lost to subscribers (they see the next ones).
-func (s *Store) listen() {
+func (s *Store) listen(ready chan struct{}) {
 	backoff := 100 * time.Millisecond
+	var once sync.Once
 	for {
-		err := s.listenOnce()
+		err := s.listenOnce(func() { once.Do(func() { close(ready) }) })
 		if errors.Is(err, errClosed) {
 			return
 		}
@@ -110,7 +124,7 @@ func (s *Store) listen() {
 
 var errClosed = errors.New("store closed")
 
-func (s *Store) listenOnce() error {
+func (s *Store) listenOnce(listening func()) error {
 	ctx := s.closing
 	conn, err := pgx.Connect(ctx, s.url)
 	if err != nil {
@@ -123,6 +137,7 @@ func (s *Store) listenOnce() error {
 	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel); err != nil {
 		return err
 	}
+	listening()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

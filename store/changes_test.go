@@ -61,7 +61,6 @@ func TestChangesReachSubscribersOfEveryProcess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // the LISTEN connection is up
 			uid := upsertTaskRun(t, writer, "ci")
 			if c := nextChange(t, ch); c.UID != uid || c.Namespace != "ci" {
 				t.Errorf("change %+v, want %s in ci", c, uid)
