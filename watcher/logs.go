@@ -68,6 +68,33 @@ func (w *Watcher) storeLogs(ctx context.Context, tr *pipelinev1.TaskRun, rec *st
 	return true, nil
 }
 
+// storeLiveLogs stores what the started steps of a running TaskRun have
+// logged so far, so that a dashboard can show it (logLines streams the new
+// lines). Each capture replaces the last; the capture at the end is the
+// one that counts, so failures here are only logged.
+func (w *Watcher) storeLiveLogs(ctx context.Context, tr *pipelinev1.TaskRun, rec *store.Record) {
+	for _, step := range tr.Status.Steps {
+		if step.Running == nil && step.Terminated == nil {
+			continue // not started: nothing to read yet
+		}
+		container := step.Container
+		if container == "" {
+			container = "step-" + step.Name
+		}
+		rc, err := w.logs.Open(ctx, tr.Namespace, tr.Status.PodName, container)
+		if err != nil {
+			w.log.Debug("live log not readable yet", "taskrun", tr.Namespace+"/"+tr.Name, "step", step.Name, "error", err)
+			continue
+		}
+		lw := store.LogWrite{UID: LogUID(string(tr.UID), step.Name), TaskRun: rec, Step: step.Name, Container: container}
+		_, err = w.store.WriteLog(ctx, lw, rc, w.cfg.LogLimit)
+		rc.Close()
+		if err != nil {
+			w.log.Warn("storing a live log failed", "taskrun", tr.Namespace+"/"+tr.Name, "step", step.Name, "error", err)
+		}
+	}
+}
+
 func (w *Watcher) storeStepLog(ctx context.Context, tr *pipelinev1.TaskRun, rec *store.Record, step, container string) error {
 	lw := store.LogWrite{UID: LogUID(string(tr.UID), step), TaskRun: rec, Step: step, Container: container}
 	var body io.Reader
@@ -79,6 +106,9 @@ func (w *Watcher) storeStepLog(ctx context.Context, tr *pipelinev1.TaskRun, rec 
 			body = rc
 		case logsUnavailable(err):
 			w.log.Info("step log unavailable", "taskrun", tr.Namespace+"/"+tr.Name, "step", step, "reason", err)
+			if kept, err := w.hasLiveCapture(ctx, lw.UID); err != nil || kept {
+				return err // the last live capture is the best there is
+			}
 		default:
 			return fmt.Errorf("reading the log of step %s of TaskRun %s/%s: %w", step, tr.Namespace, tr.Name, err)
 		}
@@ -95,6 +125,17 @@ func (w *Watcher) storeStepLog(ctx context.Context, tr *pipelinev1.TaskRun, rec 
 		}
 	}
 	return nil
+}
+
+// hasLiveCapture reports whether a readable log of the step was stored
+// while the TaskRun ran.
+func (w *Watcher) hasLiveCapture(ctx context.Context, logUID string) (bool, error) {
+	recs, err := w.store.GetRecordsByUID(ctx, []string{logUID})
+	if err != nil || recs[logUID] == nil {
+		return false, err
+	}
+	var d store.LogData
+	return json.Unmarshal(recs[logUID].Data, &d) == nil && d.Status.Available, nil
 }
 
 // logSize reads the stored size from a Log Record.

@@ -135,6 +135,10 @@ func (w *Watcher) reconcile(ctx context.Context, k runKey) error {
 			return err
 		}
 	}
+	if o.taskRun != nil && w.cfg.Logs && !final && w.cfg.LiveLogInterval > 0 && o.taskRun.Status.PodName != "" {
+		w.storeLiveLogs(ctx, o.taskRun, rec)
+		w.queue.AddAfter(k, w.cfg.LiveLogInterval)
+	}
 	stored := final && logsStored
 	if stored && obj.GetAnnotations()[AnnotationStored] != "true" && o.completion != nil && w.metrics != nil {
 		w.metrics.lag.Observe(time.Since(*o.completion).Seconds())

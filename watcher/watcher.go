@@ -38,6 +38,10 @@ type Config struct {
 	Logs bool
 	// LogLimit is the most bytes kept of one step's log (0: no limit).
 	LogLimit int64
+	// LiveLogInterval, when positive, also stores the logs of running
+	// TaskRuns this often (each capture re-reads the log so far), so that
+	// they can be followed live; the capture at completion is kept.
+	LiveLogInterval time.Duration
 	// CompletedRunGracePeriod, when positive, deletes a finished run from the
 	// cluster this long after it completed, once it and its logs are stored.
 	CompletedRunGracePeriod time.Duration

@@ -584,3 +584,70 @@ func TestLeaderElection(t *testing.T) {
 		return storedRun(t, s, string(second.UID)) != nil, "the new leader did not store"
 	})
 }
+
+// growingLogs serves a log that grows while a step runs.
+type growingLogs struct {
+	mu   sync.Mutex
+	text string
+	gone bool // the pod is gone: NotFound from now on
+}
+
+func (g *growingLogs) Open(_ context.Context, _, pod, _ string) (io.ReadCloser, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gone {
+		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, pod)
+	}
+	return io.NopCloser(strings.NewReader(g.text)), nil
+}
+
+func (g *growingLogs) set(text string, gone bool) {
+	g.mu.Lock()
+	g.text, g.gone = text, gone
+	g.mu.Unlock()
+}
+
+// TestLiveLogsOfARunningTaskRun: a running step's log is stored as it
+// grows, and kept when the pod is gone by the time the TaskRun finishes.
+func TestLiveLogsOfARunningTaskRun(t *testing.T) {
+	env := kubetest.Get(t)
+	s, _ := storetest.Open(t, "postgres")
+	ctx := context.Background()
+	ns := newNamespace(t, env)
+	tr, err := env.Tekton.TektonV1().TaskRuns(ns).Create(ctx, newTaskRun(ns, "live", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Status.PodName, tr.Status.StartTime = "live-pod", &started
+	tr.Status.Steps = []pipelinev1.StepState{{Name: "build", Container: "step-build",
+		ContainerState: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}}}}
+	tr.Status.SetCondition(ptr(apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionUnknown, Reason: "Running"}))
+	if tr, err = env.Tekton.TektonV1().TaskRuns(ns).UpdateStatus(ctx, tr, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	logs := &growingLogs{text: "step one\n"}
+	startWatcher(t, env, s, watcher.Config{Namespaces: []string{ns}, Logs: true, LiveLogInterval: 100 * time.Millisecond}, logs, nil)
+	logUID := watcher.LogUID(string(tr.UID), "build")
+	stored := func() string {
+		r, err := s.OpenLog(ctx, logUID)
+		if err != nil {
+			return ""
+		}
+		b, _ := io.ReadAll(r)
+		return string(b)
+	}
+	eventually(t, 20*time.Second, func() (bool, string) { return stored() == "step one\n", "stored: " + stored() })
+	logs.set("step one\nstep two\n", false)
+	eventually(t, 20*time.Second, func() (bool, string) { return stored() == "step one\nstep two\n", "stored: " + stored() })
+
+	// The pod goes before the final capture: the live one stays.
+	logs.set("", true)
+	finishTaskRun(t, env, getTaskRun(t, env, ns, "live"))
+	eventually(t, 20*time.Second, func() (bool, string) {
+		a := getTaskRun(t, env, ns, "live").Annotations
+		return a[watcher.AnnotationStored] == "true", fmt.Sprintf("annotations %v", a)
+	})
+	if got := stored(); got != "step one\nstep two\n" {
+		t.Errorf("after the TaskRun finished: %q", got)
+	}
+}
