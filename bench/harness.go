@@ -264,7 +264,7 @@ func ingest(ctx context.Context, s *store.Store, gen *generator, writers, record
 					}
 				}
 				if len(batch) >= writesPerBatch || done >= target {
-					if _, err := s.UpsertRecords(ctx, batch); err != nil {
+					if err := s.UpsertRecords(ctx, batch); err != nil {
 						once.Do(func() { firstErr = err })
 						return
 					}

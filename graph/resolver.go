@@ -95,6 +95,28 @@ func parseGlobalID(id string) (typ, name string, err error) {
 	return "", "", fmt.Errorf("%w: %q is not an ID given out by this API", store.ErrInvalidArgument, id)
 }
 
+// loadNode authorizes the lookup of a global ID and asks its loader,
+// returning the thunk that waits for the answer: callers can ask for many
+// before waiting, so that they share one statement per type.
+func (r *Resolver) loadNode(ctx context.Context, id string) (func() (Node, error), error) {
+	typ, name, err := parseGlobalID(id)
+	if err != nil {
+		return nil, err
+	}
+	if typ == "Result" {
+		if err := r.allowName(ctx, name, resResults, verbGet); err != nil {
+			return nil, err
+		}
+		load := r.loaders(ctx).resultByName.Load(ctx, name)
+		return func() (Node, error) { return asNode(load()) }, nil
+	}
+	if err := r.allowName(ctx, name, resRecords, verbGet); err != nil {
+		return nil, err
+	}
+	load := r.loaders(ctx).recordByName.Load(ctx, name)
+	return func() (Node, error) { return asNode(load()) }, nil
+}
+
 // entityName reads the name out of a global ID of the given type, for
 // federation references by id.
 func entityName(id, wantType string) (string, error) {

@@ -119,20 +119,11 @@ func (r *pipelineRunResolver) TaskRuns(ctx context.Context, obj *PipelineRun, fi
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (Node, error) {
-	typ, name, err := parseGlobalID(id)
+	load, err := r.loadNode(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if typ == "Result" {
-		if err := r.allowName(ctx, name, resResults, verbGet); err != nil {
-			return nil, err
-		}
-		return asNode(r.loaders(ctx).resultByName.Load(ctx, name)())
-	}
-	if err := r.allowName(ctx, name, resRecords, verbGet); err != nil {
-		return nil, err
-	}
-	return asNode(r.loaders(ctx).recordByName.Load(ctx, name)())
+	return load()
 }
 
 // Nodes is the resolver for the nodes field.
@@ -144,23 +135,11 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]Node, error)
 	// loaders batch the lot into one statement per type.
 	thunks := make([]func() (Node, error), len(ids))
 	for i, id := range ids {
-		typ, name, err := parseGlobalID(id)
+		load, err := r.loadNode(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if typ == "Result" {
-			if err := r.allowName(ctx, name, resResults, verbGet); err != nil {
-				return nil, err
-			}
-			load := r.loaders(ctx).resultByName.Load(ctx, name)
-			thunks[i] = func() (Node, error) { return asNode(load()) }
-		} else {
-			if err := r.allowName(ctx, name, resRecords, verbGet); err != nil {
-				return nil, err
-			}
-			load := r.loaders(ctx).recordByName.Load(ctx, name)
-			thunks[i] = func() (Node, error) { return asNode(load()) }
-		}
+		thunks[i] = load
 	}
 	out := make([]Node, len(ids))
 	for i, thunk := range thunks {

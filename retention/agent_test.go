@@ -56,7 +56,7 @@ func seed(t *testing.T, s *store.Store, runs []run) map[string]string {
 		for range r.taskRuns {
 			writes = append(writes, store.RecordWrite{ResultName: store.ResultName(r.ns, uid), UID: uuid.NewString(), DataType: store.TypeTaskRun, Data: []byte(`{}`)})
 		}
-		if _, err := s.UpsertRecords(ctx, writes); err != nil {
+		if err := s.UpsertRecords(ctx, writes); err != nil {
 			t.Fatal(err)
 		}
 		if len(r.annotations) > 0 {
@@ -233,13 +233,13 @@ func BenchmarkPrune(b *testing.B) {
 						writes = append(writes, store.RecordWrite{ResultName: store.ResultName("ns", uid), UID: uuid.NewString(), DataType: store.TypeTaskRun, Data: []byte(`{}`)})
 					}
 					if len(writes) >= 500 {
-						if _, err := s.UpsertRecords(context.Background(), writes); err != nil {
+						if err := s.UpsertRecords(context.Background(), writes); err != nil {
 							b.Fatal(err)
 						}
 						writes = writes[:0]
 					}
 				}
-				if _, err := s.UpsertRecords(context.Background(), writes); err != nil {
+				if err := s.UpsertRecords(context.Background(), writes); err != nil {
 					b.Fatal(err)
 				}
 				cfg, _ := Parse([]byte(`defaultRetention: 30d`))

@@ -32,7 +32,7 @@ func seedDashboard(b *testing.B, s *store.Store, n int) {
 			ws = append(ws, store.RecordWrite{ResultName: store.ResultName("ci", prUID), UID: uid, DataType: store.TypeTaskRun, Data: tr})
 		}
 	}
-	if _, err := s.UpsertRecords(context.Background(), ws); err != nil {
+	if err := s.UpsertRecords(context.Background(), ws); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -549,7 +549,7 @@ func TestDatabaseErrorMidQuery(t *testing.T) {
 		writes = append(writes, store.RecordWrite{ResultName: store.ResultName("ci", uid), UID: uid, DataType: store.TypeTaskRun,
 			Data: json.RawMessage(`{"status":{"startTime":"` + start + `"}}`)})
 	}
-	if _, err := s.UpsertRecords(ctx, writes); err != nil {
+	if err := s.UpsertRecords(ctx, writes); err != nil {
 		t.Fatal(err)
 	}
 	r := post(t, ctx, h, `{ records(parent: "-", filter: "timestamp(data.status.startTime) > timestamp('2026-01-01T00:00:00Z')") { edges { cursor } } }`, nil)

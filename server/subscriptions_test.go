@@ -116,11 +116,8 @@ func writeTaskRun(t *testing.T, s *store.Store, ns, uid, status string) string {
 	data, _ := json.Marshal(map[string]any{"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
 		"metadata": map[string]any{"name": "live", "namespace": ns, "uid": uid},
 		"status":   map[string]any{"conditions": []any{cond}}})
-	recs, err := s.UpsertRecords(context.Background(), []store.RecordWrite{{ResultName: store.ResultName(ns, uid), UID: uid,
-		DataType: store.TypeTaskRun, Data: data, UpdateSummary: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := storetest.Upsert(t, s, store.RecordWrite{ResultName: store.ResultName(ns, uid), UID: uid,
+		DataType: store.TypeTaskRun, Data: data, UpdateSummary: true})
 	return recs[0].Name
 }
 

@@ -14,7 +14,7 @@ import (
 func upsertTaskRun(t *testing.T, s *store.Store, ns string) string {
 	t.Helper()
 	uid := uuid.NewString()
-	_, err := s.UpsertRecords(context.Background(), []store.RecordWrite{{ResultName: store.ResultName(ns, uid), UID: uid, DataType: store.TypeTaskRun,
+	err := s.UpsertRecords(context.Background(), []store.RecordWrite{{ResultName: store.ResultName(ns, uid), UID: uid, DataType: store.TypeTaskRun,
 		UpdateSummary: true, Data: run("TaskRun", ns, "tr", uid, "True", "", nil, nil, nil)}})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 			uid := uuid.NewString()
 			ws = append(ws, store.RecordWrite{ResultName: store.ResultName("ci", uid), UID: uid, DataType: store.TypeTaskRun, Data: []byte(`{}`)})
 		}
-		if _, err := s.UpsertRecords(ctx, ws); err != nil {
+		if err := s.UpsertRecords(ctx, ws); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -36,12 +36,8 @@ func TestLogs(t *testing.T) {
 func testLogs(t *testing.T, s *store.Store, logDir string) {
 	ctx := context.Background()
 	trUID := uuid.NewString()
-	recs, err := s.UpsertRecords(ctx, []store.RecordWrite{{ResultName: store.ResultName("ci", trUID), UID: trUID, DataType: store.TypeTaskRun, UpdateSummary: true,
-		Data: run("TaskRun", "ci", "tr", trUID, "True", "", nil, nil, nil)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := recs[0]
+	tr := storetest.Upsert(t, s, store.RecordWrite{ResultName: store.ResultName("ci", trUID), UID: trUID, DataType: store.TypeTaskRun, UpdateSummary: true,
+		Data: run("TaskRun", "ci", "tr", trUID, "True", "", nil, nil, nil)})[0]
 	var text bytes.Buffer
 	for i := range 20000 {
 		fmt.Fprintf(&text, "line %05d of the build output\n", i) // 31 bytes a line, 620,000 bytes

@@ -46,7 +46,7 @@ func seedPrune(t *testing.T, s *store.Store, seeds []pruneSeed) map[string]*stor
 			writes = append(writes, store.RecordWrite{ResultName: name, UID: tr, DataType: store.TypeTaskRun,
 				Data: run("TaskRun", sd.ns, sd.key+"-task", tr, "True", "Succeeded", &start, &end, nil)})
 		}
-		if _, err := s.UpsertRecords(ctx, writes); err != nil {
+		if err := s.UpsertRecords(ctx, writes); err != nil {
 			t.Fatal(err)
 		}
 		res, err := s.GetResult(ctx, name)

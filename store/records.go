@@ -95,18 +95,21 @@ func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error
 // UpsertRecords inserts or updates many Records by uid in one transaction,
 // creating their Results as needed. A Record whose data did not change keeps
 // its version and update time; creation times are never overwritten. Writes
-// of the same uid in one call collapse to the last one.
-func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) ([]*Record, error) {
+// of the same uid in one call collapse to the last one. It returns nothing
+// but success: its callers (the watcher, import) write and move on, and
+// reading the batch back would double the work of ingest. Read them with
+// GetRecordsByUID when needed.
+func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 	var recs []*Record
 	index := map[string]int{}
 	var summaries []*Record
 	for _, w := range ws {
 		if w.UID == "" {
-			return nil, fmt.Errorf("%w: upserts need the record uid", ErrInvalidArgument)
+			return fmt.Errorf("%w: upserts need the record uid", ErrInvalidArgument)
 		}
 		rec, err := newRecord(w)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if i, ok := index[rec.UID]; ok {
 			recs[i] = rec
@@ -119,7 +122,7 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) ([]*Record,
 		}
 	}
 	if len(recs) == 0 {
-		return nil, nil
+		return nil
 	}
 	var announced func()
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -161,24 +164,10 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) ([]*Record,
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	announced()
-	uids := make([]string, len(recs))
-	for i, r := range recs {
-		uids[i] = r.UID
-	}
-	stored, err := s.GetRecordsByUID(ctx, uids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Record, 0, len(recs))
-	for _, r := range recs {
-		if st, ok := stored[r.UID]; ok {
-			out = append(out, st)
-		}
-	}
-	return out, nil
+	return nil
 }
 
 // updateSummaries copies each run's status and times into its Result,

@@ -82,16 +82,12 @@ func TestUpsertRecords(t *testing.T) {
 		start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 		write := func(status string, end *time.Time) []*store.Record {
 			t.Helper()
-			recs, err := s.UpsertRecords(ctx, []store.RecordWrite{
-				{ResultName: resultName, UID: prUID, DataType: store.TypePipelineRun, UpdateSummary: true,
+			return storetest.Upsert(t, s,
+				store.RecordWrite{ResultName: resultName, UID: prUID, DataType: store.TypePipelineRun, UpdateSummary: true,
 					Data: run("PipelineRun", "ci", "pr", prUID, status, "", &start, end, map[string]string{"app": "web"})},
-				{ResultName: resultName, UID: trUID, DataType: store.TypeTaskRun,
+				store.RecordWrite{ResultName: resultName, UID: trUID, DataType: store.TypeTaskRun,
 					Data: run("TaskRun", "ci", "tr", trUID, status, "", &start, end, map[string]string{"tekton.dev/pipelineRun": "pr"})},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return recs
+			)
 		}
 		first := write("Unknown", nil)
 		again := write("Unknown", nil)
@@ -122,7 +118,7 @@ func TestUpsertRecords(t *testing.T) {
 			t.Fatalf("taskruns of the pipelinerun: %+v %v", trs[prUID], err)
 		}
 		// NUL characters never reach the database.
-		if _, err := s.UpsertRecords(ctx, []store.RecordWrite{{ResultName: resultName, UID: trUID, DataType: store.TypeTaskRun,
+		if err := s.UpsertRecords(ctx, []store.RecordWrite{{ResultName: resultName, UID: trUID, DataType: store.TypeTaskRun,
 			Data: json.RawMessage(`{"metadata":{"name":"a\u0000b"}}`)}}); err != nil {
 			t.Fatalf("NUL: %v", err)
 		}
@@ -149,7 +145,7 @@ func seed(t *testing.T, s *store.Store, ns string, n int) []string {
 		ws = append(ws, store.RecordWrite{ResultName: store.ResultName(ns, uid), UID: uid, DataType: store.TypePipelineRun, UpdateSummary: true,
 			Data: run("PipelineRun", ns, fmt.Sprintf("run-%03d", i), uid, status, "", &start, end, map[string]string{"app": []string{"web", "api"}[i%2]})})
 	}
-	if _, err := s.UpsertRecords(context.Background(), ws); err != nil {
+	if err := s.UpsertRecords(context.Background(), ws); err != nil {
 		t.Fatal(err)
 	}
 	return uids
@@ -297,6 +293,21 @@ func TestNestedListsCostOneStatement(t *testing.T) {
 		next, err := s.ListRecords(context.Background(), store.ListOptions{ResultName: res[uids[0]].Name, After: pages[uids[0]].EndCursor()})
 		if err != nil || len(next.Items) != 0 {
 			t.Errorf("next nested page: %v %v", next, err)
+		}
+	})
+}
+
+func TestNamespaces(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if ns, err := s.Namespaces(ctx); err != nil || len(ns) != 0 {
+			t.Fatalf("empty store: %v %v", ns, err)
+		}
+		for _, ns := range []string{"prod", "ci", "prod", "dev"} {
+			seed(t, s, ns, 2)
+		}
+		if ns, err := s.Namespaces(ctx); err != nil || strings.Join(ns, ",") != "ci,dev,prod" {
+			t.Errorf("namespaces: %v %v", ns, err)
 		}
 	})
 }

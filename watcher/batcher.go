@@ -79,7 +79,7 @@ func (b *batcher) flush(ctx context.Context, batch []*pendingWrite) {
 	if b.sizes != nil {
 		b.sizes(len(writes))
 	}
-	_, err := b.store.UpsertRecords(ctx, writes)
+	err := b.store.UpsertRecords(ctx, writes)
 	if err == nil || len(batch) == 1 {
 		for _, p := range batch {
 			p.done <- err
@@ -87,7 +87,7 @@ func (b *batcher) flush(ctx context.Context, batch []*pendingWrite) {
 		return
 	}
 	for _, p := range batch {
-		_, err := b.store.UpsertRecords(ctx, []store.RecordWrite{p.w})
+		err := b.store.UpsertRecords(ctx, []store.RecordWrite{p.w})
 		p.done <- err
 	}
 }

@@ -58,7 +58,7 @@ func Import(ctx context.Context, s *store.Store, in io.Reader) (*ImportReport, e
 		if len(batch) == 0 {
 			return nil
 		}
-		if _, err := s.UpsertRecords(ctx, batch); err != nil {
+		if err := s.UpsertRecords(ctx, batch); err != nil {
 			return err
 		}
 		batch = batch[:0]

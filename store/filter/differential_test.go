@@ -167,10 +167,7 @@ func TestDifferential(t *testing.T) {
 			uid := uuid.NewString()
 			writes = append(writes, store.RecordWrite{ResultName: store.ResultName("ns", uid), UID: uid, DataType: "tekton.dev/v1." + obj["kind"].(string), Data: data})
 		}
-		stored, err := s.UpsertRecords(ctx, writes)
-		if err != nil {
-			t.Fatal(err)
-		}
+		stored := storetest.Upsert(t, s, writes...)
 		seed := uint64(42)
 		if v, err := strconv.ParseUint(os.Getenv("ANNALS_DIFF_SEED"), 10, 64); err == nil {
 			seed = v

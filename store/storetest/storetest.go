@@ -111,3 +111,30 @@ func postgresSchema(t testing.TB) string {
 	u.RawQuery = q.Encode()
 	return strings.TrimSpace(u.String())
 }
+
+// Upsert writes ws with UpsertRecords and reads them back as stored, in
+// the order written (a uid written twice appears once, where first written).
+func Upsert(t testing.TB, s *store.Store, ws ...store.RecordWrite) []*store.Record {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.UpsertRecords(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	var uids []string
+	seen := map[string]bool{}
+	for _, w := range ws {
+		if !seen[w.UID] {
+			seen[w.UID] = true
+			uids = append(uids, w.UID)
+		}
+	}
+	stored, err := s.GetRecordsByUID(ctx, uids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*store.Record, len(uids))
+	for i, uid := range uids {
+		out[i] = stored[uid]
+	}
+	return out
+}
