@@ -18,19 +18,23 @@ import (
 // across requests or callers.
 type Loaders struct {
 	resultByName    *dataloader.Loader[string, *store.Result]
-	resultByUID     *dataloader.Loader[string, *store.Result]
 	recordByName    *dataloader.Loader[string, *store.Record]
-	annotations     *dataloader.Loader[string, []store.Annotation]
+	annotations     *dataloader.Loader[store.Key, []store.Annotation]
 	recordsOfResult *dataloader.Loader[nestedKey, *store.Page[*store.Record]]
 	countOfResult   *dataloader.Loader[nestedKey, int]
 	taskRuns        *dataloader.Loader[taskRunsKey, *store.Page[*store.Record]]
 	countTaskRuns   *dataloader.Loader[taskRunsKey, int]
 	pipelineRunOf   *dataloader.Loader[pipelineRunKey, *store.Record]
-	logsOfTaskRun   *dataloader.Loader[string, []*store.Record]
+	logsOfTaskRun   *dataloader.Loader[store.Key, []*store.Record]
 }
 
-// nestedKey asks for the nested list of one parent; Opts is the list's
-// options as JSON, so that asks with the same arguments batch together.
+// Every key below names its object with its namespace (a name, or a
+// store.Key): uids are unique per namespace only, so a join by uid alone
+// could reach another namespace's object.
+
+// nestedKey asks for the nested list of one parent (a Result name); Opts is
+// the list's options as JSON, so that asks with the same arguments batch
+// together.
 type nestedKey struct {
 	Parent string
 	Opts   string
@@ -41,8 +45,10 @@ type taskRunsKey struct {
 	Opts        string
 }
 
+// pipelineRunKey finds a TaskRun's PipelineRun: by run name in the
+// TaskRun's own Result.
 type pipelineRunKey struct {
-	ResultUID, RunName string
+	ResultName, RunName string
 }
 
 // batchWait is how long a loader gathers asks before it calls the store.
@@ -52,12 +58,8 @@ const batchWait = 5 * time.Millisecond
 func NewLoaders(s *store.Store) *Loaders {
 	return &Loaders{
 		resultByName: newMapLoader(s.GetResultsByName),
-		resultByUID:  newMapLoader(s.GetResultsByUID),
 		recordByName: newMapLoader(s.GetRecordsByName),
-		annotations: dataloader.NewBatchedLoader(func(ctx context.Context, uids []string) []*dataloader.Result[[]store.Annotation] {
-			found, err := s.AnnotationsByResult(ctx, uids)
-			return results(uids, func(uid string) ([]store.Annotation, error) { return found[uid], err })
-		}, dataloader.WithWait[string, []store.Annotation](batchWait)),
+		annotations:  newMapLoader(s.AnnotationsByResult),
 		recordsOfResult: dataloader.NewBatchedLoader(func(ctx context.Context, keys []nestedKey) []*dataloader.Result[*store.Page[*store.Record]] {
 			pages, errs := byOptions(keys, func(k nestedKey) string { return k.Opts }, func(k nestedKey) string { return k.Parent },
 				func(parents []string, o store.ListOptions) (map[string]*store.Page[*store.Record], error) {
@@ -75,10 +77,10 @@ func NewLoaders(s *store.Store) *Loaders {
 		taskRuns: dataloader.NewBatchedLoader(func(ctx context.Context, keys []taskRunsKey) []*dataloader.Result[*store.Page[*store.Record]] {
 			pages, errs := byOptions(keys, func(k taskRunsKey) string { return k.Opts }, func(k taskRunsKey) *store.Record { return k.PipelineRun },
 				func(prs []*store.Record, o store.ListOptions) (map[*store.Record]*store.Page[*store.Record], error) {
-					byUID, err := s.ListTaskRunsForPipelineRuns(ctx, prs, o)
+					byName, err := s.ListTaskRunsForPipelineRuns(ctx, prs, o)
 					out := map[*store.Record]*store.Page[*store.Record]{}
 					for _, pr := range prs {
-						out[pr] = byUID[pr.UID]
+						out[pr] = byName[pr.Name]
 					}
 					return out, err
 				})
@@ -87,10 +89,10 @@ func NewLoaders(s *store.Store) *Loaders {
 		countTaskRuns: dataloader.NewBatchedLoader(func(ctx context.Context, keys []taskRunsKey) []*dataloader.Result[int] {
 			counts, errs := byOptions(keys, func(k taskRunsKey) string { return k.Opts }, func(k taskRunsKey) *store.Record { return k.PipelineRun },
 				func(prs []*store.Record, o store.ListOptions) (map[*store.Record]int, error) {
-					byUID, err := s.CountTaskRunsForPipelineRuns(ctx, prs, o)
+					byName, err := s.CountTaskRunsForPipelineRuns(ctx, prs, o)
 					out := map[*store.Record]int{}
 					for _, pr := range prs {
-						out[pr] = byUID[pr.UID]
+						out[pr] = byName[pr.Name]
 					}
 					return out, err
 				})
@@ -100,20 +102,20 @@ func NewLoaders(s *store.Store) *Loaders {
 		pipelineRunOf: dataloader.NewBatchedLoader(func(ctx context.Context, keys []pipelineRunKey) []*dataloader.Result[*store.Record] {
 			pairs := make([][2]string, len(keys))
 			for i, k := range keys {
-				pairs[i] = [2]string{k.ResultUID, k.RunName}
+				pairs[i] = [2]string{k.ResultName, k.RunName}
 			}
 			found, err := s.PipelineRunRecords(ctx, pairs)
-			return results(keys, func(k pipelineRunKey) (*store.Record, error) { return found[[2]string{k.ResultUID, k.RunName}], err })
+			return results(keys, func(k pipelineRunKey) (*store.Record, error) { return found[[2]string{k.ResultName, k.RunName}], err })
 		}, dataloader.WithWait[pipelineRunKey, *store.Record](batchWait)),
 	}
 }
 
 // newMapLoader batches a store lookup by key that returns a map.
-func newMapLoader[V any](get func(context.Context, []string) (map[string]V, error)) *dataloader.Loader[string, V] {
-	return dataloader.NewBatchedLoader(func(ctx context.Context, keys []string) []*dataloader.Result[V] {
+func newMapLoader[K comparable, V any](get func(context.Context, []K) (map[K]V, error)) *dataloader.Loader[K, V] {
+	return dataloader.NewBatchedLoader(func(ctx context.Context, keys []K) []*dataloader.Result[V] {
 		found, err := get(ctx, keys)
-		return results(keys, func(k string) (V, error) { return found[k], err })
-	}, dataloader.WithWait[string, V](batchWait))
+		return results(keys, func(k K) (V, error) { return found[k], err })
+	}, dataloader.WithWait[K, V](batchWait))
 }
 
 // results lays out a batch's answers in the order of its keys.

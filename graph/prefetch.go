@@ -46,7 +46,7 @@ func (r *Resolver) prefetchTaskRuns(ctx context.Context, page []*store.Record) {
 		}
 		loader, opts := r.loaders(ctx).taskRuns, optionsKey(o)
 		for _, pr := range prs {
-			loader.Prime(ctx, taskRunsKey{PipelineRun: pr, Opts: opts}, pages[pr.UID])
+			loader.Prime(ctx, taskRunsKey{PipelineRun: pr, Opts: opts}, pages[pr.Name])
 		}
 	}
 }

@@ -22,7 +22,7 @@ func (r *logResolver) Text(ctx context.Context, obj *Log, offset *int, length *i
 	if length == nil {
 		n = maxLogText
 	}
-	b, err := r.Store.ReadLogRange(ctx, obj.Record.UID, int64(deref(offset)), int64(n))
+	b, err := r.Store.ReadLogRange(ctx, obj.Record, int64(deref(offset)), int64(n))
 	return string(b), err
 }
 
@@ -34,7 +34,7 @@ func (r *logResolver) Tail(ctx context.Context, obj *Log, lines int) (string, er
 	if lines > maxTailLines {
 		return "", fmt.Errorf("%w: tail takes at most %d lines; download the log for more", store.ErrInvalidArgument, maxTailLines)
 	}
-	b, err := r.Store.TailLog(ctx, obj.Record.UID, lines)
+	b, err := r.Store.TailLog(ctx, obj.Record, lines)
 	return string(b), err
 }
 
@@ -219,7 +219,8 @@ func (r *recordResolver) Result(ctx context.Context, obj *store.Record) (*store.
 	if err := r.allow(ctx, obj.Namespace, resResults, verbGet); err != nil {
 		return nil, err
 	}
-	res, err := r.loaders(ctx).resultByUID.Load(ctx, obj.ResultUID)()
+	// By name: a Record's Result is the one of its own namespace.
+	res, err := r.loaders(ctx).resultByName.Load(ctx, obj.ResultName)()
 	if err == nil && res == nil {
 		err = fmt.Errorf("%w: result of record %q", store.ErrNotFound, obj.Name)
 	}
@@ -254,7 +255,7 @@ func (r *resultResolver) ID(ctx context.Context, obj *store.Result) (string, err
 
 // Annotations is the resolver for the annotations field.
 func (r *resultResolver) Annotations(ctx context.Context, obj *store.Result) ([]*KeyValue, error) {
-	anns, err := r.loaders(ctx).annotations.Load(ctx, obj.UID)()
+	anns, err := r.loaders(ctx).annotations.Load(ctx, obj.Key())()
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +268,7 @@ func (r *resultResolver) Annotations(ctx context.Context, obj *store.Result) ([]
 
 // Annotation is the resolver for the annotation field.
 func (r *resultResolver) Annotation(ctx context.Context, obj *store.Result, key string) (*string, error) {
-	anns, err := r.loaders(ctx).annotations.Load(ctx, obj.UID)()
+	anns, err := r.loaders(ctx).annotations.Load(ctx, obj.Key())()
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +298,7 @@ func (r *resultResolver) Records(ctx context.Context, obj *store.Result, first *
 	}
 	o := listArgs{first, last, after, before, filter, orderBy}.options()
 	o.RecordWhere = recordWhere(where)
-	key := nestedKey{Parent: obj.UID, Opts: optionsKey(o)}
+	key := nestedKey{Parent: obj.Name, Opts: optionsKey(o)}
 	page, err := r.loaders(ctx).recordsOfResult.Load(ctx, key)()
 	if err != nil {
 		return nil, err
@@ -315,7 +316,7 @@ func (r *subscriptionResolver) RecordChanged(ctx context.Context, parent string,
 		return nil, err
 	}
 	// A bad filter fails the subscribe, not the stream.
-	if _, err := r.Store.MatchingRecords(ctx, o, []string{noRecord}); err != nil {
+	if _, err := r.Store.MatchingRecords(ctx, o, []store.Key{noRecord}); err != nil {
 		return nil, err
 	}
 	changes, err := r.Store.Subscribe(ctx)
@@ -356,7 +357,7 @@ func (r *taskRunResolver) PipelineRun(ctx context.Context, obj *TaskRun) (*store
 	if obj.Record.PipelineRunName == "" {
 		return nil, nil
 	}
-	return r.loaders(ctx).pipelineRunOf.Load(ctx, pipelineRunKey{ResultUID: obj.Record.ResultUID, RunName: obj.Record.PipelineRunName})()
+	return r.loaders(ctx).pipelineRunOf.Load(ctx, pipelineRunKey{ResultName: obj.Record.ResultName, RunName: obj.Record.PipelineRunName})()
 }
 
 // Logs is the resolver for the logs field.
@@ -364,7 +365,7 @@ func (r *taskRunResolver) Logs(ctx context.Context, obj *TaskRun) ([]*Log, error
 	if err := r.allow(ctx, obj.Record.Namespace, resLogs, verbGet); err != nil {
 		return nil, err
 	}
-	recs, err := r.loaders(ctx).logsOfTaskRun.Load(ctx, obj.Record.UID)()
+	recs, err := r.loaders(ctx).logsOfTaskRun.Load(ctx, obj.Record.Key())()
 	if err != nil {
 		return nil, err
 	}

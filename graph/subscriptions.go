@@ -13,8 +13,8 @@ import (
 // connection; one that falls further behind is disconnected.
 const subscriptionBuffer = 256
 
-// noRecord is a uid no Record has, for checking a subscription's filter.
-const noRecord = "00000000-0000-0000-0000-000000000000"
+// noRecord is a key no Record has, for checking a subscription's filter.
+var noRecord = store.Key{Namespace: "-", UID: "00000000-0000-0000-0000-000000000000"}
 
 // changeBatchWindow gathers changes arriving together into one query.
 const changeBatchWindow = 20 * time.Millisecond
@@ -25,14 +25,14 @@ const changeBatchWindow = 20 * time.Millisecond
 func (r *Resolver) streamRecords(ctx context.Context, o store.ListOptions, changes <-chan store.Change, out chan<- *store.Record) {
 	defer close(out)
 	for {
-		uids, ok := gather(changes, o)
+		keys, ok := gather(changes, o)
 		if !ok {
 			return
 		}
-		if len(uids) == 0 {
+		if len(keys) == 0 {
 			continue
 		}
-		recs, err := r.Store.MatchingRecords(ctx, o, uids)
+		recs, err := r.Store.MatchingRecords(ctx, o, keys)
 		if err != nil {
 			if ctx.Err() == nil {
 				slog.WarnContext(ctx, "subscription ended: reading changed records failed", "error", err)
@@ -54,36 +54,36 @@ func (r *Resolver) streamRecords(ctx context.Context, o store.ListOptions, chang
 }
 
 // gather waits for a change, then collects those that follow within the
-// batch window, keeping the uids in o's namespaces. false: the feed ended.
-func gather(changes <-chan store.Change, o store.ListOptions) ([]string, bool) {
+// batch window, keeping the Records in o's namespaces. false: the feed ended.
+func gather(changes <-chan store.Change, o store.ListOptions) ([]store.Key, bool) {
 	c, ok := <-changes
 	if !ok {
 		return nil, false
 	}
-	seen := map[string]bool{}
-	var uids []string
+	seen := map[store.Key]bool{}
+	var keys []store.Key
 	add := func(c store.Change) {
-		if !inScope(o, c.Namespace) || seen[c.UID] {
+		if !inScope(o, c.Namespace) || seen[c.Key()] {
 			return
 		}
-		seen[c.UID] = true
-		uids = append(uids, c.UID)
+		seen[c.Key()] = true
+		keys = append(keys, c.Key())
 	}
 	add(c)
 	timer := time.NewTimer(changeBatchWindow)
 	defer timer.Stop()
-	for len(uids) < store.MaxPageSize {
+	for len(keys) < store.MaxPageSize {
 		select {
 		case c, ok := <-changes:
 			if !ok {
-				return uids, true // send these; the next call ends the stream
+				return keys, true // send these; the next call ends the stream
 			}
 			add(c)
 		case <-timer.C:
-			return uids, true
+			return keys, true
 		}
 	}
-	return uids, true
+	return keys, true
 }
 
 func inScope(o store.ListOptions, namespace string) bool {
@@ -112,7 +112,7 @@ func (r *Resolver) streamLog(ctx context.Context, rec *store.Record, changes <-c
 	var partial []byte
 	send := func() bool {
 		for {
-			chunk, err := r.Store.ReadLogRange(ctx, rec.UID, offset, 256<<10)
+			chunk, err := r.Store.ReadLogRange(ctx, rec, offset, 256<<10)
 			if err != nil || len(chunk) == 0 {
 				return err == nil
 			}
@@ -142,13 +142,13 @@ func (r *Resolver) streamLog(ctx context.Context, rec *store.Record, changes <-c
 		return
 	}
 	for c := range changes {
-		if c.UID != rec.UID {
+		if c.Key() != rec.Key() {
 			continue
 		}
 		if r.allow(ctx, rec.Namespace, resLogs, verbGet) != nil {
 			return
 		}
-		if size, err := r.Store.LogSize(ctx, rec.UID); err == nil && size < offset {
+		if size, err := r.Store.LogSize(ctx, rec.Key()); err == nil && size < offset {
 			offset, partial = 0, nil // replaced by a shorter log
 		}
 		if !send() {

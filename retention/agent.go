@@ -88,11 +88,11 @@ func (a *Agent) RunOnce(ctx context.Context) (*Report, error) {
 			if len(batch) == 0 {
 				break
 			}
-			uids := make([]string, len(batch))
+			names := make([]string, len(batch))
 			for j, t := range batch {
-				uids[j] = t.UID
+				names[j] = t.Name
 			}
-			_, logBytes, err := a.Store.DeleteResults(ctx, uids)
+			_, logBytes, err := a.Store.DeleteResults(ctx, names)
 			if err != nil {
 				return rep, fmt.Errorf("policy %q: %w", p.Name, err)
 			}

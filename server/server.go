@@ -289,7 +289,12 @@ func downloadLog(s *store.Store, authz graph.Authorizer, log *slog.Logger) http.
 			http.Error(w, "internal error; quote request id "+RequestID(r.Context()), http.StatusInternalServerError)
 			return
 		}
-		body, _ := s.OpenLog(r.Context(), rec.UID)
+		body, err := s.OpenLog(r.Context(), rec)
+		if err != nil {
+			log.ErrorContext(r.Context(), "log download failed", "request_id", RequestID(r.Context()), "error", err)
+			http.Error(w, "internal error; quote request id "+RequestID(r.Context()), http.StatusInternalServerError)
+			return
+		}
 		defer body.Close()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if _, err := io.Copy(w, body); err != nil {

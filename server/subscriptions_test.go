@@ -189,7 +189,7 @@ func TestLogLinesStreamsNewLines(t *testing.T) {
 		ctx := context.Background()
 		uid := uuid.NewString()
 		writeTaskRun(t, s, "ci", uid, "Unknown")
-		tr, err := s.GetRecordsByUID(ctx, []string{uid})
+		tr, err := s.GetRecordsByUID(ctx, "ci", []string{uid})
 		if err != nil {
 			t.Fatal(err)
 		}

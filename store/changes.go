@@ -22,6 +22,9 @@ type Change struct {
 	Namespace string `json:"n"`
 }
 
+// Key is the changed Record's namespace and uid.
+func (c Change) Key() Key { return Key{c.Namespace, c.UID} }
+
 // changeChannel is the PostgreSQL NOTIFY channel of Record writes.
 const changeChannel = "annals_record_changes"
 
@@ -179,17 +182,17 @@ func (s *Store) announce(ctx context.Context, tx bun.IDB, recs []*Record) (after
 	return func() {}, nil
 }
 
-// MatchingRecords returns those of the Records with the given uids that
-// a listing with o would show (parent, namespaces, where and filter), in
-// one statement: a subscription's view of a batch of changes.
-func (s *Store) MatchingRecords(ctx context.Context, o ListOptions, uids []string) ([]*Record, error) {
-	if len(uids) == 0 {
+// MatchingRecords returns those of the given Records that a listing with o
+// would show (parent, namespaces, where and filter), in one statement: a
+// subscription's view of a batch of changes.
+func (s *Store) MatchingRecords(ctx context.Context, o ListOptions, keys []Key) ([]*Record, error) {
+	if len(keys) == 0 {
 		return nil, nil
 	}
-	if len(uids) > MaxPageSize {
+	if len(keys) > MaxPageSize {
 		return nil, fmt.Errorf("%w: at most %d records at once", ErrInvalidArgument, MaxPageSize)
 	}
-	o.uids, o.First, o.Last, o.After, o.Before = uids, len(uids), 0, "", ""
+	o.keys, o.First, o.Last, o.After, o.Before = keys, len(keys), 0, "", ""
 	page, err := s.ListRecords(ctx, o)
 	if err != nil {
 		return nil, err

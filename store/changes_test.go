@@ -65,11 +65,11 @@ func TestChangesReachSubscribersOfEveryProcess(t *testing.T) {
 			if c := nextChange(t, ch); c.UID != uid || c.Namespace != "ci" {
 				t.Errorf("change %+v, want %s in ci", c, uid)
 			}
-			recs, err := reader.MatchingRecords(ctx, store.ListOptions{Parent: "ci", Filter: `data.status.conditions[0].status == "True"`}, []string{uid, uuid.NewString()})
+			recs, err := reader.MatchingRecords(ctx, store.ListOptions{Parent: "ci", Filter: `data.status.conditions[0].status == "True"`}, []store.Key{{Namespace: "ci", UID: uid}, {Namespace: "ci", UID: uuid.NewString()}})
 			if err != nil || len(recs) != 1 || recs[0].UID != uid {
 				t.Errorf("matching records: %v %v", recs, err)
 			}
-			if recs, _ := reader.MatchingRecords(ctx, store.ListOptions{Parent: "prod"}, []string{uid}); len(recs) != 0 {
+			if recs, _ := reader.MatchingRecords(ctx, store.ListOptions{Parent: "prod"}, []store.Key{{Namespace: "ci", UID: uid}}); len(recs) != 0 {
 				t.Errorf("a change in ci matched a subscription to prod")
 			}
 		})

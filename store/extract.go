@@ -97,11 +97,12 @@ func fillDerived(rec *Record) {
 	rec.RunName, rec.Status, rec.Reason = "", StatusUnknown, ""
 	rec.PipelineRunName, rec.PipelineName, rec.TaskName = "", "", ""
 	rec.Labels, rec.StartTime, rec.CompletionTime, rec.DurationMillis, rec.runAnnotations = nil, nil, nil, nil, nil
-	rec.OwnerUID = ""
+	rec.OwnerUID, rec.ownerNamespace = "", ""
 	if rec.DataType == TypeLog {
 		var log LogData
 		if json.Unmarshal(rec.Data, &log) == nil {
 			rec.OwnerUID, rec.RunName = log.Spec.Resource.UID, log.Spec.Resource.Name
+			rec.ownerNamespace = log.Spec.Resource.Namespace
 		}
 		return
 	}

@@ -41,8 +41,8 @@ type ListOptions struct {
 	After       string
 	Before      string
 
-	pipelineRun string   // TaskRuns of this PipelineRun (run name) only; set by ListTaskRunsForPipelineRuns
-	uids        []string // only these Records; set by MatchingRecords
+	pipelineRun string // TaskRuns of this PipelineRun (run name) only; set by ListTaskRunsForPipelineRuns
+	keys        []Key  // only these Records; set by MatchingRecords
 }
 
 // Page is one page of a list, with a cursor per item.
@@ -212,14 +212,15 @@ func (s *Store) plan(ent entity, o ListOptions) (*plan, error) {
 		if parent != "-" && parent != ns {
 			return nil, fmt.Errorf("%w: result %q is not in namespace %q", ErrInvalidArgument, o.ResultName, parent)
 		}
-		p.base.where("r.result_uid = ?", uid)
+		p.base.where("r.namespace = ? AND r.result_uid = ?", ns, uid)
 	}
 	if o.pipelineRun != "" {
 		p.base.where("r.pipeline_run_name = ?", o.pipelineRun)
 		p.base.where("r.data_type IN (?, ?)", TypeTaskRun, "tekton.dev/v1beta1.TaskRun")
 	}
-	if len(o.uids) > 0 {
-		p.base.where(alias+".uid IN ("+filter.Placeholders(len(o.uids))+")", filter.Args(o.uids)...)
+	if len(o.keys) > 0 {
+		cond, args := keysSQL(alias+".namespace", alias+".uid", o.keys)
+		p.base.where(cond, args...)
 	}
 	var cel, where filter.Expr
 	var err error

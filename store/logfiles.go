@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/uptrace/bun"
 )
 
 // chunkSource gives the bytes of one log as numbered chunks of
@@ -21,42 +24,83 @@ type chunkSource interface {
 }
 
 // logBytes finds where a log's bytes are kept: its file when the store has
-// a log directory and the file exists, else its database rows.
-func (s *Store) logBytes(uid string) (chunkSource, error) {
-	if err := checkUID(uid); err != nil {
+// a log directory and the file exists, else its database rows. Files live
+// under the Log's namespace; a file written before uids became per
+// namespace keeps its uid-only name, and only the Log listed as its owner
+// in legacy_log_files reads it.
+func (s *Store) logBytes(ctx context.Context, log *Record) (chunkSource, error) {
+	if log == nil {
+		return nil, fmt.Errorf("%w: no log given", ErrInvalidArgument)
+	}
+	if log.DataType != TypeLog {
+		return nil, fmt.Errorf("%w: %q is a %s, not a Log record", ErrInvalidArgument, log.Name, log.DataType)
+	}
+	key := log.Key()
+	if err := checkNamespace(key.Namespace); err != nil {
+		return nil, err
+	}
+	if err := checkUID(key.UID); err != nil {
 		return nil, err
 	}
 	if s.logDir != "" {
-		f, err := os.Open(s.logPath(uid))
+		f, err := os.Open(s.logPath(key))
 		if err == nil {
 			return fileChunks{f}, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("opening log file: %w", err)
 		}
+		if storedInFile(log) {
+			legacy, err := s.db.NewSelect().Table("legacy_log_files").Where("namespace = ?", key.Namespace).Where("uid = ?", key.UID).Exists(ctx)
+			if err != nil {
+				return nil, dbError(err)
+			}
+			if legacy {
+				f, err := os.Open(s.legacyLogPath(key.UID))
+				if err == nil {
+					return fileChunks{f}, nil
+				}
+				if !errors.Is(err, fs.ErrNotExist) {
+					return nil, fmt.Errorf("opening log file: %w", err)
+				}
+			}
+		}
 	}
-	return dbChunks{s, uid}, nil
+	return dbChunks{s, key}, nil
 }
 
-// logPath spreads files over 256 directories by the uid's first byte.
-func (s *Store) logPath(uid string) string {
+func storedInFile(log *Record) bool {
+	var doc LogData
+	return json.Unmarshal(log.Data, &doc) == nil && doc.Status.Storage == "file"
+}
+
+// logPath spreads files over a directory per namespace and, within it, 256
+// directories by the uid's first byte.
+func (s *Store) logPath(log Key) string {
+	return filepath.Join(s.logDir, log.Namespace, log.UID[:2], log.UID+".log")
+}
+
+// legacyLogPath is where logs were kept before uids were per namespace.
+func (s *Store) legacyLogPath(uid string) string {
 	return filepath.Join(s.logDir, uid[:2], uid+".log")
 }
 
 type dbChunks struct {
 	s   *Store
-	uid string
+	log Key
 }
 
 func (d dbChunks) chunk(ctx context.Context, seq int) ([]byte, error) {
 	var data []byte
-	err := d.s.db.NewSelect().Table("log_chunks").Column("data").Where("record_uid = ?", d.uid).Where("seq = ?", seq).Scan(ctx, &data)
+	err := d.s.db.NewSelect().Table("log_chunks").Column("data").
+		Where("namespace = ?", d.log.Namespace).Where("record_uid = ?", d.log.UID).Where("seq = ?", seq).Scan(ctx, &data)
 	return data, dbError(err)
 }
 
 func (d dbChunks) last(ctx context.Context) (int, error) {
 	var last *int
-	err := d.s.db.NewSelect().Table("log_chunks").ColumnExpr("max(seq)").Where("record_uid = ?", d.uid).Scan(ctx, &last)
+	err := d.s.db.NewSelect().Table("log_chunks").ColumnExpr("max(seq)").
+		Where("namespace = ?", d.log.Namespace).Where("record_uid = ?", d.log.UID).Scan(ctx, &last)
 	if err != nil || last == nil {
 		return -1, dbError(err)
 	}
@@ -93,12 +137,12 @@ func (c fileChunks) close() error { return c.f.Close() }
 // name by place and removed by discard unless placed.
 type pendingFile struct{ tmp, final string }
 
-func (s *Store) stageLogFile(uid string, chunks [][]byte) (*pendingFile, error) {
-	final := s.logPath(uid)
+func (s *Store) stageLogFile(log Key, chunks [][]byte) (*pendingFile, error) {
+	final := s.logPath(log)
 	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
 		return nil, fmt.Errorf("log directory: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(final), uid+".*.tmp")
+	f, err := os.CreateTemp(filepath.Dir(final), log.UID+".*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("log file: %w", err)
 	}
@@ -150,21 +194,39 @@ func (s *Store) SweepLogFiles(ctx context.Context, minAge time.Duration) (files 
 		path string
 		size int64
 	}
-	batch := map[string]candidate{}
+	// Files by their owner's key; a legacy file (uid-only name) has an
+	// empty namespace and is owned while legacy_log_files lists its uid.
+	batch := map[Key]candidate{}
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		uids := make([]string, 0, len(batch))
-		for uid := range batch {
-			uids = append(uids, uid)
+		byNamespace := map[string][]string{}
+		for k := range batch {
+			byNamespace[k.Namespace] = append(byNamespace[k.Namespace], k.UID)
 		}
-		owned, err := s.GetRecordsByUID(ctx, uids)
-		if err != nil {
-			return err
+		owned := map[Key]bool{}
+		for ns, uids := range byNamespace {
+			if ns == "" {
+				var found []string
+				if err := s.db.NewSelect().Table("legacy_log_files").Column("uid").Where("uid IN (?)", bun.In(uids)).Scan(ctx, &found); err != nil {
+					return dbError(err)
+				}
+				for _, uid := range found {
+					owned[Key{"", uid}] = true
+				}
+				continue
+			}
+			recs, err := s.GetRecordsByUID(ctx, ns, uids)
+			if err != nil {
+				return err
+			}
+			for uid := range recs {
+				owned[Key{ns, uid}] = true
+			}
 		}
-		for uid, c := range batch {
-			if owned[uid] == nil {
+		for k, c := range batch {
+			if !owned[k] {
 				if err := os.Remove(c.path); err == nil {
 					files, size = files+1, size+c.size
 				}
@@ -183,15 +245,24 @@ func (s *Store) SweepLogFiles(ctx context.Context, minAge time.Duration) (files 
 			return nil
 		}
 		name := d.Name()
+		rel, _ := filepath.Rel(s.logDir, path)
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		uid := strings.TrimSuffix(name, ".log")
 		switch {
 		case strings.HasSuffix(name, ".tmp"):
 			if os.Remove(path) == nil {
 				files, size = files+1, size+info.Size()
 			}
-		case strings.HasSuffix(name, ".log") && checkUID(strings.TrimSuffix(name, ".log")) == nil:
-			batch[strings.TrimSuffix(name, ".log")] = candidate{path, info.Size()}
-			if len(batch) == maxBatch {
-				return flush()
+		case !strings.HasSuffix(name, ".log") || checkUID(uid) != nil:
+			// not a log file: leave it
+		case len(parts) == 3 && checkNamespace(parts[0]) == nil:
+			batch[Key{parts[0], uid}] = candidate{path, info.Size()}
+		case len(parts) == 2:
+			batch[Key{"", uid}] = candidate{path, info.Size()}
+		}
+		if len(batch) == maxBatch {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 		return ctx.Err()

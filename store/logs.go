@@ -55,6 +55,12 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 	if w.TaskRun == nil {
 		return nil, fmt.Errorf("%w: a log needs its TaskRun", ErrInvalidArgument)
 	}
+	if ns, _, err := ParseResultName(w.TaskRun.ResultName); err != nil || ns != w.TaskRun.Namespace {
+		// The Log joins the TaskRun's Result and names the TaskRun as its
+		// owner within that namespace: both must be the TaskRun's own.
+		return nil, fmt.Errorf("%w: TaskRun %q of namespace %q is not under a Result of its namespace (%q)",
+			ErrInvalidArgument, w.TaskRun.RunName, w.TaskRun.Namespace, w.TaskRun.ResultName)
+	}
 	var doc LogData
 	doc.APIVersion, doc.Kind = "results.tekton.dev/v1alpha3", "Log"
 	doc.Spec.Resource.Kind, doc.Spec.Resource.Namespace = "TaskRun", w.TaskRun.Namespace
@@ -82,7 +88,7 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 	}
 	var file *pendingFile
 	if doc.Status.Storage == "file" {
-		if file, err = s.stageLogFile(rec.UID, chunks); err != nil {
+		if file, err = s.stageLogFile(rec.Key(), chunks); err != nil {
 			return nil, err
 		}
 		chunks = nil
@@ -90,18 +96,23 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 	}
 	var announced func()
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		q := tx.NewInsert().Model(rec).On("CONFLICT (uid) DO UPDATE")
+		q := tx.NewInsert().Model(rec).On("CONFLICT (namespace, uid) DO UPDATE")
 		for _, col := range []string{"data", "run_name", "owner_uid", "updated_at"} {
 			q = q.Set("? = EXCLUDED.?", bun.Ident(col), bun.Ident(col))
 		}
 		if _, err := q.Set("version = record.version + 1").Exec(ctx); err != nil {
 			return dbError(err)
 		}
-		if _, err := tx.NewDelete().Table("log_chunks").Where("record_uid = ?", rec.UID).Exec(ctx); err != nil {
+		if _, err := tx.NewDelete().Table("log_chunks").Where("namespace = ?", rec.Namespace).Where("record_uid = ?", rec.UID).Exec(ctx); err != nil {
+			return dbError(err)
+		}
+		// A file under the old, uid-only name is superseded by this write.
+		if _, err := tx.NewDelete().Table("legacy_log_files").Where("namespace = ?", rec.Namespace).Where("uid = ?", rec.UID).Exec(ctx); err != nil {
 			return dbError(err)
 		}
 		for i, c := range chunks {
-			if _, err := tx.NewInsert().Model(&map[string]any{"record_uid": rec.UID, "seq": i, "data": c}).TableExpr("log_chunks").Exec(ctx); err != nil {
+			row := map[string]any{"namespace": rec.Namespace, "record_uid": rec.UID, "seq": i, "data": c}
+			if _, err := tx.NewInsert().Model(&row).TableExpr("log_chunks").Exec(ctx); err != nil {
 				return dbError(err)
 			}
 		}
@@ -155,28 +166,32 @@ func readChunks(r io.Reader, limit int64) (chunks [][]byte, size int64, truncate
 	return chunks, size, truncated, nil
 }
 
-// LogsForTaskRuns returns the Log Records of many TaskRuns, by TaskRun uid,
-// in one statement, ordered by step name.
-func (s *Store) LogsForTaskRuns(ctx context.Context, taskRunUIDs []string) (map[string][]*Record, error) {
-	out := map[string][]*Record{}
-	if len(taskRunUIDs) == 0 {
+// LogsForTaskRuns returns the Log Records of many TaskRuns, by TaskRun
+// key, in one statement, ordered by step name. A Log belongs to a TaskRun
+// of its own namespace only.
+func (s *Store) LogsForTaskRuns(ctx context.Context, taskRuns []Key) (map[Key][]*Record, error) {
+	out := map[Key][]*Record{}
+	if len(taskRuns) == 0 {
 		return out, nil
 	}
+	cond, args := keysSQL("r.namespace", "r.owner_uid", taskRuns)
 	var rows []*Record
-	if err := s.db.NewSelect().Model(&rows).Where("owner_uid IN (?)", bun.In(taskRunUIDs)).Where("data_type = ?", TypeLog).
-		Order("owner_uid", "created_at", "uid").Scan(ctx); err != nil {
-		return nil, dbError(err)
+	// owner_uid <> '' lets the planner use the partial records_owner index.
+	if err := s.queryRows(ctx, &rows, "SELECT "+recordsEntity.columns+" FROM records AS r WHERE "+cond+
+		" AND r.owner_uid <> '' AND r.data_type = ? ORDER BY r.namespace, r.owner_uid, r.created_at, r.uid", append(args, TypeLog)...); err != nil {
+		return nil, err
 	}
 	for _, r := range rows {
-		out[r.OwnerUID] = append(out[r.OwnerUID], r)
+		k := Key{r.Namespace, r.OwnerUID}
+		out[k] = append(out[k], r)
 	}
 	return out, nil
 }
 
 // OpenLog streams the bytes of a Log Record chunk by chunk, so that a large
 // log is never held whole in memory.
-func (s *Store) OpenLog(ctx context.Context, logUID string) (io.ReadCloser, error) {
-	src, err := s.logBytes(logUID)
+func (s *Store) OpenLog(ctx context.Context, log *Record) (io.ReadCloser, error) {
+	src, err := s.logBytes(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -214,11 +229,11 @@ func (l *logReader) Read(p []byte) (int, error) {
 func (l *logReader) Close() error { return l.src.close() }
 
 // ReadLogRange returns length bytes of a log from offset (fewer at its end).
-func (s *Store) ReadLogRange(ctx context.Context, logUID string, offset, length int64) ([]byte, error) {
+func (s *Store) ReadLogRange(ctx context.Context, log *Record, offset, length int64) ([]byte, error) {
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("%w: offset and length cannot be negative", ErrInvalidArgument)
 	}
-	src, err := s.logBytes(logUID)
+	src, err := s.logBytes(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -244,11 +259,11 @@ func (s *Store) ReadLogRange(ctx context.Context, logUID string, offset, length 
 }
 
 // TailLog returns the last lines of a log, reading chunks from its end.
-func (s *Store) TailLog(ctx context.Context, logUID string, lines int) ([]byte, error) {
+func (s *Store) TailLog(ctx context.Context, log *Record, lines int) ([]byte, error) {
 	if lines <= 0 {
 		return []byte{}, nil
 	}
-	src, err := s.logBytes(logUID)
+	src, err := s.logBytes(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -283,19 +298,19 @@ func (s *Store) TailLog(ctx context.Context, logUID string, lines int) ([]byte, 
 	return tail, nil
 }
 
-// LogSize is how many bytes are stored for a Log Record.
-func (s *Store) LogSize(ctx context.Context, logUID string) (int64, error) {
-	recs, err := s.GetRecordsByUID(ctx, []string{logUID})
+// LogSize is how many bytes are stored for a Log Record, as stored now.
+func (s *Store) LogSize(ctx context.Context, log Key) (int64, error) {
+	recs, err := s.GetRecordsByUID(ctx, log.Namespace, []string{log.UID})
 	if err != nil {
 		return 0, err
 	}
-	rec := recs[logUID]
+	rec := recs[log.UID]
 	if rec == nil {
-		return 0, fmt.Errorf("%w: log %q", ErrNotFound, logUID)
+		return 0, fmt.Errorf("%w: log %s in namespace %s", ErrNotFound, log.UID, log.Namespace)
 	}
 	var doc LogData
 	if err := json.Unmarshal(rec.Data, &doc); err != nil {
-		return 0, fmt.Errorf("log %q: %w", logUID, err)
+		return 0, fmt.Errorf("log %s in namespace %s: %w", log.UID, log.Namespace, err)
 	}
 	return doc.Status.Size, nil
 }

@@ -55,7 +55,7 @@ func testLogs(t *testing.T, s *store.Store, logDir string) {
 	if log.OwnerUID != tr.UID || log.ResultUID != tr.ResultUID || !doc.Status.Truncated || doc.Spec.Step != "build" {
 		t.Fatalf("log record: %+v %s", log, log.Data)
 	}
-	rc, _ := s.OpenLog(ctx, log.UID)
+	rc, _ := s.OpenLog(ctx, log)
 	whole, err := io.ReadAll(rc)
 	if err != nil {
 		t.Fatal(err)
@@ -63,36 +63,36 @@ func testLogs(t *testing.T, s *store.Store, logDir string) {
 	if !bytes.HasPrefix(whole, text.Bytes()[:limit]) || !bytes.HasSuffix(whole, []byte("[annals: log truncated at 500000 bytes]\n")) {
 		t.Errorf("whole log: %d bytes, ends %q", len(whole), whole[len(whole)-60:])
 	}
-	part, err := s.ReadLogRange(ctx, log.UID, 262_140, 10) // across the first chunk boundary
+	part, err := s.ReadLogRange(ctx, log, 262_140, 10) // across the first chunk boundary
 	if err != nil || string(part) != string(text.Bytes()[262_140:262_150]) {
 		t.Errorf("range: %q %v", part, err)
 	}
-	if part, _ := s.ReadLogRange(ctx, log.UID, 10_000_000, 10); len(part) != 0 {
+	if part, _ := s.ReadLogRange(ctx, log, 10_000_000, 10); len(part) != 0 {
 		t.Errorf("range past the end: %q", part)
 	}
 	short, err := s.WriteLog(ctx, store.LogWrite{UID: uuid.NewString(), TaskRun: tr, Step: "test"}, strings.NewReader("one\ntwo\nthree\n"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tail, _ := s.TailLog(ctx, short.UID, 2); string(tail) != "two\nthree\n" {
+	if tail, _ := s.TailLog(ctx, short, 2); string(tail) != "two\nthree\n" {
 		t.Errorf("tail: %q", tail)
 	}
-	if tail, _ := s.TailLog(ctx, log.UID, 1); string(tail) != "[annals: log truncated at 500000 bytes]\n" {
+	if tail, _ := s.TailLog(ctx, log, 1); string(tail) != "[annals: log truncated at 500000 bytes]\n" {
 		t.Errorf("tail of the long log: %q", tail)
 	}
 	gone, err := s.WriteLog(ctx, store.LogWrite{UID: uuid.NewString(), TaskRun: tr, Step: "gone"}, nil, 0)
 	if err != nil || !strings.Contains(string(gone.Data), "logs unavailable") || strings.Contains(string(gone.Data), `"available": true`) {
 		t.Fatalf("unavailable log: %v %s", err, gone.Data)
 	}
-	logs, err := s.LogsForTaskRuns(ctx, []string{tr.UID})
-	if err != nil || len(logs[tr.UID]) != 3 {
+	logs, err := s.LogsForTaskRuns(ctx, []store.Key{tr.Key()})
+	if err != nil || len(logs[tr.Key()]) != 3 {
 		t.Fatalf("logs of the taskrun: %v %v", logs, err)
 	}
 	// Rewriting a log replaces it; deleting the Result removes the bytes.
 	if _, err := s.WriteLog(ctx, store.LogWrite{UID: short.UID, TaskRun: tr, Step: "test"}, strings.NewReader("again\n"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if rc, _ := s.OpenLog(ctx, short.UID); func() string { b, _ := io.ReadAll(rc); return string(b) }() != "again\n" {
+	if rc, _ := s.OpenLog(ctx, short); func() string { b, _ := io.ReadAll(rc); return string(b) }() != "again\n" {
 		t.Error("a rewritten log kept its old bytes")
 	}
 	if err := s.DeleteResult(ctx, tr.ResultName, ""); err != nil {
@@ -103,12 +103,12 @@ func testLogs(t *testing.T, s *store.Store, logDir string) {
 		if n, size, err := s.SweepLogFiles(ctx, 0); err != nil || n != 2 || size < limit {
 			t.Errorf("sweep removed %d files, %d bytes (%v); want the 2 logs", n, size, err)
 		}
-		files, _ := filepath.Glob(filepath.Join(logDir, "*", "*"))
+		files, _ := filepath.Glob(filepath.Join(logDir, "*", "*", "*"))
 		if len(files) != 0 {
 			t.Errorf("files left after the sweep: %v", files)
 		}
 	}
-	if part, _ := s.ReadLogRange(ctx, log.UID, 0, 10); len(part) != 0 {
+	if part, _ := s.ReadLogRange(ctx, log, 0, 10); len(part) != 0 {
 		t.Errorf("log bytes outlived their Result: %q", part)
 	}
 }

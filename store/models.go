@@ -30,7 +30,7 @@ type Result struct {
 	bun.BaseModel `bun:"table:results"`
 
 	UID       string `bun:"uid,pk"`
-	Namespace string `bun:"namespace,notnull"`
+	Namespace string `bun:"namespace,pk"` // uids are unique within a namespace only
 	Name      string `bun:"name,notnull,unique"`
 
 	// Summary follows the run that gives the Result its identity.
@@ -53,6 +53,7 @@ func (r *Result) Etag() string { return etag(r.UID, r.Version) }
 type Annotation struct {
 	bun.BaseModel `bun:"table:result_annotations"`
 
+	Namespace string `bun:"namespace,pk"` // the Result's
 	ResultUID string `bun:"result_uid,pk"`
 	Key       string `bun:"key,pk"`
 	Value     string `bun:"value,notnull"`
@@ -66,8 +67,8 @@ type Record struct {
 	bun.BaseModel `bun:"table:records"`
 
 	UID        string          `bun:"uid,pk"`
-	ResultUID  string          `bun:"result_uid,notnull"`
-	Namespace  string          `bun:"namespace,notnull"`
+	ResultUID  string          `bun:"result_uid,notnull"` // the Result is always in the Record's namespace
+	Namespace  string          `bun:"namespace,pk"`       // uids are unique within a namespace only
 	Name       string          `bun:"name,notnull,unique"`
 	ResultName string          `bun:"result_name,notnull"`
 	DataType   string          `bun:"data_type,notnull"`
@@ -83,17 +84,31 @@ type Record struct {
 	StartTime       *time.Time `bun:"start_time"`                // status.startTime
 	CompletionTime  *time.Time `bun:"completion_time"`           // status.completionTime
 	DurationMillis  *int64     `bun:"duration_ms"`               // completion - start, when both are set
-	OwnerUID        string     `bun:"owner_uid,notnull"`         // the Record this one is about: a Log's TaskRun
+	OwnerUID        string     `bun:"owner_uid,notnull"`         // the Record this one is about, in its namespace: a Log's TaskRun
 
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`
 	Version   int64     `bun:"version,notnull"`
 
 	runAnnotations JSONMap // metadata.annotations, copied into the summary of the Result it identifies
+	ownerNamespace string  // a Log's spec.resource.namespace: must be the Log's own
 }
 
 // Etag identifies one version of a Record for optimistic concurrency.
 func (r *Record) Etag() string { return etag(r.UID, r.Version) }
+
+// Key identifies a Result or Record by uid within its namespace: uids are
+// unique per namespace only, so a bare uid names nothing.
+type Key struct {
+	Namespace string
+	UID       string
+}
+
+// Key is the Result's namespace and uid.
+func (r *Result) Key() Key { return Key{r.Namespace, r.UID} }
+
+// Key is the Record's namespace and uid.
+func (r *Record) Key() Key { return Key{r.Namespace, r.UID} }
 
 // JSONMap is a string map stored as a JSON object (JSONB on PostgreSQL).
 type JSONMap map[string]string

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/uuid"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/annals-dev/annals/store/filter"
 )
 
 // ResultName is the name of the Result uid in namespace.
@@ -67,3 +69,44 @@ func checkUID(uid string) error {
 
 // newUID returns a fresh lower-case UUID.
 func newUID() string { return uuid.NewString() }
+
+// keysSQL is the condition "(nsCol, uidCol) is one of keys", with ?
+// placeholders. The IN list on each column lets the planner use the
+// (namespace, uid...) indexes; the pairs then keep exactly the keys asked
+// for, never a uid of one namespace paired with another namespace.
+func keysSQL(nsCol, uidCol string, keys []Key) (string, []any) {
+	if len(keys) == 1 {
+		return nsCol + " = ? AND " + uidCol + " = ?", []any{keys[0].Namespace, keys[0].UID}
+	}
+	var namespaces, uids, pairs []any
+	seenNS, seenUID := map[string]bool{}, map[string]bool{}
+	values := make([]string, len(keys))
+	for i, k := range keys {
+		if !seenNS[k.Namespace] {
+			seenNS[k.Namespace] = true
+			namespaces = append(namespaces, k.Namespace)
+		}
+		if !seenUID[k.UID] {
+			seenUID[k.UID] = true
+			uids = append(uids, k.UID)
+		}
+		values[i] = "(?, ?)"
+		pairs = append(pairs, k.Namespace, k.UID)
+	}
+	sql := nsCol + " IN (" + filter.Placeholders(len(namespaces)) + ") AND " + uidCol + " IN (" + filter.Placeholders(len(uids)) +
+		") AND (" + nsCol + ", " + uidCol + ") IN (VALUES " + strings.Join(values, ", ") + ")"
+	return sql, append(append(namespaces, uids...), pairs...)
+}
+
+// resultKeys parses Result names into keys.
+func resultKeys(names []string) ([]Key, error) {
+	keys := make([]Key, len(names))
+	for i, name := range names {
+		ns, uid, err := ParseResultName(name)
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = Key{ns, uid}
+	}
+	return keys, nil
+}

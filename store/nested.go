@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"strings"
-
-	"github.com/annals-dev/annals/store/filter"
 )
 
 // Nested connections (a Result's Records, a PipelineRun's TaskRuns) are
@@ -13,48 +11,53 @@ import (
 // those of the single-parent list, so the next page of one parent is asked
 // for with ListRecords (or these calls, which then go parent by parent).
 
-// ListRecordsForResults returns the first page of Records of each Result.
-func (s *Store) ListRecordsForResults(ctx context.Context, resultUIDs []string, o ListOptions) (map[string]*Page[*Record], error) {
-	out := make(map[string]*Page[*Record], len(resultUIDs))
-	if len(resultUIDs) == 0 {
+// ListRecordsForResults returns the first page of Records of each Result,
+// by Result name.
+func (s *Store) ListRecordsForResults(ctx context.Context, resultNames []string, o ListOptions) (map[string]*Page[*Record], error) {
+	out := make(map[string]*Page[*Record], len(resultNames))
+	if len(resultNames) == 0 {
 		return out, nil
 	}
+	keys, err := resultKeys(resultNames)
+	if err != nil {
+		return nil, err
+	}
 	if o.After != "" || o.Before != "" {
-		results, err := s.GetResultsByUID(ctx, resultUIDs)
-		if err != nil {
-			return nil, err
-		}
-		for uid, res := range results {
+		for _, name := range resultNames {
 			one := o
-			one.ResultName = res.Name
+			one.ResultName = name
 			page, err := s.ListRecords(ctx, one)
 			if err != nil {
 				return nil, err
 			}
-			out[uid] = page
+			out[name] = page
 		}
-		return fillEmpty(out, resultUIDs), nil
+		return out, nil
 	}
 	o.ResultName = ""
 	p, err := s.plan(recordsEntity, o)
 	if err != nil {
 		return nil, err
 	}
-	partition := "r.result_uid IN (" + filter.Placeholders(len(resultUIDs)) + ")"
-	pages, err := s.listPartitioned(ctx, p, "r.result_uid", partition, filter.Args(resultUIDs),
-		func(r *Record) (string, []byte) { return r.ResultUID, p.digestOf(r.ResultName, "") })
+	partition, args := keysSQL("r.namespace", "r.result_uid", keys)
+	pages, err := s.listPartitioned(ctx, p, "r.namespace, r.result_uid", partition, args,
+		func(r *Record) (string, []byte) { return r.ResultName, p.digestOf(r.ResultName, "") })
 	if err != nil {
 		return nil, err
 	}
-	return fillEmpty(pages, resultUIDs), nil
+	return fillEmpty(pages, resultNames), nil
 }
 
-// CountRecordsForResults counts the Records of each Result that a nested
-// list would page through, in one statement.
-func (s *Store) CountRecordsForResults(ctx context.Context, resultUIDs []string, o ListOptions) (map[string]int, error) {
-	out := make(map[string]int, len(resultUIDs))
-	if len(resultUIDs) == 0 {
+// CountRecordsForResults counts the Records of each Result (by name) that a
+// nested list would page through, in one statement.
+func (s *Store) CountRecordsForResults(ctx context.Context, resultNames []string, o ListOptions) (map[string]int, error) {
+	out := make(map[string]int, len(resultNames))
+	if len(resultNames) == 0 {
 		return out, nil
+	}
+	keys, err := resultKeys(resultNames)
+	if err != nil {
+		return nil, err
 	}
 	o.ResultName = ""
 	p, err := s.countPlan(recordsEntity, o)
@@ -62,22 +65,25 @@ func (s *Store) CountRecordsForResults(ctx context.Context, resultUIDs []string,
 		return nil, err
 	}
 	q := p.base
-	q.where("r.result_uid IN ("+filter.Placeholders(len(resultUIDs))+")", filter.Args(resultUIDs)...)
+	cond, args := keysSQL("r.namespace", "r.result_uid", keys)
+	q.where(cond, args...)
 	var rows []struct {
+		Namespace string `bun:"namespace"`
 		ResultUID string `bun:"result_uid"`
 		N         int    `bun:"n"`
 	}
-	if err := s.queryRows(ctx, &rows, "SELECT r.result_uid, count(*) AS n FROM records AS r"+q.whereSQL()+" GROUP BY r.result_uid", q.args...); err != nil {
+	if err := s.queryRows(ctx, &rows, "SELECT r.namespace, r.result_uid, count(*) AS n FROM records AS r"+q.whereSQL()+
+		" GROUP BY r.namespace, r.result_uid", q.args...); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
-		out[r.ResultUID] = r.N
+		out[ResultName(r.Namespace, r.ResultUID)] = r.N
 	}
 	return out, nil
 }
 
 // ListTaskRunsForPipelineRuns returns the first page of TaskRun Records of
-// each PipelineRun Record, keyed by the PipelineRun record's uid.
+// each PipelineRun Record, keyed by the PipelineRun Record's name.
 func (s *Store) ListTaskRunsForPipelineRuns(ctx context.Context, prs []*Record, o ListOptions) (map[string]*Page[*Record], error) {
 	out := make(map[string]*Page[*Record], len(prs))
 	if len(prs) == 0 {
@@ -85,7 +91,7 @@ func (s *Store) ListTaskRunsForPipelineRuns(ctx context.Context, prs []*Record, 
 	}
 	keys := make([]string, len(prs))
 	for i, pr := range prs {
-		keys[i] = pr.UID
+		keys[i] = pr.Name
 	}
 	if o.After != "" || o.Before != "" {
 		for _, pr := range prs {
@@ -93,7 +99,7 @@ func (s *Store) ListTaskRunsForPipelineRuns(ctx context.Context, prs []*Record, 
 			if err != nil {
 				return nil, err
 			}
-			out[pr.UID] = page
+			out[pr.Name] = page
 		}
 		return out, nil
 	}
@@ -103,9 +109,9 @@ func (s *Store) ListTaskRunsForPipelineRuns(ctx context.Context, prs []*Record, 
 		return nil, err
 	}
 	partition, args, byParent := taskRunPartition(prs)
-	pages, err := s.listPartitioned(ctx, p, "r.result_uid, r.pipeline_run_name", partition, args,
+	pages, err := s.listPartitioned(ctx, p, "r.namespace, r.result_uid, r.pipeline_run_name", partition, args,
 		func(r *Record) (string, []byte) {
-			return byParent[[2]string{r.ResultUID, r.PipelineRunName}], p.digestOf(r.ResultName, r.PipelineRunName)
+			return byParent[[2]string{r.ResultName, r.PipelineRunName}], p.digestOf(r.ResultName, r.PipelineRunName)
 		})
 	if err != nil {
 		return nil, err
@@ -189,41 +195,43 @@ func (s *Store) CountTaskRunsForPipelineRuns(ctx context.Context, prs []*Record,
 	partition, args, byParent := taskRunPartition(prs)
 	q.where(partition, args...)
 	var rows []struct {
-		ResultUID       string `bun:"result_uid"`
+		ResultName      string `bun:"result_name"`
 		PipelineRunName string `bun:"pipeline_run_name"`
 		N               int    `bun:"n"`
 	}
-	if err := s.queryRows(ctx, &rows, "SELECT r.result_uid, r.pipeline_run_name, count(*) AS n FROM records AS r"+q.whereSQL()+
-		" GROUP BY r.result_uid, r.pipeline_run_name", q.args...); err != nil {
+	if err := s.queryRows(ctx, &rows, "SELECT r.result_name, r.pipeline_run_name, count(*) AS n FROM records AS r"+q.whereSQL()+
+		" GROUP BY r.result_name, r.pipeline_run_name", q.args...); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
-		out[byParent[[2]string{r.ResultUID, r.PipelineRunName}]] = r.N
+		out[byParent[[2]string{r.ResultName, r.PipelineRunName}]] = r.N
 	}
 	return out, nil
 }
 
 // taskRunPartition is the condition selecting the TaskRuns of many
-// PipelineRuns, and the map from (result uid, run name) to the PipelineRun
-// record's uid.
+// PipelineRuns, each in its PipelineRun's Result (so namespace), and the map
+// from (result name, run name) to the PipelineRun Record's name.
 func taskRunPartition(prs []*Record) (string, []any, map[[2]string]string) {
 	values := make([]string, 0, len(prs))
 	var pairs []any
 	byParent := map[[2]string]string{}
-	resultUIDs := map[string]bool{}
-	var uids []any
+	seen := map[Key]bool{}
+	var results []Key
 	for _, pr := range prs {
 		values = append(values, "(?, ?)")
-		pairs = append(pairs, pr.ResultUID, pr.RunName)
-		byParent[[2]string{pr.ResultUID, pr.RunName}] = pr.UID
-		if !resultUIDs[pr.ResultUID] {
-			resultUIDs[pr.ResultUID] = true
-			uids = append(uids, pr.ResultUID)
+		pairs = append(pairs, pr.ResultName, pr.RunName)
+		byParent[[2]string{pr.ResultName, pr.RunName}] = pr.Name
+		if k := (Key{pr.Namespace, pr.ResultUID}); !seen[k] {
+			seen[k] = true
+			results = append(results, k)
 		}
 	}
-	// The result_uid list lets the planner reach the rows through the
-	// records_result index; the pairs then pick each PipelineRun's TaskRuns.
-	args := append(append(uids, TypeTaskRun, "tekton.dev/v1beta1.TaskRun"), pairs...)
-	return "r.result_uid IN (" + filter.Placeholders(len(uids)) + ") AND r.data_type IN (?, ?) AND (r.result_uid, r.pipeline_run_name) IN (VALUES " +
+	// The (namespace, result uid) lists let the planner reach the rows
+	// through the records_result index; the pairs then pick each
+	// PipelineRun's TaskRuns.
+	cond, args := keysSQL("r.namespace", "r.result_uid", results)
+	args = append(append(args, TypeTaskRun, "tekton.dev/v1beta1.TaskRun"), pairs...)
+	return cond + " AND r.data_type IN (?, ?) AND (r.result_name, r.pipeline_run_name) IN (VALUES " +
 		strings.Join(values, ", ") + ")", args, byParent
 }

@@ -72,7 +72,7 @@ func (s *Store) selectorSQL(sel PruneSelector, res, rec string) (string, []any) 
 		args = append(append(args, key), filter.Args(sel.Labels[key])...)
 	}
 	for _, key := range sortedKeys(sel.Annotations) {
-		parts = append(parts, "EXISTS (SELECT 1 FROM result_annotations a WHERE a.result_uid = "+res+".uid AND a.key = ? AND a.value IN ("+
+		parts = append(parts, "EXISTS (SELECT 1 FROM result_annotations a WHERE a.namespace = "+res+".namespace AND a.result_uid = "+res+".uid AND a.key = ? AND a.value IN ("+
 			filter.Placeholders(len(sel.Annotations[key]))+"))")
 		args = append(append(args, key), filter.Args(sel.Annotations[key])...)
 	}
@@ -115,7 +115,7 @@ func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
 			group, groupArgs = "COALESCE("+filter.LabelValue(s.dialect, "rec2")+", '')", []any{p.KeepLastByLabel}
 		}
 		keepSel, keepArgs := s.selectorSQL(p.Selector, "res2", "rec2")
-		keep := "SELECT k.uid FROM (SELECT res2.uid, ROW_NUMBER() OVER (PARTITION BY " + group + " " +
+		keep := "SELECT k.name FROM (SELECT res2.name, ROW_NUMBER() OVER (PARTITION BY " + group + " " +
 			"ORDER BY COALESCE(res2.summary_end_time, res2.created_at) DESC, res2.uid DESC) AS rn " +
 			"FROM results AS res2 LEFT JOIN records AS rec2 ON rec2.name = res2.summary_record WHERE " + keepSel
 		args = append(append(args, groupArgs...), keepArgs...)
@@ -126,7 +126,7 @@ func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
 		}
 		keep += ") AS k WHERE k.rn <= ?"
 		args = append(args, p.KeepLast)
-		conds = append(conds, "res.uid NOT IN ("+keep+")")
+		conds = append(conds, "res.name NOT IN ("+keep+")")
 	}
 	return from + " WHERE " + strings.Join(conds, " AND "), args
 }
@@ -136,7 +136,7 @@ func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
 func (s *Store) PruneCandidates(ctx context.Context, policies []PrunePolicy, i, limit int) ([]PruneTarget, error) {
 	from, args := s.pruneQuery(policies, i)
 	var out []PruneTarget
-	err := s.queryRows(ctx, &out, "SELECT res.uid, res.name, res.namespace, (SELECT count(*) FROM records x WHERE x.result_uid = res.uid) AS records"+
+	err := s.queryRows(ctx, &out, "SELECT res.uid, res.name, res.namespace, (SELECT count(*) FROM records x WHERE x.namespace = res.namespace AND x.result_uid = res.uid) AS records"+
 		from+" ORDER BY COALESCE(res.summary_end_time, res.created_at), res.uid LIMIT ?", append(args, limit)...)
 	return out, err
 }
@@ -150,7 +150,7 @@ func (s *Store) PruneCounts(ctx context.Context, policies []PrunePolicy, i int) 
 		Results   int    `bun:"results"`
 		Records   int    `bun:"records"`
 	}
-	err := s.queryRows(ctx, &rows, "SELECT res.namespace, count(*) AS results, COALESCE(sum((SELECT count(*) FROM records x WHERE x.result_uid = res.uid)), 0) AS records"+
+	err := s.queryRows(ctx, &rows, "SELECT res.namespace, count(*) AS results, COALESCE(sum((SELECT count(*) FROM records x WHERE x.namespace = res.namespace AND x.result_uid = res.uid)), 0) AS records"+
 		from+" GROUP BY res.namespace", args...)
 	out := map[string][2]int{}
 	for _, r := range rows {
@@ -159,20 +159,25 @@ func (s *Store) PruneCounts(ctx context.Context, policies []PrunePolicy, i int) 
 	return out, err
 }
 
-// DeleteResults deletes Results whole, with their Records, annotations and
-// logs (all ON DELETE CASCADE from results), in one transaction: a batch
-// goes entirely or not at all. It returns how many Results and how many
-// bytes of logs went.
-func (s *Store) DeleteResults(ctx context.Context, uids []string) (results int, logBytes int64, err error) {
-	if len(uids) == 0 {
+// DeleteResults deletes Results (by name) whole, with their Records,
+// annotations and logs (all ON DELETE CASCADE from results), in one
+// transaction: a batch goes entirely or not at all. It returns how many
+// Results and how many bytes of logs went.
+func (s *Store) DeleteResults(ctx context.Context, names []string) (results int, logBytes int64, err error) {
+	if len(names) == 0 {
 		return 0, 0, nil
 	}
+	keys, err := resultKeys(names)
+	if err != nil {
+		return 0, 0, err
+	}
+	cond, args := keysSQL("r.namespace", "r.result_uid", keys)
 	err = s.writeTx(ctx, func(ctx context.Context, db bun.IDB) error {
 		if err := db.NewSelect().TableExpr("log_chunks AS c").ColumnExpr("COALESCE(sum(length(c.data)), 0)").
-			Join("JOIN records AS r ON r.uid = c.record_uid").Where("r.result_uid IN (?)", bun.In(uids)).Scan(ctx, &logBytes); err != nil {
+			Join("JOIN records AS r ON r.namespace = c.namespace AND r.uid = c.record_uid").Where(cond, args...).Scan(ctx, &logBytes); err != nil {
 			return dbError(err)
 		}
-		res, err := db.NewDelete().Model((*Result)(nil)).Where("uid IN (?)", bun.In(uids)).Exec(ctx)
+		res, err := db.NewDelete().Model((*Result)(nil)).Where("name IN (?)", bun.In(names)).Exec(ctx)
 		if err != nil {
 			return dbError(err)
 		}

@@ -171,7 +171,7 @@ func TestPruneDeleteResultsCascades(t *testing.T) {
 				}
 			}
 			before := rowCounts(t, kind, dbURL)
-			n, logBytes, err := s.DeleteResults(ctx, []string{results["gone"].UID, "no-such-uid"})
+			n, logBytes, err := s.DeleteResults(ctx, []string{results["gone"].Name, store.ResultName("n", uuid.NewString())})
 			if err != nil || n != 1 || logBytes != 5 {
 				t.Fatalf("DeleteResults: %d Results, %d log bytes, %v; want 1, 5", n, logBytes, err)
 			}

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/uptrace/bun"
-
-	"github.com/annals-dev/annals/store/filter"
 )
 
 // RecordWrite is one Record to create or upsert.
@@ -52,6 +50,10 @@ func newRecord(w RecordWrite) (*Record, error) {
 		CreatedAt: t, UpdatedAt: t, Version: 1,
 	}
 	fillDerived(rec)
+	if rec.ownerNamespace != "" && rec.ownerNamespace != ns {
+		return nil, fmt.Errorf("%w: a Log in namespace %q names a run of namespace %q in spec.resource.namespace: a Log belongs to a run of its own namespace, so store it under a Result of %q",
+			ErrInvalidArgument, ns, rec.ownerNamespace, rec.ownerNamespace)
+	}
 	return rec, nil
 }
 
@@ -63,7 +65,11 @@ func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error
 	}
 	var announced func()
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		exists, err := tx.NewSelect().Model((*Result)(nil)).Where("uid = ?", rec.ResultUID).Exists(ctx)
+		// The Result is looked up in the Record's own namespace only: a
+		// Result of the same uid elsewhere is another object, and saying
+		// whether it exists would tell about a namespace the caller may
+		// not see.
+		exists, err := tx.NewSelect().Model((*Result)(nil)).Where("namespace = ?", rec.Namespace).Where("uid = ?", rec.ResultUID).Exists(ctx)
 		if err != nil {
 			return dbError(err)
 		}
@@ -75,7 +81,7 @@ func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error
 			return dbError(err)
 		}
 		if n, _ := out.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: a record with uid %q already exists", ErrConflict, rec.UID)
+			return fmt.Errorf("%w: a record with uid %q already exists in namespace %q", ErrConflict, rec.UID, rec.Namespace)
 		}
 		if w.UpdateSummary {
 			if err := updateSummaries(ctx, tx, []*Record{rec}); err != nil {
@@ -101,7 +107,7 @@ func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error
 // GetRecordsByUID when needed.
 func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 	var recs []*Record
-	index := map[string]int{}
+	index := map[Key]int{}
 	var summaries []*Record
 	for _, w := range ws {
 		if w.UID == "" {
@@ -111,10 +117,10 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 		if err != nil {
 			return err
 		}
-		if i, ok := index[rec.UID]; ok {
+		if i, ok := index[rec.Key()]; ok {
 			recs[i] = rec
 		} else {
-			index[rec.UID] = len(recs)
+			index[rec.Key()] = len(recs)
 			recs = append(recs, rec)
 		}
 		if w.UpdateSummary {
@@ -126,11 +132,13 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 	}
 	var announced func()
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		// Each Record's Result is created in the Record's own namespace:
+		// the same uid elsewhere is another Result.
 		var results []Result
-		seen := map[string]bool{}
+		seen := map[Key]bool{}
 		for _, r := range recs {
-			if !seen[r.ResultUID] {
-				seen[r.ResultUID] = true
+			if k := (Key{r.Namespace, r.ResultUID}); !seen[k] {
+				seen[k] = true
 				results = append(results, Result{UID: r.ResultUID, Namespace: r.Namespace, Name: r.ResultName,
 					SummaryStatus: StatusUnknown, CreatedAt: r.CreatedAt, UpdatedAt: r.CreatedAt, Version: 1})
 			}
@@ -143,7 +151,7 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 		}
 		for start := 0; start < len(recs); start += maxBatch {
 			chunk := recs[start:min(start+maxBatch, len(recs))]
-			q := tx.NewInsert().Model(&chunk).On("CONFLICT (uid) DO UPDATE")
+			q := tx.NewInsert().Model(&chunk).On("CONFLICT (namespace, uid) DO UPDATE")
 			for _, col := range []string{"data", "data_type", "run_name", "status", "reason", "pipeline_run_name",
 				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "owner_uid", "updated_at"} {
 				q = q.Set("? = EXCLUDED.?", bun.Ident(col), bun.Ident(col))
@@ -183,7 +191,7 @@ func updateSummaries(ctx context.Context, tx bun.Tx, recs []*Record) error {
 			Set("summary_annotations = ?", r.runAnnotations).
 			Set("version = version + 1").
 			Set("updated_at = ?", r.UpdatedAt).
-			Where("uid = ?", r.ResultUID).
+			Where("namespace = ?", r.Namespace).Where("uid = ?", r.ResultUID).
 			Where("NOT (summary_record = ? AND summary_type = ? AND summary_status = ? AND summary_start_time IS NOT DISTINCT FROM ? "+
 				"AND summary_end_time IS NOT DISTINCT FROM ? AND summary_annotations IS NOT DISTINCT FROM ?)",
 				r.Name, r.DataType, r.Status, r.StartTime, r.CompletionTime, r.runAnnotations).
@@ -212,12 +220,13 @@ func (s *Store) GetRecord(ctx context.Context, name string) (*Record, error) {
 
 // GetRecordsByName returns the Records with the given names, in one statement.
 func (s *Store) GetRecordsByName(ctx context.Context, names []string) (map[string]*Record, error) {
-	return getBy[Record](ctx, s, "name", names, func(r *Record) string { return r.Name })
+	return getBy[Record](ctx, s, "", "name", names, func(r *Record) string { return r.Name })
 }
 
-// GetRecordsByUID returns the Records with the given uids, in one statement.
-func (s *Store) GetRecordsByUID(ctx context.Context, uids []string) (map[string]*Record, error) {
-	return getBy[Record](ctx, s, "uid", uids, func(r *Record) string { return r.UID })
+// GetRecordsByUID returns the Records of one namespace with the given uids,
+// in one statement.
+func (s *Store) GetRecordsByUID(ctx context.Context, namespace string, uids []string) (map[string]*Record, error) {
+	return getBy[Record](ctx, s, namespace, "uid", uids, func(r *Record) string { return r.UID })
 }
 
 // UpdateRecord replaces a Record's data. An empty etag skips the version check.
@@ -238,7 +247,7 @@ func (s *Store) UpdateRecord(ctx context.Context, name string, data json.RawMess
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		out, err := tx.NewUpdate().Model(next).
 			ExcludeColumn("uid", "result_uid", "namespace", "name", "result_name", "created_at").
-			Where("uid = ?", cur.UID).Where("version = ?", cur.Version).Exec(ctx)
+			Where("namespace = ?", cur.Namespace).Where("uid = ?", cur.UID).Where("version = ?", cur.Version).Exec(ctx)
 		if err != nil {
 			return dbError(err)
 		}
@@ -265,7 +274,8 @@ func (s *Store) DeleteRecord(ctx context.Context, name, etag string) error {
 	if etag != "" && etag != cur.Etag() {
 		return staleEtag("record", name, etag, cur.Etag())
 	}
-	out, err := s.db.NewDelete().Model((*Record)(nil)).Where("uid = ?", cur.UID).Where("version = ?", cur.Version).Exec(ctx)
+	out, err := s.db.NewDelete().Model((*Record)(nil)).Where("namespace = ?", cur.Namespace).Where("uid = ?", cur.UID).
+		Where("version = ?", cur.Version).Exec(ctx)
 	if err != nil {
 		return dbError(err)
 	}
@@ -275,33 +285,40 @@ func (s *Store) DeleteRecord(ctx context.Context, name, etag string) error {
 	return nil
 }
 
-// PipelineRunRecords finds PipelineRun Records by (result uid, run name), in
-// one statement: the owners of TaskRuns.
+// PipelineRunRecords finds PipelineRun Records by (result name, run name),
+// in one statement: the owners of TaskRuns, always in the Result (so the
+// namespace) of the TaskRun asking.
 func (s *Store) PipelineRunRecords(ctx context.Context, keys [][2]string) (map[[2]string]*Record, error) {
 	out := map[[2]string]*Record{}
 	if len(keys) == 0 {
 		return out, nil
 	}
 	values := make([]string, len(keys))
-	var pairs, uids []any
+	var pairs []any
+	var results []Key
 	seen := map[string]bool{}
 	for i, k := range keys {
 		values[i] = "(?, ?)"
 		pairs = append(pairs, k[0], k[1])
 		if !seen[k[0]] {
 			seen[k[0]] = true
-			uids = append(uids, k[0])
+			ns, uid, err := ParseResultName(k[0])
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, Key{ns, uid})
 		}
 	}
-	args := append(append(uids, TypePipelineRun, "tekton.dev/v1beta1.PipelineRun"), pairs...)
+	cond, args := keysSQL("r.namespace", "r.result_uid", results)
+	args = append(append(args, TypePipelineRun, "tekton.dev/v1beta1.PipelineRun"), pairs...)
 	var rows []*Record
-	err := s.queryRows(ctx, &rows, "SELECT "+recordsEntity.columns+" FROM records AS r WHERE r.result_uid IN ("+filter.Placeholders(len(uids))+
-		") AND r.data_type IN (?, ?) AND (r.result_uid, r.run_name) IN (VALUES "+strings.Join(values, ", ")+")", args...)
+	err := s.queryRows(ctx, &rows, "SELECT "+recordsEntity.columns+" FROM records AS r WHERE "+cond+
+		" AND r.data_type IN (?, ?) AND (r.result_name, r.run_name) IN (VALUES "+strings.Join(values, ", ")+")", args...)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
-		out[[2]string{r.ResultUID, r.RunName}] = r
+		out[[2]string{r.ResultName, r.RunName}] = r
 	}
 	return out, nil
 }

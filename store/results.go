@@ -34,7 +34,7 @@ func (s *Store) CreateResult(ctx context.Context, namespace, uid string, annotat
 		if n, _ := out.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: result %q already exists", ErrConflict, res.Name)
 		}
-		return setAnnotations(ctx, tx, uid, annotations)
+		return setAnnotations(ctx, tx, res.Key(), annotations)
 	})
 	if err != nil {
 		return nil, err
@@ -60,21 +60,28 @@ func (s *Store) GetResult(ctx context.Context, name string) (*Result, error) {
 // GetResultsByName returns the Results with the given names, in one statement.
 // Names that do not exist are absent from the map.
 func (s *Store) GetResultsByName(ctx context.Context, names []string) (map[string]*Result, error) {
-	return getBy[Result](ctx, s, "name", names, func(r *Result) string { return r.Name })
+	return getBy[Result](ctx, s, "", "name", names, func(r *Result) string { return r.Name })
 }
 
-// GetResultsByUID returns the Results with the given uids, in one statement.
-func (s *Store) GetResultsByUID(ctx context.Context, uids []string) (map[string]*Result, error) {
-	return getBy[Result](ctx, s, "uid", uids, func(r *Result) string { return r.UID })
+// GetResultsByUID returns the Results of one namespace with the given uids,
+// in one statement.
+func (s *Store) GetResultsByUID(ctx context.Context, namespace string, uids []string) (map[string]*Result, error) {
+	return getBy[Result](ctx, s, namespace, "uid", uids, func(r *Result) string { return r.UID })
 }
 
-func getBy[T any](ctx context.Context, s *Store, column string, keys []string, key func(*T) string) (map[string]*T, error) {
+// getBy reads rows whose column is one of keys; a namespace other than ""
+// also restricts them to that namespace.
+func getBy[T any](ctx context.Context, s *Store, namespace, column string, keys []string, key func(*T) string) (map[string]*T, error) {
 	out := make(map[string]*T, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
 	var rows []*T
-	if err := s.db.NewSelect().Model(&rows).Where("? IN (?)", bun.Ident(column), bun.In(keys)).Scan(ctx); err != nil {
+	q := s.db.NewSelect().Model(&rows)
+	if namespace != "" {
+		q = q.Where("namespace = ?", namespace)
+	}
+	if err := q.Where("? IN (?)", bun.Ident(column), bun.In(keys)).Scan(ctx); err != nil {
 		return nil, dbError(err)
 	}
 	for _, r := range rows {
@@ -93,7 +100,7 @@ func (s *Store) DeleteResult(ctx context.Context, name, etag string) error {
 	if etag != "" && etag != res.Etag() {
 		return staleEtag("result", name, etag, res.Etag())
 	}
-	q := s.db.NewDelete().Model((*Result)(nil)).Where("uid = ?", res.UID)
+	q := s.db.NewDelete().Model((*Result)(nil)).Where("namespace = ?", res.Namespace).Where("uid = ?", res.UID)
 	if etag != "" {
 		q = q.Where("version = ?", res.Version)
 	}
@@ -124,17 +131,18 @@ func (s *Store) UpdateResultAnnotations(ctx context.Context, name string, set ma
 		if etag != "" && etag != res.Etag() {
 			return staleEtag("result", name, etag, res.Etag())
 		}
-		if err := setAnnotations(ctx, tx, res.UID, set); err != nil {
+		if err := setAnnotations(ctx, tx, res.Key(), set); err != nil {
 			return err
 		}
 		if len(remove) > 0 {
-			if _, err := tx.NewDelete().Model((*Annotation)(nil)).Where("result_uid = ?", res.UID).Where("key IN (?)", bun.In(remove)).Exec(ctx); err != nil {
+			if _, err := tx.NewDelete().Model((*Annotation)(nil)).Where("namespace = ?", res.Namespace).Where("result_uid = ?", res.UID).
+				Where("key IN (?)", bun.In(remove)).Exec(ctx); err != nil {
 				return dbError(err)
 			}
 		}
 		out, err := tx.NewUpdate().Model(&res).
 			Set("version = version + 1").Set("updated_at = ?", now()).
-			Where("uid = ?", res.UID).Where("version = ?", res.Version).
+			Where("namespace = ?", res.Namespace).Where("uid = ?", res.UID).Where("version = ?", res.Version).
 			Returning("*").Exec(ctx)
 		if err != nil {
 			return dbError(err)
@@ -150,15 +158,15 @@ func (s *Store) UpdateResultAnnotations(ctx context.Context, name string, set ma
 	return &res, nil
 }
 
-func setAnnotations(ctx context.Context, tx bun.Tx, resultUID string, set map[string]string) error {
+func setAnnotations(ctx context.Context, tx bun.Tx, result Key, set map[string]string) error {
 	if len(set) == 0 {
 		return nil
 	}
 	rows := make([]Annotation, 0, len(set))
 	for k, v := range set {
-		rows = append(rows, Annotation{ResultUID: resultUID, Key: k, Value: v})
+		rows = append(rows, Annotation{Namespace: result.Namespace, ResultUID: result.UID, Key: k, Value: v})
 	}
-	_, err := tx.NewInsert().Model(&rows).On("CONFLICT (result_uid, key) DO UPDATE").Set("value = EXCLUDED.value").Exec(ctx)
+	_, err := tx.NewInsert().Model(&rows).On("CONFLICT (namespace, result_uid, key) DO UPDATE").Set("value = EXCLUDED.value").Exec(ctx)
 	return dbError(err)
 }
 
@@ -176,17 +184,20 @@ func checkAnnotationKeys(m map[string]string) error {
 
 // AnnotationsByResult returns the annotations of many Results, sorted by
 // key, in one statement.
-func (s *Store) AnnotationsByResult(ctx context.Context, resultUIDs []string) (map[string][]Annotation, error) {
-	out := make(map[string][]Annotation, len(resultUIDs))
-	if len(resultUIDs) == 0 {
+func (s *Store) AnnotationsByResult(ctx context.Context, results []Key) (map[Key][]Annotation, error) {
+	out := make(map[Key][]Annotation, len(results))
+	if len(results) == 0 {
 		return out, nil
 	}
+	cond, args := keysSQL("namespace", "result_uid", results)
 	var rows []Annotation
-	if err := s.db.NewSelect().Model(&rows).Where("result_uid IN (?)", bun.In(resultUIDs)).Order("result_uid", "key").Scan(ctx); err != nil {
-		return nil, dbError(err)
+	if err := s.queryRows(ctx, &rows, "SELECT namespace, result_uid, key, value FROM result_annotations WHERE "+cond+
+		" ORDER BY namespace, result_uid, key", args...); err != nil {
+		return nil, err
 	}
 	for _, a := range rows {
-		out[a.ResultUID] = append(out[a.ResultUID], a)
+		k := Key{a.Namespace, a.ResultUID}
+		out[k] = append(out[k], a)
 	}
 	return out, nil
 }

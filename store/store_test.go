@@ -58,8 +58,8 @@ func TestResultCRUD(t *testing.T) {
 		if err != nil || upd.Version != 2 || !upd.CreatedAt.Equal(res.CreatedAt) {
 			t.Fatalf("update: %+v %v", upd, err)
 		}
-		anns, err := s.AnnotationsByResult(ctx, []string{res.UID})
-		if err != nil || len(anns[res.UID]) != 1 || anns[res.UID][0].Key != "x" {
+		anns, err := s.AnnotationsByResult(ctx, []store.Key{res.Key()})
+		if err != nil || len(anns[res.Key()]) != 1 || anns[res.Key()][0].Key != "x" {
 			t.Fatalf("annotations: %+v %v", anns, err)
 		}
 		if err := s.DeleteResult(ctx, res.Name, res.Etag()); !errors.Is(err, store.ErrConflict) {
@@ -114,8 +114,8 @@ func TestUpsertRecords(t *testing.T) {
 			t.Fatalf("list: %v %v", page, err)
 		}
 		trs, err := s.ListTaskRunsForPipelineRuns(ctx, []*store.Record{done[0]}, store.ListOptions{})
-		if err != nil || len(trs[prUID].Items) != 1 || trs[prUID].Items[0].UID != trUID {
-			t.Fatalf("taskruns of the pipelinerun: %+v %v", trs[prUID], err)
+		if err != nil || len(trs[done[0].Name].Items) != 1 || trs[done[0].Name].Items[0].UID != trUID {
+			t.Fatalf("taskruns of the pipelinerun: %+v %v", trs[done[0].Name], err)
 		}
 		// NUL characters never reach the database.
 		if err := s.UpsertRecords(ctx, []store.RecordWrite{{ResultName: resultName, UID: trUID, DataType: store.TypeTaskRun,
@@ -274,23 +274,25 @@ func TestBadListInput(t *testing.T) {
 
 func TestNestedListsCostOneStatement(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, s *store.Store) {
-		uids := seed(t, s, "ci", 12)
+		var names []string
+		for _, uid := range seed(t, s, "ci", 12) {
+			names = append(names, store.ResultName("ci", uid))
+		}
 		ctx, n := store.CountStatements(context.Background())
-		pages, err := s.ListRecordsForResults(ctx, uids, store.ListOptions{First: 1})
+		pages, err := s.ListRecordsForResults(ctx, names, store.ListOptions{First: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n.Load() != 1 {
-			t.Errorf("%d statements for %d parents, want 1", n.Load(), len(uids))
+			t.Errorf("%d statements for %d parents, want 1", n.Load(), len(names))
 		}
-		for _, uid := range uids {
-			if len(pages[uid].Items) != 1 {
-				t.Errorf("result %s: %d records", uid, len(pages[uid].Items))
+		for _, name := range names {
+			if len(pages[name].Items) != 1 {
+				t.Errorf("result %s: %d records", name, len(pages[name].Items))
 			}
 		}
 		// The cursor of a nested page continues with the single-parent list.
-		res, _ := s.GetResultsByUID(context.Background(), uids[:1])
-		next, err := s.ListRecords(context.Background(), store.ListOptions{ResultName: res[uids[0]].Name, After: pages[uids[0]].EndCursor()})
+		next, err := s.ListRecords(context.Background(), store.ListOptions{ResultName: names[0], After: pages[names[0]].EndCursor()})
 		if err != nil || len(next.Items) != 0 {
 			t.Errorf("next nested page: %v %v", next, err)
 		}

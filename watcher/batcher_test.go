@@ -41,7 +41,7 @@ func TestBatcherSharesTransactionsAndIsolatesFailures(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		stored, err := s.GetRecordsByUID(ctx, uids)
+		stored, err := s.GetRecordsByUID(ctx, "ci", uids)
 		if err != nil {
 			t.Fatal(err)
 		}

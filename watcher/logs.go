@@ -106,7 +106,7 @@ func (w *Watcher) storeStepLog(ctx context.Context, tr *pipelinev1.TaskRun, rec 
 			body = rc
 		case logsUnavailable(err):
 			w.log.Info("step log unavailable", "taskrun", tr.Namespace+"/"+tr.Name, "step", step, "reason", err)
-			if kept, err := w.hasLiveCapture(ctx, lw.UID); err != nil || kept {
+			if kept, err := w.hasLiveCapture(ctx, tr.Namespace, lw.UID); err != nil || kept {
 				return err // the last live capture is the best there is
 			}
 		default:
@@ -129,8 +129,8 @@ func (w *Watcher) storeStepLog(ctx context.Context, tr *pipelinev1.TaskRun, rec 
 
 // hasLiveCapture reports whether a readable log of the step was stored
 // while the TaskRun ran.
-func (w *Watcher) hasLiveCapture(ctx context.Context, logUID string) (bool, error) {
-	recs, err := w.store.GetRecordsByUID(ctx, []string{logUID})
+func (w *Watcher) hasLiveCapture(ctx context.Context, namespace, logUID string) (bool, error) {
+	recs, err := w.store.GetRecordsByUID(ctx, namespace, []string{logUID})
 	if err != nil || recs[logUID] == nil {
 		return false, err
 	}

@@ -182,7 +182,7 @@ func (w *Watcher) storeRun(ctx context.Context, k runKey, o *observed) (*store.R
 	if !known {
 		// First sight since start: compare with what is stored, so that a
 		// restart replays every run without rewriting any.
-		if last, known, err = w.storedDigest(ctx, o.kind, wr.UID); err != nil {
+		if last, known, err = w.storedDigest(ctx, o.kind, k.Namespace, wr.UID); err != nil {
 			return nil, err
 		}
 	}
@@ -209,8 +209,8 @@ func (w *Watcher) remember(uid string, digest [32]byte) {
 }
 
 // storedDigest is the digest of the run's stored state, if it is stored.
-func (w *Watcher) storedDigest(ctx context.Context, kind, uid string) ([32]byte, bool, error) {
-	recs, err := w.store.GetRecordsByUID(ctx, []string{uid})
+func (w *Watcher) storedDigest(ctx context.Context, kind, namespace, uid string) ([32]byte, bool, error) {
+	recs, err := w.store.GetRecordsByUID(ctx, namespace, []string{uid})
 	if err != nil {
 		return [32]byte{}, false, fmt.Errorf("reading the stored state: %w", err)
 	}

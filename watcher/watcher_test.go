@@ -178,10 +178,10 @@ func getPipelineRun(t *testing.T, env *kubetest.Env, ns, name string) *pipelinev
 	return pr
 }
 
-// storedRun reads the Record of a run by its uid.
-func storedRun(t *testing.T, s *store.Store, uid string) *store.Record {
+// storedRun reads the Record of a run by its namespace and uid.
+func storedRun(t *testing.T, s *store.Store, namespace, uid string) *store.Record {
 	t.Helper()
-	recs, err := s.GetRecordsByUID(context.Background(), []string{uid})
+	recs, err := s.GetRecordsByUID(context.Background(), namespace, []string{uid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestWatcherRecordsRunsAndLogs(t *testing.T) {
 			got := getTaskRun(t, env, ns, tr.Name).Annotations
 			return got[watcher.AnnotationResult] == resultName && got[watcher.AnnotationRecord] != "", fmt.Sprintf("TaskRun annotations %v", got)
 		})
-		if rec := storedRun(t, s, string(tr.UID)); rec == nil || rec.ResultName != resultName || rec.Status != store.StatusUnknown {
+		if rec := storedRun(t, s, tr.Namespace, string(tr.UID)); rec == nil || rec.ResultName != resultName || rec.Status != store.StatusUnknown {
 			t.Fatalf("running TaskRun stored as %+v, want it in %s, status Unknown", rec, resultName)
 		}
 
@@ -222,7 +222,7 @@ func TestWatcherRecordsRunsAndLogs(t *testing.T) {
 			a, b := getTaskRun(t, env, ns, tr.Name).Annotations, getPipelineRun(t, env, ns, pr.Name).Annotations
 			return a[watcher.AnnotationStored] == "true" && b[watcher.AnnotationStored] == "true", fmt.Sprintf("annotations: TaskRun %v, PipelineRun %v", a, b)
 		})
-		rec := storedRun(t, s, string(tr.UID))
+		rec := storedRun(t, s, tr.Namespace, string(tr.UID))
 		if rec.Status != store.StatusSucceeded || rec.CompletionTime == nil || rec.PipelineRunName != pr.Name {
 			t.Errorf("finished TaskRun stored as status %q completion %v pipelineRun %q", rec.Status, rec.CompletionTime, rec.PipelineRunName)
 		}
@@ -243,18 +243,19 @@ func TestWatcherRecordsRunsAndLogs(t *testing.T) {
 
 		// One Log per step: the one with a pod log holds it; the other says why not.
 		byStep := map[string]store.LogData{}
-		logRecs, err := s.LogsForTaskRuns(ctx, []string{string(tr.UID)})
+		trKey := store.Key{Namespace: tr.Namespace, UID: string(tr.UID)}
+		logRecs, err := s.LogsForTaskRuns(ctx, []store.Key{trKey})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, l := range logRecs[string(tr.UID)] {
+		for _, l := range logRecs[trKey] {
 			var d store.LogData
 			if err := json.Unmarshal(l.Data, &d); err != nil {
 				t.Fatal(err)
 			}
 			byStep[d.Spec.Step] = d
 			if d.Spec.Step == "compile" {
-				r, err := s.OpenLog(ctx, l.UID)
+				r, err := s.OpenLog(ctx, l)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -307,7 +308,7 @@ func TestWatcherRestartStoresNothingTwice(t *testing.T) {
 		uids = append(uids, string(tr.UID))
 	}
 	versions := func() map[string]int64 {
-		recs, err := s.GetRecordsByUID(ctx, uids)
+		recs, err := s.GetRecordsByUID(ctx, ns, uids)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,7 +371,7 @@ func TestFinalizerHoldsDeletedRunUntilStored(t *testing.T) {
 		_, err := env.Tekton.TektonV1().TaskRuns(ns).Get(ctx, "held", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprintf("run still there (%v)", err)
 	})
-	if rec := storedRun(t, s, string(tr.UID)); rec == nil || rec.Status != store.StatusSucceeded {
+	if rec := storedRun(t, s, tr.Namespace, string(tr.UID)); rec == nil || rec.Status != store.StatusSucceeded {
 		t.Fatalf("final state not stored before release: %+v", rec)
 	}
 }
@@ -404,10 +405,10 @@ func TestCompletedRunsDeletedAfterGracePeriod(t *testing.T) {
 		_, err := env.Tekton.TektonV1().PipelineRuns(ns).Get(ctx, "done", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), "finished PipelineRun not deleted"
 	})
-	if rec := storedRun(t, s, string(pr.UID)); rec == nil || rec.Status != store.StatusFailed {
+	if rec := storedRun(t, s, pr.Namespace, string(pr.UID)); rec == nil || rec.Status != store.StatusFailed {
 		t.Fatalf("deleted PipelineRun stored as %+v", rec)
 	}
-	if rec := storedRun(t, s, string(tr.UID)); rec == nil || rec.Status != store.StatusSucceeded {
+	if rec := storedRun(t, s, tr.Namespace, string(tr.UID)); rec == nil || rec.Status != store.StatusSucceeded {
 		t.Fatalf("its TaskRun stored as %+v", rec)
 	}
 	if _, err := env.Tekton.TektonV1().PipelineRuns(ns).Get(ctx, running.Name, metav1.GetOptions{}); err != nil {
@@ -430,7 +431,7 @@ func TestRunDeletedWhileDownIsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := startWatcher(t, env, s, watcher.Config{Namespaces: []string{ns}}, &fakeLogs{}, nil)
-	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, string(tr.UID)) != nil, "not stored" })
+	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, tr.Namespace, string(tr.UID)) != nil, "not stored" })
 	stop()
 	if err := env.Tekton.TektonV1().TaskRuns(ns).Delete(ctx, tr.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -440,7 +441,7 @@ func TestRunDeletedWhileDownIsCounted(t *testing.T) {
 	if n := metricValue(t, reg, "annals_watcher_runs_lost_total"); n != 1 {
 		t.Errorf("runs lost = %v, want 1", n)
 	}
-	if storedRun(t, s, string(tr.UID)) == nil {
+	if storedRun(t, s, tr.Namespace, string(tr.UID)) == nil {
 		t.Error("the last seen state was removed")
 	}
 }
@@ -460,7 +461,7 @@ func TestBrokenResultAnnotationStillStored(t *testing.T) {
 	}
 	startWatcher(t, env, s, watcher.Config{Namespaces: []string{ns}}, &fakeLogs{}, nil)
 	eventually(t, 20*time.Second, func() (bool, string) {
-		rec := storedRun(t, s, string(tr.UID))
+		rec := storedRun(t, s, tr.Namespace, string(tr.UID))
 		return rec != nil && rec.ResultName == store.ResultName(ns, string(tr.UID)), fmt.Sprintf("stored as %+v", rec)
 	})
 }
@@ -484,7 +485,7 @@ func TestStoreOutageIsRetried(t *testing.T) {
 		return n >= 2, fmt.Sprintf("%v failed attempts", n)
 	})
 	execSQL(t, dbURL, "ALTER TABLE records_away RENAME TO records")
-	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, string(tr.UID)) != nil, "not stored after the outage" })
+	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, tr.Namespace, string(tr.UID)) != nil, "not stored after the outage" })
 }
 
 // execSQL runs a statement on the test database behind the store's back.
@@ -568,7 +569,7 @@ func TestLeaderElection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, string(first.UID)) != nil, "first run not stored" })
+	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, first.Namespace, string(first.UID)) != nil, "first run not stored" })
 
 	a.cancel()
 	if err := <-a.done; err != nil {
@@ -581,7 +582,7 @@ func TestLeaderElection(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, func() (bool, string) {
-		return storedRun(t, s, string(second.UID)) != nil, "the new leader did not store"
+		return storedRun(t, s, second.Namespace, string(second.UID)) != nil, "the new leader did not store"
 	})
 }
 
@@ -629,7 +630,11 @@ func TestLiveLogsOfARunningTaskRun(t *testing.T) {
 	startWatcher(t, env, s, watcher.Config{Namespaces: []string{ns}, Logs: true, LiveLogInterval: 100 * time.Millisecond}, logs, nil)
 	logUID := watcher.LogUID(string(tr.UID), "build")
 	stored := func() string {
-		r, err := s.OpenLog(ctx, logUID)
+		recs, err := s.GetRecordsByUID(ctx, ns, []string{logUID})
+		if err != nil || recs[logUID] == nil {
+			return ""
+		}
+		r, err := s.OpenLog(ctx, recs[logUID])
 		if err != nil {
 			return ""
 		}

@@ -66,7 +66,7 @@ func TestWatchCommand(t *testing.T) {
 	defer s.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		recs, err := s.GetRecordsByUID(ctx, []string{string(tr.UID)})
+		recs, err := s.GetRecordsByUID(ctx, tr.Namespace, []string{string(tr.UID)})
 		if err == nil && recs[string(tr.UID)] != nil {
 			break
 		}

@@ -410,7 +410,7 @@ func (t *translator) field(e celast.Expr, base operand, el pathElem) (operand, e
 		p := part(c.sql)
 		return operand{scalar: &p, kind: c.kind}, nil
 	case base.isAnnots && !el.isIndex:
-		p := part("(SELECT a.value FROM result_annotations a WHERE a.result_uid = res.uid AND a.key = ?)", el.key)
+		p := part("(SELECT a.value FROM result_annotations a WHERE a.namespace = res.namespace AND a.result_uid = res.uid AND a.key = ?)", el.key)
 		return operand{scalar: &p, kind: kString}, nil
 	}
 	return operand{}, t.fail(e, "this value has no fields or indexes")
@@ -467,7 +467,7 @@ func (t *translator) size(e, target celast.Expr, depth int) (operand, error) {
 	case inner.scalar != nil && inner.kind == kString:
 		p = part("length("+inner.scalar.sql+")", inner.scalar.args...)
 	case inner.isAnnots:
-		p = part("(SELECT count(*) FROM result_annotations a WHERE a.result_uid = res.uid)")
+		p = part("(SELECT count(*) FROM result_annotations a WHERE a.namespace = res.namespace AND a.result_uid = res.uid)")
 	case inner.json != nil && t.d == Postgres:
 		x := t.jsonValue(inner.json)
 		p = part("(CASE jsonb_typeof("+x.sql+") WHEN 'string' THEN length("+x.sql+" #>> '{}') WHEN 'array' THEN jsonb_array_length("+x.sql+
@@ -636,7 +636,7 @@ func (t *translator) membership(e, elem, container celast.Expr) (sqlPart, error)
 		if !ok {
 			return sqlPart{}, t.fail(e, "annotation keys are strings")
 		}
-		return part("EXISTS (SELECT 1 FROM result_annotations a WHERE a.result_uid = res.uid AND a.key = ?)", string(key)), nil
+		return part("EXISTS (SELECT 1 FROM result_annotations a WHERE a.namespace = res.namespace AND a.result_uid = res.uid AND a.key = ?)", string(key)), nil
 	case el.literal != nil && set.json != nil && set.scalar == nil:
 		key, ok := el.literal.(types.String)
 		if !ok {

@@ -293,11 +293,11 @@ func TestDifferentialResults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		uids := make([]string, len(all.Items))
+		keys := make([]store.Key, len(all.Items))
 		for i, r := range all.Items {
-			uids[i] = r.UID
+			keys[i] = r.Key()
 		}
-		anns, _ := s.AnnotationsByResult(ctx, uids)
+		anns, _ := s.AnnotationsByResult(ctx, keys)
 		g := &exprGen{rnd: rand.New(rand.NewPCG(9, 9))}
 		atom := func() string {
 			switch g.rnd.IntN(6) {
@@ -339,7 +339,7 @@ func TestDifferentialResults(t *testing.T) {
 			var want, got []string
 			for _, r := range all.Items {
 				m := map[string]string{}
-				for _, a := range anns[r.UID] {
+				for _, a := range anns[r.Key()] {
 					m[a.Key] = a.Value
 				}
 				summary := map[string]any{"status": r.SummaryStatus, "type": r.SummaryType, "record": r.SummaryRecord}

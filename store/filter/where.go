@@ -113,7 +113,7 @@ func ResultWhereSQL(w *ResultWhere, d Dialect) (Expr, error) {
 		if err := checkMatch("annotations", i, m); err != nil {
 			return Expr{}, err
 		}
-		const exists = "EXISTS (SELECT 1 FROM result_annotations a WHERE a.result_uid = res.uid AND a.key = ?"
+		const exists = "EXISTS (SELECT 1 FROM result_annotations a WHERE a.namespace = res.namespace AND a.result_uid = res.uid AND a.key = ?"
 		switch m.Op {
 		case LabelEquals, LabelIn:
 			b.add(exists+" AND a.value IN ("+Placeholders(len(m.Values))+"))", append([]any{m.Key}, Args(m.Values)...)...)

@@ -113,28 +113,33 @@ func postgresSchema(t testing.TB) string {
 }
 
 // Upsert writes ws with UpsertRecords and reads them back as stored, in
-// the order written (a uid written twice appears once, where first written).
+// the order written (a Record written twice appears once, where first
+// written).
 func Upsert(t testing.TB, s *store.Store, ws ...store.RecordWrite) []*store.Record {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.UpsertRecords(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
-	var uids []string
-	seen := map[string]bool{}
+	var keys []store.Key
+	seen := map[store.Key]bool{}
 	for _, w := range ws {
-		if !seen[w.UID] {
-			seen[w.UID] = true
-			uids = append(uids, w.UID)
+		ns, _, err := store.ParseResultName(w.ResultName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := (store.Key{Namespace: ns, UID: w.UID}); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
 		}
 	}
-	stored, err := s.GetRecordsByUID(ctx, uids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]*store.Record, len(uids))
-	for i, uid := range uids {
-		out[i] = stored[uid]
+	out := make([]*store.Record, len(keys))
+	for i, k := range keys {
+		stored, err := s.GetRecordsByUID(ctx, k.Namespace, []string{k.UID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = stored[k.UID]
 	}
 	return out
 }
