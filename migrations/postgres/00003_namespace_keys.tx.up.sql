@@ -4,15 +4,6 @@
 -- cannot be stored at all. Before, keys were bare uids, and a Record could be
 -- attached to a Result of another namespace.
 
--- Records attached to a Result of another namespace (written before this
--- migration) keep their names, which say their own namespace: their Result
--- becomes a Result of that namespace, as a new write would create it.
-INSERT INTO results (uid, namespace, name, summary_record, summary_type, summary_status, created_at, updated_at, version)
-SELECT r.result_uid, r.namespace, min(r.result_name), '', '', 'Unknown', min(r.created_at), max(r.updated_at), 1
-FROM records AS r
-WHERE NOT EXISTS (SELECT 1 FROM results AS res WHERE res.uid = r.result_uid AND res.namespace = r.namespace)
-GROUP BY r.namespace, r.result_uid;
-
 ALTER TABLE result_annotations ADD COLUMN namespace text;
 UPDATE result_annotations AS a SET namespace = res.namespace FROM results AS res WHERE res.uid = a.result_uid;
 ALTER TABLE result_annotations ALTER COLUMN namespace SET NOT NULL;
@@ -33,6 +24,15 @@ ALTER TABLE result_annotations DROP CONSTRAINT result_annotations_pkey;
 ALTER TABLE result_annotations ADD PRIMARY KEY (namespace, result_uid, key);
 ALTER TABLE log_chunks DROP CONSTRAINT log_chunks_pkey;
 ALTER TABLE log_chunks ADD PRIMARY KEY (namespace, record_uid, seq);
+
+-- Records attached to a Result of another namespace (written before this
+-- migration) keep their names, which say their own namespace: their Result
+-- becomes a Result of that namespace, as a new write would create it.
+INSERT INTO results (uid, namespace, name, summary_record, summary_type, summary_status, created_at, updated_at, version)
+SELECT r.result_uid, r.namespace, min(r.result_name), '', '', 'Unknown', min(r.created_at), max(r.updated_at), 1
+FROM records AS r
+WHERE NOT EXISTS (SELECT 1 FROM results AS res WHERE res.uid = r.result_uid AND res.namespace = r.namespace)
+GROUP BY r.namespace, r.result_uid;
 
 ALTER TABLE result_annotations ADD FOREIGN KEY (namespace, result_uid) REFERENCES results (namespace, uid) ON DELETE CASCADE;
 ALTER TABLE records ADD FOREIGN KEY (namespace, result_uid) REFERENCES results (namespace, uid) ON DELETE CASCADE;

@@ -4,12 +4,6 @@
 -- old ones dropped children first (so that no cascade reaches a row still
 -- needed) and the new ones renamed, which also renames the references.
 
-INSERT INTO results (uid, namespace, name, summary_record, summary_type, summary_status, created_at, updated_at, version)
-SELECT r.result_uid, r.namespace, min(r.result_name), '', '', 'Unknown', min(r.created_at), max(r.updated_at), 1
-FROM records AS r
-WHERE NOT EXISTS (SELECT 1 FROM results AS res WHERE res.uid = r.result_uid AND res.namespace = r.namespace)
-GROUP BY r.namespace, r.result_uid;
-
 CREATE TABLE results_new (
     uid                 TEXT NOT NULL,
     namespace           TEXT NOT NULL,
@@ -29,6 +23,15 @@ INSERT INTO results_new (uid, namespace, name, summary_record, summary_type, sum
     summary_end_time, summary_annotations, created_at, updated_at, version)
 SELECT uid, namespace, name, summary_record, summary_type, summary_status, summary_start_time,
     summary_end_time, summary_annotations, created_at, updated_at, version FROM results;
+
+-- Records attached to a Result of another namespace (written before this
+-- migration) keep their names, which say their own namespace: their Result
+-- becomes a Result of that namespace, as a new write would create it.
+INSERT INTO results_new (uid, namespace, name, summary_record, summary_type, summary_status, created_at, updated_at, version)
+SELECT r.result_uid, r.namespace, min(r.result_name), '', '', 'Unknown', min(r.created_at), max(r.updated_at), 1
+FROM records AS r
+WHERE NOT EXISTS (SELECT 1 FROM results_new AS res WHERE res.uid = r.result_uid AND res.namespace = r.namespace)
+GROUP BY r.namespace, r.result_uid;
 
 CREATE TABLE result_annotations_new (
     namespace  TEXT NOT NULL,

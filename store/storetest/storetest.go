@@ -69,6 +69,27 @@ func OpenWith(t testing.TB, kind string, opts store.Options) (*store.Store, stri
 	return s, dbURL
 }
 
+// OpenUnmigrated returns a store of the given kind on an empty database,
+// and its URL, for tests of the migrations themselves.
+func OpenUnmigrated(t testing.TB, kind string, opts store.Options) (*store.Store, string) {
+	t.Helper()
+	var dbURL string
+	switch kind {
+	case "sqlite":
+		dbURL = filepath.Join(t.TempDir(), "annals.db")
+	case "postgres":
+		dbURL = postgresSchema(t)
+	default:
+		t.Fatalf("unknown database kind %q", kind)
+	}
+	s, err := store.Open(context.Background(), dbURL, opts)
+	if err != nil {
+		t.Fatalf("opening %s: %v", kind, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dbURL
+}
+
 // PostgresURL returns the base URL of the test PostgreSQL server.
 func PostgresURL() string {
 	if u := os.Getenv("ANNALS_TEST_DATABASE_URL"); u != "" {
