@@ -485,7 +485,9 @@ func TestStoreOutageIsRetried(t *testing.T) {
 		return n >= 2, fmt.Sprintf("%v failed attempts", n)
 	})
 	execSQL(t, dbURL, "ALTER TABLE records_away RENAME TO records")
-	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, tr.Namespace, string(tr.UID)) != nil, "not stored after the outage" })
+	eventually(t, 20*time.Second, func() (bool, string) {
+		return storedRun(t, s, tr.Namespace, string(tr.UID)) != nil, "not stored after the outage"
+	})
 }
 
 // execSQL runs a statement on the test database behind the store's back.
@@ -569,7 +571,9 @@ func TestLeaderElection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() (bool, string) { return storedRun(t, s, first.Namespace, string(first.UID)) != nil, "first run not stored" })
+	eventually(t, 20*time.Second, func() (bool, string) {
+		return storedRun(t, s, first.Namespace, string(first.UID)) != nil, "first run not stored"
+	})
 
 	a.cancel()
 	if err := <-a.done; err != nil {
