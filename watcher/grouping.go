@@ -71,7 +71,9 @@ type PipelineRunUIDs func(namespace, name string) (uid string, ok bool)
 // Group decides where a run is stored: a PipelineRun has its own Result; a
 // TaskRun joins the Result of its PipelineRun (even when seen first, since
 // the Result is named after the PipelineRun's uid); a lone TaskRun has its
-// own Result; a Result annotation already on the run wins. The identity run
+// own Result; a Result annotation already on the run wins. Whatever the
+// labels or annotations name, the Result is in the run's own namespace (a
+// uid names a different Result in each namespace). The identity run
 // of a Result (the PipelineRun, or the lone TaskRun) carries its summary.
 func Group(r *Run, data []byte, uids PipelineRunUIDs) (store.RecordWrite, error) {
 	w := store.RecordWrite{UID: r.Metadata.UID, DataType: r.DataType(), Data: data}
@@ -81,7 +83,10 @@ func Group(r *Run, data []byte, uids PipelineRunUIDs) (store.RecordWrite, error)
 	if r.Kind == "TaskRun" {
 		if prName, prUID := r.PipelineRunName(); prName != "" {
 			if prUID == "" && uids != nil {
-				prUID, _ = uids(ns, prName)
+				// Looked up in the run's own namespace, where its owner is.
+				if uid, ok := uids(ns, prName); ok {
+					prUID = uid
+				}
 			}
 			if prUID != "" {
 				resultUID, w.UpdateSummary = prUID, false
