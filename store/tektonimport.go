@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/annals-dev/annals/store/filter"
 )
 
 // This file moves history over from a Tekton Results database: a reader of
@@ -338,6 +340,9 @@ func (s *Store) ImportRecords(ctx context.Context, in []ImportedRecord) (ImportO
 	// The upsert stamps its own times (and a summary its Result's): put
 	// back the imported ones.
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if s.dialect == filter.Postgres {
+			return restoreTimesPostgres(ctx, tx, changed)
+		}
 		for _, r := range changed {
 			if _, err := tx.NewUpdate().Model((*Record)(nil)).Set("created_at = ?", r.CreatedAt).Set("updated_at = ?", r.UpdatedAt).
 				Where("namespace = ?", r.Namespace).Where("uid = ?", r.UID).Exec(ctx); err != nil {
@@ -356,6 +361,33 @@ func (s *Store) ImportRecords(ctx context.Context, in []ImportedRecord) (ImportO
 		return ImportOutcome{}, err
 	}
 	return out, nil
+}
+
+// restoreTimesPostgres is the time restoring of ImportRecords in two
+// statements, one round trip each, where row by row would take one per
+// Record (SQLite, in process, has no round trips to save).
+func restoreTimesPostgres(ctx context.Context, tx bun.Tx, recs []ImportedRecord) error {
+	var rows, results []string
+	var args, resultArgs []any
+	for _, r := range recs {
+		rows = append(rows, "(?, ?, ?::timestamptz, ?::timestamptz)")
+		args = append(args, r.Namespace, r.UID, r.CreatedAt, r.UpdatedAt)
+		if r.Summary {
+			results = append(results, "(?, ?, ?::timestamptz)")
+			resultArgs = append(resultArgs, r.Namespace, r.ResultUID, r.ResultUpdatedAt)
+		}
+	}
+	if _, err := tx.NewRaw("UPDATE records AS r SET created_at = v.c, updated_at = v.u FROM (VALUES "+strings.Join(rows, ", ")+
+		") AS v(ns, uid, c, u) WHERE r.namespace = v.ns AND r.uid = v.uid", args...).Exec(ctx); err != nil {
+		return dbError(err)
+	}
+	if len(results) > 0 {
+		if _, err := tx.NewRaw("UPDATE results AS r SET updated_at = v.u FROM (VALUES "+strings.Join(results, ", ")+
+			") AS v(ns, uid, u) WHERE r.namespace = v.ns AND r.uid = v.uid", resultArgs...).Exec(ctx); err != nil {
+			return dbError(err)
+		}
+	}
+	return nil
 }
 
 // LogsStored tells which of the given Log Records already have bytes stored.
