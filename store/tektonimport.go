@@ -39,8 +39,8 @@ func OpenTektonResults(ctx context.Context, databaseURL string) (*TektonResults,
 	}
 	db.SetMaxOpenConns(2)
 	t := &TektonResults{db: db}
-	for _, q := range []string{tektonResultsColumns + " LIMIT 0", tektonRecordsColumns + " LIMIT 0"} {
-		rows, err := db.QueryContext(ctx, q)
+	for _, q := range [][]any{{tektonResultsColumns + " LIMIT 0"}, {tektonRecordsColumns, "", "", "", 0}} {
+		rows, err := db.QueryContext(ctx, q[0].(string), q[1:]...)
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("reading Tekton Results' tables at %s: %w (want its tables results and records, with the recordsummary_* columns of Tekton Results v0.9 or later)", redactURL(databaseURL), err)
@@ -91,7 +91,8 @@ const tektonRecordsColumns = `SELECT r.parent, r.result_id, COALESCE(r.result_na
   CASE WHEN COALESCE(res.recordsummary_record, '') <> ''
     THEN res.recordsummary_record = r.parent || '/results/' || r.result_name || '/records/' || r.name
     ELSE r.name = r.result_name AND r.type LIKE 'tekton.dev/%' END
-FROM records AS r JOIN results AS res ON res.parent = r.parent AND res.id = r.result_id`
+FROM (SELECT * FROM records WHERE (parent, result_id, id) > ($1, $2, $3) ORDER BY parent, result_id, id LIMIT $4) AS r
+JOIN results AS res ON res.parent = r.parent AND res.id = r.result_id`
 
 // Count returns how many Results and Records the database holds.
 func (t *TektonResults) Count(ctx context.Context) (results, records int64, err error) {
@@ -123,8 +124,9 @@ func (t *TektonResults) ReadResults(ctx context.Context, after TektonKey, limit 
 
 // ReadRecords returns up to limit Records after the key, in key order.
 func (t *TektonResults) ReadRecords(ctx context.Context, after TektonKey, limit int) ([]TektonRecord, error) {
-	rows, err := t.db.QueryContext(ctx, tektonRecordsColumns+` WHERE (r.parent, r.result_id, r.id) > ($1, $2, $3) ORDER BY r.parent, r.result_id, r.id LIMIT $4`,
-		after.Parent, after.ResultID, after.ID, limit)
+	// The keyset walks records' primary key alone, then joins: walking the
+	// join would rescan every Result before the key at each batch.
+	rows, err := t.db.QueryContext(ctx, tektonRecordsColumns+` ORDER BY r.parent, r.result_id, r.id`, after.Parent, after.ResultID, after.ID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading Tekton Results' records: %w", err)
 	}
