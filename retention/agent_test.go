@@ -329,20 +329,21 @@ func TestKeepLastByLabelAndLogBytes(t *testing.T) {
 	})
 }
 
-// Policies written inline against the same dataset: Tekton Results' status
-// spellings, parts ANDed, and Results that lack a label an earlier policy
+// Policies written inline against the same dataset: reasons against
+// summary statuses, parts ANDed, and Results that lack a label an earlier policy
 // selects on still falling to later policies.
 func TestSelectors(t *testing.T) {
 	tests := []struct {
 		name, policy string
 		gone         []string
 	}{
-		{"summary enum FAILURE", "defaultRetention: \"0\"\npolicies:\n- name: f\n  selector: {matchStatuses: [FAILURE]}\n  retention: 50d",
+		{"reason Failed leaves timeouts out", "defaultRetention: \"0\"\npolicies:\n- name: f\n  selector: {matchStatuses: [Failed]}\n  retention: 50d",
+			[]string{"prod-failed-70d"}},
+		{"summary status Failed takes timeouts in", "defaultRetention: \"0\"\npolicies:\n- name: f\n  selector: {matchSummaryStatuses: [Failed]}\n  retention: 50d",
 			[]string{"prod-failed-70d", "prod-timeout-70d"}},
 		{"reason", "defaultRetention: \"0\"\npolicies:\n- name: t\n  selector: {matchStatuses: [PipelineRunTimeout]}\n  retention: 1d",
 			[]string{"prod-timeout-70d"}},
-		{"summary enum TIMEOUT", "defaultRetention: \"0\"\npolicies:\n- name: t\n  selector: {matchStatuses: [TIMEOUT]}\n  retention: 1d",
-			[]string{"prod-timeout-70d"}},
+		{"summary enum matches no reason", "defaultRetention: \"0\"\npolicies:\n- name: t\n  selector: {matchStatuses: [TIMEOUT, FAILURE]}\n  retention: 1d", nil},
 		{"namespace AND status", "defaultRetention: \"0\"\npolicies:\n- name: ok\n  selector: {matchNamespaces: [prod, dev], matchStatuses: [Succeeded]}\n  retention: 30d",
 			[]string{"prod-ok-40d"}},
 		{"missing label falls through", "defaultRetention: 1d\npolicies:\n- name: apps\n  selector: {matchLabels: {app: [web, api]}}\n  retention: \"0\"",

@@ -24,28 +24,39 @@
 // Policies apply in order and the first whose selector matches a Result
 // governs it, whatever its age; Results no policy matches fall under
 // defaultRetention. A selector's lists are OR, its parts AND, an omitted part
-// matches all:
-//   - matchNamespaces: the Result's namespace (results.namespace);
-//   - matchLabels (key: [values]): the labels of the Result's summary run,
-//     that is records.labels of the Record named by results.summary_record
-//     (its PipelineRun, or its lone TaskRun); a Result without that label
-//     does not match;
-//   - matchAnnotations (key: [values]): the Result's own annotations
-//     (result_annotations), not the run's;
-//   - matchStatuses: the summary status (results.summary_status: Succeeded,
-//     Failed, Running, Cancelled, Unknown) or the summary run's Succeeded
-//     condition reason (PipelineRunTimeout, ...), which is what Tekton
-//     Results matches; its summary enum spellings SUCCESS, FAILURE, TIMEOUT,
-//     CANCELLED and UNKNOWN are accepted too;
-//   - Annals' additions: matchDataTypes (results.summary_type, such as
-//     tekton.dev/v1.PipelineRun), matchPipelines and matchTasks (the summary
-//     run's Pipeline or Task name).
+// matches all. Tekton Results' keys mean what they mean to its retention
+// agent, which reads the top-level run's own object (the PipelineRun, or the
+// lone TaskRun: the Result's summary run), so a ConfigMap moved over from
+// Tekton Results selects the same runs:
+//   - matchNamespaces: the Result's namespace;
+//   - matchLabels (key: [values]): the run's metadata.labels; a run without
+//     that label does not match;
+//   - matchAnnotations (key: [values]): the run's metadata.annotations (kept
+//     in the Result's summary annotations), not the Result's own;
+//   - matchStatuses: the reason of the run's Succeeded condition, as written
+//     (Succeeded, Completed, Failed, PipelineRunTimeout, TaskRunTimeout,
+//     Cancelled, TaskRunCancelled, Running...): Failed does not take in
+//     timeouts, nor Cancelled TaskRunCancelled. Tekton Results' summary
+//     enum spellings (SUCCESS, FAILURE, ...) are no reason and match nothing
+//     there, so they match nothing here either, with a warning.
 //
-// A Result's age runs from its summary end time (summary_end_time), or from
-// its creation (created_at) when the run never finished. It is pruned when
-// older than its policy's retention, unless keepLast: N keeps it among the
-// newest N Results, by the same time, of its Pipeline name (or, with
-// keepLastByLabel: KEY, of its value of that label) governed by the policy.
+// Annals' additions, which Tekton Results does not read:
+//   - matchSummaryStatuses: Annals' summary status of the Result (Succeeded,
+//     Failed, Running, Cancelled, Unknown; Failed includes timeouts);
+//   - matchResultAnnotations (key: [values]): the Result's own annotations,
+//     as set with setAnnotations;
+//   - matchDataTypes (the summary run's type, such as
+//     tekton.dev/v1.PipelineRun), matchPipelines and matchTasks (the summary
+//     run's Pipeline or Task name);
+//   - keepLast: N and keepLastByLabel, below.
+//
+// A Result's age runs from its run's completion (status.completionTime), or,
+// for a run not finished, from the run's own metadata.creationTimestamp, as
+// in Tekton Results: never from when Annals stored or imported it. A Result
+// with no run at all ages from its creation. It is pruned when older than
+// its policy's retention, unless keepLast: N keeps it among the newest N
+// Results, by the same time, of its Pipeline name (or, with keepLastByLabel:
+// KEY, of its value of that label) governed by the policy.
 //
 // # Pruning
 //
@@ -61,6 +72,7 @@ package retention
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,9 +119,12 @@ type policyFile struct {
 		MatchLabels      map[string][]string `json:"matchLabels"`
 		MatchAnnotations map[string][]string `json:"matchAnnotations"`
 		MatchStatuses    []string            `json:"matchStatuses"`
-		MatchDataTypes   []string            `json:"matchDataTypes"`
-		MatchPipelines   []string            `json:"matchPipelines"`
-		MatchTasks       []string            `json:"matchTasks"`
+		// Annals' additions.
+		MatchSummaryStatuses   []string            `json:"matchSummaryStatuses"`
+		MatchResultAnnotations map[string][]string `json:"matchResultAnnotations"`
+		MatchDataTypes         []string            `json:"matchDataTypes"`
+		MatchPipelines         []string            `json:"matchPipelines"`
+		MatchTasks             []string            `json:"matchTasks"`
 	} `json:"selector"`
 	Retention       any    `json:"retention"`
 	KeepLast        int    `json:"keepLast"`
@@ -213,50 +228,59 @@ func Parse(b []byte) (*Config, error) {
 				return nil, fmt.Errorf("%s: selector.matchLabels.%s: give at least one value", where, key)
 			}
 		}
-		for key, values := range sel.MatchAnnotations {
-			if len(values) == 0 {
-				return nil, fmt.Errorf("%s: selector.matchAnnotations.%s: give at least one value", where, key)
+		for part, m := range map[string]map[string][]string{"matchAnnotations": sel.MatchAnnotations, "matchResultAnnotations": sel.MatchResultAnnotations} {
+			for key, values := range m {
+				if len(values) == 0 {
+					return nil, fmt.Errorf("%s: selector.%s.%s: give at least one value", where, part, key)
+				}
 			}
 		}
+		var reasons []string
 		for _, st := range sel.MatchStatuses {
-			if strings.TrimSpace(st) == "" {
+			st = strings.TrimSpace(st)
+			if st == "" {
 				return nil, fmt.Errorf("%s: selector.matchStatuses: empty status", where)
+			}
+			if s, ok := summaryEnum[st]; ok {
+				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: selector.matchStatuses: %s is Tekton Results' summary status, not a condition reason: "+
+					"it matches no run, as in Tekton Results; write the reasons (such as %s), or matchSummaryStatuses: [%s]", where, st, s.reasons, s.status))
+			}
+			reasons = append(reasons, st)
+		}
+		for _, st := range sel.MatchSummaryStatuses {
+			if !slices.Contains(summaryStatuses, st) {
+				hint := ""
+				if s, ok := summaryEnum[st]; ok {
+					hint = fmt.Sprintf(" (for Tekton Results' %s write %s)", st, s.status)
+				}
+				return nil, fmt.Errorf("%s: selector.matchSummaryStatuses: %q is not one of %s%s", where, st, strings.Join(summaryStatuses, ", "), hint)
 			}
 		}
 		if p.KeepLastByLabel != "" && p.KeepLast == 0 {
 			return nil, fmt.Errorf("%s: keepLastByLabel needs keepLast", where)
 		}
 		cfg.Policies = append(cfg.Policies, Policy{Name: p.Name, Retention: ret, KeepLast: p.KeepLast, KeepLastByLabel: p.KeepLastByLabel, Selector: store.PruneSelector{
-			Namespaces: sel.MatchNamespaces, Labels: sel.MatchLabels, Annotations: sel.MatchAnnotations, Statuses: statuses(sel.MatchStatuses),
+			Namespaces: sel.MatchNamespaces, Labels: sel.MatchLabels, Annotations: sel.MatchAnnotations, Reasons: reasons,
+			SummaryStatuses: sel.MatchSummaryStatuses, ResultAnnotations: sel.MatchResultAnnotations,
 			DataTypes: sel.MatchDataTypes, Pipelines: sel.MatchPipelines, Tasks: sel.MatchTasks,
 		}})
 	}
 	return cfg, nil
 }
 
-// summaryStatuses are the spellings of Tekton Results' RecordSummary status
-// enum, each with what it means in Annals' summary status and run reasons.
-var summaryStatuses = map[string][]string{
-	"SUCCESS":   {store.StatusSucceeded},
-	"FAILURE":   {store.StatusFailed},
-	"TIMEOUT":   {"PipelineRunTimeout", "TaskRunTimeout"},
-	"CANCELLED": {store.StatusCancelled},
-	"UNKNOWN":   {store.StatusUnknown},
-}
+// summaryStatuses are the values of Annals' summary status, which
+// matchSummaryStatuses takes.
+var summaryStatuses = []string{store.StatusSucceeded, store.StatusFailed, store.StatusRunning, store.StatusCancelled, store.StatusUnknown}
 
-// statuses adds, to the statuses a selector names, Annals' spelling of each
-// of Tekton Results' summary statuses among them (FAILURE: Failed). Other
-// values stay as written: a summary status (Succeeded, Failed, Running,
-// Cancelled, Unknown) or a condition reason (PipelineRunTimeout), as Tekton
-// Results' agent matches them.
-func statuses(in []string) []string {
-	var out []string
-	for _, st := range in {
-		st = strings.TrimSpace(st)
-		out = append(out, st)
-		out = append(out, summaryStatuses[st]...)
-	}
-	return out
+// summaryEnum names, for each spelling of Tekton Results' RecordSummary
+// status, the nearest Annals summary status and examples of the reasons
+// behind it, to point a policy that names one in the right direction.
+var summaryEnum = map[string]struct{ status, reasons string }{
+	"SUCCESS":   {store.StatusSucceeded, "Succeeded, Completed"},
+	"FAILURE":   {store.StatusFailed, "Failed"},
+	"TIMEOUT":   {store.StatusFailed, "PipelineRunTimeout, TaskRunTimeout"},
+	"CANCELLED": {store.StatusCancelled, "Cancelled, TaskRunCancelled"},
+	"UNKNOWN":   {store.StatusUnknown, "Running"},
 }
 
 func nilIfEmpty(s string) any {

@@ -17,7 +17,7 @@ func TestLoadFiles(t *testing.T) {
 	if cm.RunAt != "5 5 * * 0" || cm.DefaultRetention != 30*day || len(cm.Warnings) != 1 || len(cm.Policies) != 2 {
 		t.Errorf("configmap: %+v", cm)
 	}
-	if p := cm.Policies[0]; p.Name != "prod-failures" || p.Retention != 60*day || p.Selector.Statuses[1] != "PipelineRunTimeout" {
+	if p := cm.Policies[0]; p.Name != "prod-failures" || p.Retention != 60*day || p.Selector.Reasons[1] != "PipelineRunTimeout" {
 		t.Errorf("first policy: %+v", p)
 	}
 	if p := cm.Policies[1]; p.Retention != day || len(p.Selector.Labels["app"]) != 2 {
@@ -73,10 +73,10 @@ func TestTektonDocsConfigMap(t *testing.T) {
 	}
 	p := cfg.Policies[0]
 	if p.Name != "prod-failed-retention" || p.Retention != 10*time.Minute || len(p.Selector.Namespaces) != 2 ||
-		!slices.Equal(p.Selector.Labels["env"], []string{"prod"}) || !slices.Equal(p.Selector.Statuses, []string{"Failed"}) {
+		!slices.Equal(p.Selector.Labels["env"], []string{"prod"}) || !slices.Equal(p.Selector.Reasons, []string{"Failed"}) {
 		t.Errorf("first policy: %+v", p)
 	}
-	if p := cfg.Policies[1]; p.Retention != 3*time.Minute || p.Selector.Statuses != nil {
+	if p := cfg.Policies[1]; p.Retention != 3*time.Minute || p.Selector.Reasons != nil {
 		t.Errorf("second policy: %+v", p)
 	}
 }
@@ -108,14 +108,23 @@ func TestDefaultsAndDeprecations(t *testing.T) {
 	}
 }
 
+// matchStatuses is the reason only, as written; Tekton Results' summary
+// enum spellings there match no run (as upstream) and say so; summary
+// statuses go in matchSummaryStatuses, in Annals' spelling.
 func TestStatusSpellings(t *testing.T) {
-	cfg, err := Parse([]byte("policies:\n- name: a\n  retention: 1d\n  selector: {matchStatuses: [FAILURE, TIMEOUT, Cancelled]}"))
+	cfg, err := Parse([]byte("policies:\n- name: a\n  retention: 1d\n  selector: {matchStatuses: [FAILURE, PipelineRunTimeout, Cancelled], matchSummaryStatuses: [Failed]}"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"FAILURE", "Failed", "TIMEOUT", "PipelineRunTimeout", "TaskRunTimeout", "Cancelled"}
-	if got := cfg.Policies[0].Selector.Statuses; !slices.Equal(got, want) {
-		t.Errorf("statuses %v, want %v", got, want)
+	sel := cfg.Policies[0].Selector
+	if want := []string{"FAILURE", "PipelineRunTimeout", "Cancelled"}; !slices.Equal(sel.Reasons, want) {
+		t.Errorf("reasons %v, want %v", sel.Reasons, want)
+	}
+	if !slices.Equal(sel.SummaryStatuses, []string{"Failed"}) {
+		t.Errorf("summary statuses %v", sel.SummaryStatuses)
+	}
+	if len(cfg.Warnings) != 2 || !strings.Contains(cfg.Warnings[1], "FAILURE is Tekton Results' summary status, not a condition reason") {
+		t.Errorf("warnings %q", cfg.Warnings)
 	}
 }
 
@@ -123,6 +132,9 @@ func TestMoreParseErrors(t *testing.T) {
 	tests := []struct{ yaml, mention string }{
 		{"policies:\n- name: a\n  retention: 1d\n  selector: {matchStatuses: [\"\"]}", `policy "a": selector.matchStatuses`},
 		{"policies:\n- name: a\n  retention: 1d\n  selector: {matchAnnotations: {release: []}}", `policy "a": selector.matchAnnotations.release`},
+		{"policies:\n- name: a\n  retention: 1d\n  selector: {matchResultAnnotations: {release: []}}", `policy "a": selector.matchResultAnnotations.release`},
+		{"policies:\n- name: a\n  retention: 1d\n  selector: {matchSummaryStatuses: [FAILURE]}", `matchSummaryStatuses: "FAILURE" is not one of Succeeded, Failed, Running, Cancelled, Unknown (for Tekton Results' FAILURE write Failed)`},
+		{"policies:\n- name: a\n  retention: 1d\n  selector: {matchSummaryStatuses: [Done]}", `matchSummaryStatuses: "Done"`},
 		{"policies:\n- name: a\n  retention: 1d\n  keepLastByLabel: app", `policy "a": keepLastByLabel needs keepLast`},
 		{"policies:\n- name: a\n  retention: -2d", `policy "a": retention`},
 		{"maxRetention: forever", "maxRetention"},

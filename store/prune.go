@@ -14,21 +14,29 @@ import (
 
 // PruneSelector picks Results for a retention policy. Lists are OR within
 // themselves, the parts AND together, and an empty part matches everything.
-// Labels and pipeline or task names are those of the Result's summary run;
-// statuses match the summary status or the summary run's reason.
+//
+// The first four parts mean what they mean to Tekton Results' retention
+// agent, which reads the top-level run's own object: Labels and Annotations
+// are the summary run's metadata (records.labels and
+// results.summary_annotations), Reasons its Succeeded condition's reason
+// (matchStatuses: Failed does not take in PipelineRunTimeout). The rest are
+// Annals' additions.
 type PruneSelector struct {
 	Namespaces  []string
 	Labels      map[string][]string
 	Annotations map[string][]string
-	Statuses    []string
-	DataTypes   []string
-	Pipelines   []string
-	Tasks       []string
+	Reasons     []string
+
+	SummaryStatuses   []string            // results.summary_status: Succeeded, Failed, Running, Cancelled, Unknown
+	ResultAnnotations map[string][]string // the Result's own annotations (result_annotations)
+	DataTypes         []string
+	Pipelines         []string
+	Tasks             []string
 }
 
 // PrunePolicy is one rule, in order: a Result is governed by the first
-// policy whose selector it matches, and pruned when it ended (or, without an
-// end, was created) before Cutoff, unless it is among the KeepLast newest of
+// policy whose selector it matches, and pruned when its age time (see
+// ageSQL) is before Cutoff, unless it is among the KeepLast newest of
 // its Pipeline (or, with KeepLastByLabel, of its value of that label) under
 // that policy.
 type PrunePolicy struct {
@@ -59,27 +67,65 @@ func (s *Store) selectorSQL(sel PruneSelector, res, rec string) (string, []any) 
 		}
 	}
 	in(res+".namespace", sel.Namespaces)
+	in(rec+".reason", sel.Reasons)
+	in(res+".summary_status", sel.SummaryStatuses)
 	in(res+".summary_type", sel.DataTypes)
 	in(rec+".pipeline_name", sel.Pipelines)
 	in(rec+".task_name", sel.Tasks)
-	if len(sel.Statuses) > 0 {
-		ph := filter.Placeholders(len(sel.Statuses))
-		parts = append(parts, "("+res+".summary_status IN ("+ph+") OR "+rec+".reason IN ("+ph+"))")
-		args = append(args, append(filter.Args(sel.Statuses), filter.Args(sel.Statuses)...)...)
-	}
 	for _, key := range sortedKeys(sel.Labels) {
 		parts = append(parts, filter.LabelValue(s.dialect, rec)+" IN ("+filter.Placeholders(len(sel.Labels[key]))+")")
 		args = append(append(args, key), filter.Args(sel.Labels[key])...)
 	}
 	for _, key := range sortedKeys(sel.Annotations) {
-		parts = append(parts, "EXISTS (SELECT 1 FROM result_annotations a WHERE a.namespace = "+res+".namespace AND a.result_uid = "+res+".uid AND a.key = ? AND a.value IN ("+
-			filter.Placeholders(len(sel.Annotations[key]))+"))")
+		parts = append(parts, s.jsonStringValue(res+".summary_annotations")+" IN ("+filter.Placeholders(len(sel.Annotations[key]))+")")
 		args = append(append(args, key), filter.Args(sel.Annotations[key])...)
+	}
+	for _, key := range sortedKeys(sel.ResultAnnotations) {
+		parts = append(parts, "EXISTS (SELECT 1 FROM result_annotations a WHERE a.namespace = "+res+".namespace AND a.result_uid = "+res+".uid AND a.key = ? AND a.value IN ("+
+			filter.Placeholders(len(sel.ResultAnnotations[key]))+"))")
+		args = append(append(args, key), filter.Args(sel.ResultAnnotations[key])...)
 	}
 	if len(parts) == 0 {
 		return "(1 = 1)", nil
 	}
 	return "(" + strings.Join(parts, " AND ") + ")", args
+}
+
+// jsonStringValue is the string value, under a key given as the next bound
+// argument, of a JSON object column; NULL when the key is missing or its
+// value is not a string.
+func (s *Store) jsonStringValue(column string) string {
+	if s.dialect == filter.Postgres {
+		return "(" + column + " ->> ?::text)"
+	}
+	return "(SELECT j.value FROM json_each(" + column + ") AS j WHERE j.key = ? AND j.type = 'text')"
+}
+
+// ageSQL is the time a Result's age runs from, as Tekton Results reckons a
+// run's: its summary run's completion time, or, for a run not finished, the
+// run's own metadata.creationTimestamp (not the Result's creation, which for
+// imported or late-stored runs is when Annals first saw them); a Result
+// without a summary run falls back to its creation. On SQLite, whose times
+// are text in two layouts here, every time is compared as a julian day, so
+// cutoffs go through cutoffSQL.
+func (s *Store) ageSQL(res, rec string) string {
+	if s.dialect == filter.Postgres {
+		created := "(" + rec + ".data #>> '{metadata,creationTimestamp}')"
+		return "COALESCE(" + res + ".summary_end_time, CASE WHEN " + created +
+			` ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+){0,1}(Z|[+-][0-9]{2}:[0-9]{2})$' THEN ` +
+			created + "::timestamptz END, " + res + ".created_at)"
+	}
+	created := "json_extract(" + rec + ".data, '$.metadata.creationTimestamp')"
+	return "COALESCE(julianday(" + res + ".summary_end_time), CASE WHEN json_type(" + rec + ".data, '$.metadata.creationTimestamp') = 'text' AND " +
+		created + " LIKE '____-__-__T%' THEN julianday(" + created + ") END, julianday(" + res + ".created_at))"
+}
+
+// cutoffSQL is the bound cutoff time in the terms of ageSQL.
+func (s *Store) cutoffSQL() string {
+	if s.dialect == filter.Postgres {
+		return "?"
+	}
+	return "julianday(?)"
 }
 
 func sortedKeys(m map[string][]string) []string {
@@ -105,7 +151,7 @@ func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
 		// false: such a Result matches no earlier policy.
 		conds, args = append(conds, "NOT COALESCE("+sel+", 1 = 0)"), append(args, selArgs...)
 	}
-	conds = append(conds, "COALESCE(res.summary_end_time, res.created_at) < ?")
+	conds = append(conds, s.ageSQL("res", "rec")+" < "+s.cutoffSQL())
 	args = append(args, filter.TimeArg(s.dialect, p.Cutoff))
 	if p.KeepLast > 0 {
 		// The newest KeepLast Results of each Pipeline (or label value)
@@ -116,7 +162,7 @@ func (s *Store) pruneQuery(policies []PrunePolicy, i int) (string, []any) {
 		}
 		keepSel, keepArgs := s.selectorSQL(p.Selector, "res2", "rec2")
 		keep := "SELECT k.name FROM (SELECT res2.name, ROW_NUMBER() OVER (PARTITION BY " + group + " " +
-			"ORDER BY COALESCE(res2.summary_end_time, res2.created_at) DESC, res2.uid DESC) AS rn " +
+			"ORDER BY " + s.ageSQL("res2", "rec2") + " DESC, res2.uid DESC) AS rn " +
 			"FROM results AS res2 LEFT JOIN records AS rec2 ON rec2.name = res2.summary_record WHERE " + keepSel
 		args = append(append(args, groupArgs...), keepArgs...)
 		for _, earlier := range policies[:i] {
@@ -137,7 +183,7 @@ func (s *Store) PruneCandidates(ctx context.Context, policies []PrunePolicy, i, 
 	from, args := s.pruneQuery(policies, i)
 	var out []PruneTarget
 	err := s.queryRows(ctx, &out, "SELECT res.uid, res.name, res.namespace, (SELECT count(*) FROM records x WHERE x.namespace = res.namespace AND x.result_uid = res.uid) AS records"+
-		from+" ORDER BY COALESCE(res.summary_end_time, res.created_at), res.uid LIMIT ?", append(args, limit)...)
+		from+" ORDER BY "+s.ageSQL("res", "rec")+", res.uid LIMIT ?", append(args, limit)...)
 	return out, err
 }
 

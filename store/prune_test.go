@@ -135,8 +135,8 @@ func TestPruneSelectorValuesAreParameters(t *testing.T) {
 		results := seedPrune(t, s, []pruneSeed{{key: "x", ns: "n", pipeline: "p", endedAgo: 100 * 24 * time.Hour}})
 		evil := []string{"' OR 1=1 --", `"); DROP TABLE results; --`, "n' OR 'a'='a"}
 		policies := []store.PrunePolicy{{Name: "evil", Cutoff: pruneNow, Selector: store.PruneSelector{
-			Namespaces: evil, Statuses: evil, DataTypes: evil, Pipelines: evil, Tasks: evil,
-			Labels: map[string][]string{"a' OR '1'='1": evil}, Annotations: map[string][]string{"k') OR (1=1": evil},
+			Namespaces: evil, Reasons: evil, SummaryStatuses: evil, DataTypes: evil, Pipelines: evil, Tasks: evil,
+			Labels: map[string][]string{"a' OR '1'='1": evil}, Annotations: map[string][]string{"k') OR (1=1": evil}, ResultAnnotations: map[string][]string{"k') OR (1=1": evil},
 		}}}
 		if got := candidates(t, s, results, policies, 0, 10); len(got) != 0 {
 			t.Errorf("matched %v", got)

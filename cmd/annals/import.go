@@ -13,10 +13,22 @@ import (
 func runImport(ctx context.Context, args []string) error {
 	fs := newFlagSet("import", "Loads TaskRuns and PipelineRuns from the output of `kubectl get taskruns,pipelineruns -o json` (or -o yaml),\n"+
 		"from FILE or from standard input (-), grouped into Results as the watcher does. Importing twice stores nothing twice.\n\n"+
-		"Usage: annals import [flags] FILE|-")
+		"Usage: annals import [flags] FILE|-\n"+
+		"       annals import [flags] --from-tekton-results postgres://... [--tekton-logs-dir PATH]\n\n"+
+		"The second form copies a Tekton Results database (its Results, Records and, from --tekton-logs-dir, log bytes) with\n"+
+		"their names, times and annotations; running it again changes nothing.")
 	dbURL := databaseURLFlag(fs)
+	fromTekton := fs.String("from-tekton-results", "", "copy the Tekton Results database at this PostgreSQL URL instead of reading FILE")
+	tektonLogs := fs.String("tekton-logs-dir", "", "with --from-tekton-results: the directory holding Tekton Results' log files (its LOGS_PATH, or a copy of its S3 bucket); without it log bytes are not imported")
+	batch := fs.Int("batch-size", 500, "with --from-tekton-results: rows read and written at a time")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *fromTekton != "" {
+		if fs.NArg() != 0 {
+			return fmt.Errorf("give either FILE or --from-tekton-results, not both")
+		}
+		return runTektonImport(ctx, *dbURL, *fromTekton, *tektonLogs, *batch)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
