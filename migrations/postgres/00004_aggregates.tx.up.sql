@@ -12,7 +12,7 @@ ALTER TABLE records ADD COLUMN duration_us bigint;
 
 -- A malformed creationTimestamp must leave the column NULL, not fail the
 -- migration; fractions past microseconds are cut, as the store cuts them.
-CREATE FUNCTION pg_temp.annals_time_or_null(v text) RETURNS timestamptz AS $$
+CREATE OR REPLACE FUNCTION pg_temp.annals_time_or_null(v text) RETURNS timestamptz AS $$
 BEGIN
     IF v !~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+){0,1}(Z|[+-]\d\d:\d\d)$' THEN
         RETURN NULL;
@@ -31,6 +31,8 @@ UPDATE records SET
         THEN data #>> '{metadata,annotations,pipelinesascode.tekton.dev/repository}' ELSE '' END,
     duration_us = CAST(EXTRACT(EPOCH FROM completion_time - start_time) * 1000000 AS bigint)
 WHERE jsonb_typeof(data) = 'object';
+
+DROP FUNCTION pg_temp.annals_time_or_null(text);
 
 CREATE INDEX records_creation ON records (creation_time, uid);
 CREATE INDEX records_repository ON records (namespace, repository) WHERE repository <> '';
