@@ -126,7 +126,7 @@ func parseSummary(o SummaryOptions) (*summaryRequest, error) {
 	parts = strings.Split(order, " ")
 	var key, dir string
 	switch {
-	case len(parts) == 2 && summaryOrder.MatchString(order) && summaryOrder.FindStringSubmatch(order)[2] != "":
+	case len(parts) == 2 && summaryOrder.MatchString(order): // two parts: the direction is there
 		key, dir = parts[0], parts[1]
 	case summaryOrderReversed.MatchString(order):
 		key, dir = parts[1], parts[0]
