@@ -146,32 +146,23 @@ func (s *Store) Aggregate(ctx context.Context, q AggregateQuery) ([]AggregateRow
 	if err != nil {
 		return nil, err
 	}
-	countStatement(ctx)
-	if observeSQL != nil {
-		observeSQL(stmt)
-	}
-	ctx, span := sqlTracer{system: s.dialect.String()}.start(ctx, "SELECT", stmt)
-	rows, err := s.db.DB.QueryContext(ctx, s.rebind(stmt), args...)
-	defer func() { endSpan(span, err) }()
-	if err != nil {
-		return nil, dbError(err)
-	}
-	defer rows.Close()
 	var out []AggregateRow
-	for rows.Next() {
-		if len(q.GroupBy) > 0 && len(out) == q.maxGroups() {
-			err = fmt.Errorf("%w: the grouping gives more than %d groups; narrow the filter or the time window, or group by a coarser unit",
-				ErrInvalidArgument, q.maxGroups())
-			return nil, err
+	err = s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
+		for rows.Next() {
+			if len(q.GroupBy) > 0 && len(out) == q.maxGroups() {
+				return fmt.Errorf("%w: the grouping gives more than %d groups; narrow the filter or the time window, or group by a coarser unit",
+					ErrInvalidArgument, q.maxGroups())
+			}
+			row, err := decode(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, row)
 		}
-		var row AggregateRow
-		if row, err = decode(rows); err != nil {
-			return nil, dbError(err)
-		}
-		out = append(out, row)
-	}
-	if err = rows.Err(); err != nil {
-		return nil, dbError(err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

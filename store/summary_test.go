@@ -407,7 +407,11 @@ func TestSummaryMatchesModel(t *testing.T) {
 		}
 		allKeys := strings.Join(summaryKeys, ",")
 		for _, scope := range summaryScopes {
-			for _, groupBy := range summaryGroupBys {
+			groupBys := summaryGroupBys
+			if scope.name != "all" && scope.name != "filter" {
+				groupBys = []string{"", "day", "pipeline"} // scoping is the same SQL whatever the grouping
+			}
+			for _, groupBy := range groupBys {
 				o := scope.opts(gens)
 				o.Summary, o.GroupBy = allKeys, groupBy
 				got, err := s.SummarizeRecords(ctx, o)
@@ -422,12 +426,16 @@ func TestSummaryMatchesModel(t *testing.T) {
 				checkRows(t, fmt.Sprintf("%s, group_by %q", scope.name, groupBy), sortedByGroup(got), want)
 			}
 		}
-		// Ordering: each key both ways, in both forms (B10).
-		for _, groupBy := range []string{"pipeline", "week startTime", "month"} {
-			for _, key := range summaryKeys {
+		// Ordering: each key both ways, in one form or the other (B10).
+		for _, groupBy := range []string{"pipeline", "week startTime"} {
+			for i, key := range summaryKeys {
 				for _, desc := range []bool{false, true} {
 					dir := map[bool]string{false: "ASC", true: "desc"}[desc]
-					for _, orderBy := range []string{key + " " + dir, dir + " " + key} {
+					orderBy := key + " " + dir
+					if i%2 == 1 {
+						orderBy = dir + " " + key
+					}
+					{
 						o := store.SummaryOptions{Summary: allKeys, GroupBy: groupBy, OrderBy: orderBy}
 						got, err := s.SummarizeRecords(ctx, o)
 						if err != nil {
