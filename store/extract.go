@@ -12,11 +12,12 @@ import (
 // v1beta1) that the store copies into columns.
 type runFields struct {
 	Metadata struct {
-		Name            string         `json:"name"`
-		Namespace       string         `json:"namespace"`
-		Labels          map[string]any `json:"labels"`
-		Annotations     map[string]any `json:"annotations"`
-		OwnerReferences []struct {
+		Name              string         `json:"name"`
+		Namespace         string         `json:"namespace"`
+		CreationTimestamp any            `json:"creationTimestamp"`
+		Labels            map[string]any `json:"labels"`
+		Annotations       map[string]any `json:"annotations"`
+		OwnerReferences   []struct {
 			Kind string `json:"kind"`
 			Name string `json:"name"`
 		} `json:"ownerReferences"`
@@ -97,7 +98,10 @@ func fillDerived(rec *Record) {
 	rec.RunName, rec.Status, rec.Reason = "", StatusUnknown, ""
 	rec.PipelineRunName, rec.PipelineName, rec.TaskName = "", "", ""
 	rec.Labels, rec.StartTime, rec.CompletionTime, rec.DurationMillis, rec.runAnnotations = nil, nil, nil, nil, nil
-	rec.OwnerUID, rec.ownerNamespace = "", ""
+	rec.OwnerUID, rec.ownerNamespace, rec.CreationTime, rec.Repository, rec.DurationMicros = "", "", nil, "", nil
+	if !isRunType(rec.DataType) {
+		rec.CreationTime = creationTimestamp(rec.Data) // runs read it below, in their one decoding
+	}
 	if rec.DataType == TypeLog {
 		var log LogData
 		if json.Unmarshal(rec.Data, &log) == nil {
@@ -115,18 +119,23 @@ func fillDerived(rec *Record) {
 		run = runFields{}
 		var metaOnly struct {
 			Metadata struct {
-				Name   string         `json:"name"`
-				Labels map[string]any `json:"labels"`
+				Name              string         `json:"name"`
+				Labels            map[string]any `json:"labels"`
+				CreationTimestamp any            `json:"creationTimestamp"`
 			} `json:"metadata"`
 		}
 		if json.Unmarshal(rec.Data, &metaOnly) != nil {
+			rec.CreationTime = creationTimestamp(rec.Data)
 			return
 		}
 		run.Metadata.Name, run.Metadata.Labels = metaOnly.Metadata.Name, metaOnly.Metadata.Labels
+		run.Metadata.CreationTimestamp = metaOnly.Metadata.CreationTimestamp
 	}
 	rec.RunName = run.Metadata.Name
+	rec.CreationTime = parseTime(run.Metadata.CreationTimestamp)
 	if annotations := stringsOnly(run.Metadata.Annotations); len(annotations) > 0 {
 		rec.runAnnotations = annotations
+		rec.Repository = annotations["pipelinesascode.tekton.dev/repository"]
 	}
 	labels := stringsOnly(run.Metadata.Labels)
 	if len(labels) > 0 {
@@ -156,9 +165,24 @@ func fillDerived(rec *Record) {
 	rec.StartTime = parseTime(run.Status.StartTime)
 	rec.CompletionTime = parseTime(run.Status.CompletionTime)
 	if rec.StartTime != nil && rec.CompletionTime != nil {
-		d := rec.CompletionTime.Sub(*rec.StartTime).Milliseconds()
-		rec.DurationMillis = &d
+		d := rec.CompletionTime.Sub(*rec.StartTime)
+		ms, us := d.Milliseconds(), d.Microseconds()
+		rec.DurationMillis, rec.DurationMicros = &ms, &us
 	}
+}
+
+// creationTimestamp reads metadata.creationTimestamp of any object, as
+// Tekton Results' Summary groups every data type by it.
+func creationTimestamp(data []byte) *time.Time {
+	var obj struct {
+		Metadata struct {
+			CreationTimestamp any `json:"creationTimestamp"`
+		} `json:"metadata"`
+	}
+	if json.Unmarshal(data, &obj) != nil {
+		return nil
+	}
+	return parseTime(obj.Metadata.CreationTimestamp)
 }
 
 // statusOf maps a Succeeded condition to a run status. Tekton marks

@@ -29,6 +29,9 @@ func TestFillDerived(t *testing.T) {
 		if rec.DurationMillis == nil || *rec.DurationMillis != tt.durationMs {
 			t.Errorf("%s: duration %v, want %d", tt.file, rec.DurationMillis, tt.durationMs)
 		}
+		if rec.DurationMicros == nil || *rec.DurationMicros != tt.durationMs*1000 {
+			t.Errorf("%s: exact duration %v, want %d µs", tt.file, rec.DurationMicros, tt.durationMs*1000)
+		}
 	}
 }
 

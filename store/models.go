@@ -85,6 +85,9 @@ type Record struct {
 	CompletionTime  *time.Time `bun:"completion_time"`           // status.completionTime
 	DurationMillis  *int64     `bun:"duration_ms"`               // completion - start, when both are set
 	OwnerUID        string     `bun:"owner_uid,notnull"`         // the Record this one is about, in its namespace: a Log's TaskRun
+	CreationTime    *time.Time `bun:"creation_time"`             // metadata.creationTimestamp, of any data type
+	Repository      string     `bun:"repository,notnull"`        // pipelinesascode.tekton.dev/repository annotation of a run
+	DurationMicros  *int64     `bun:"duration_us"`               // exact completion - start, for aggregates
 
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`

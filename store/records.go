@@ -21,7 +21,7 @@ type RecordWrite struct {
 }
 
 // maxBatch bounds the rows of one multi-row statement (SQLite allows 32766
-// bound values; a Record has 20 columns).
+// bound values; a Record has 23 columns).
 const maxBatch = 500
 
 // newRecord validates w and builds the row to write.
@@ -153,7 +153,8 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 			chunk := recs[start:min(start+maxBatch, len(recs))]
 			q := tx.NewInsert().Model(&chunk).On("CONFLICT (namespace, uid) DO UPDATE")
 			for _, col := range []string{"data", "data_type", "run_name", "status", "reason", "pipeline_run_name",
-				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "owner_uid", "updated_at"} {
+				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "owner_uid",
+				"creation_time", "repository", "duration_us", "updated_at"} {
 				q = q.Set("? = EXCLUDED.?", bun.Ident(col), bun.Ident(col))
 			}
 			q = q.Set("version = record.version + 1").

@@ -183,6 +183,12 @@ func (statementCounter) AfterQuery(context.Context, *bun.QueryEvent) {}
 // placeholders are formatted into the SQL text by the client, which is why
 // queries that carry user input (filters, cursors) take this path instead.
 func (s *Store) queryRows(ctx context.Context, dest any, query string, args ...any) error {
+	return s.readRows(ctx, query, args, func(rows *sql.Rows) error { return s.db.ScanRows(ctx, rows, dest) })
+}
+
+// readRows runs a statement as queryRows does and hands its rows to read,
+// for callers that scan rows themselves.
+func (s *Store) readRows(ctx context.Context, query string, args []any, read func(*sql.Rows) error) error {
 	countStatement(ctx)
 	if observeSQL != nil {
 		observeSQL(query)
@@ -194,7 +200,7 @@ func (s *Store) queryRows(ctx context.Context, dest any, query string, args ...a
 		return dbError(err)
 	}
 	defer rows.Close()
-	if err := s.db.ScanRows(ctx, rows, dest); err != nil {
+	if err := read(rows); err != nil {
 		return dbError(err)
 	}
 	return dbError(rows.Err())
