@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,6 +109,7 @@ type Kubernetes struct {
 	tokenFlight, decisionFlight, sweepFlight singleflight.Group
 
 	unknownTokens    chan struct{} // TokenReviews in flight for tokens not known
+	unknownRate      *rate.Limiter // and their rate: half the client's, so known tokens always find room
 	unknownTokenWait time.Duration
 	perUser          *userGates
 	perRequest       int
@@ -150,8 +152,9 @@ type Options struct {
 	AccessReviewBurst int
 
 	// UnknownTokenConcurrency bounds the TokenReviews in flight for tokens
-	// not accepted lately; a request finding them all busy waits at most
-	// UnknownTokenWait (default 1s) and is then refused as busy (429).
+	// not accepted lately, and half of TokenReviewQPS (and burst) their
+	// rate; a request finding no room waits at most UnknownTokenWait
+	// (default 1s) and is then refused as busy (429).
 	UnknownTokenConcurrency int
 	UnknownTokenWait        time.Duration
 	// ReviewsPerRequest bounds the SubjectAccessReviews one request (one
@@ -250,6 +253,7 @@ func newKubernetes(tokenClient, reviewClient kubernetes.Interface, o Options) *K
 		knownGood:        expirable.NewLRU[[32]byte, string](10000, nil, time.Hour),
 		allowed:          expirable.NewLRU[string, bool](50000, nil, o.CacheTTL),
 		unknownTokens:    make(chan struct{}, o.UnknownTokenConcurrency),
+		unknownRate:      rate.NewLimiter(rate.Limit(o.TokenReviewQPS/2), max(1, o.TokenReviewBurst/2)),
 		unknownTokenWait: o.UnknownTokenWait,
 		perUser:          newUserGates(o.ReviewsPerUser),
 		perRequest:       o.ReviewsPerRequest,
@@ -357,11 +361,14 @@ func (k *Kubernetes) reviewToken(ctx context.Context, token string) (*User, erro
 		if !known {
 			wait, cancel := context.WithTimeout(ctx, k.unknownTokenWait)
 			err := acquire(wait, k.unknownTokens)
+			if err == nil {
+				defer func() { <-k.unknownTokens }()
+				err = k.unknownRate.Wait(wait) // fails at once when the wait would pass the deadline
+			}
 			cancel()
 			if err != nil {
 				return nil, busy("too many new credentials are being checked right now; retry in a second")
 			}
-			defer func() { <-k.unknownTokens }()
 		}
 		tr, err := k.tokenClient.AuthenticationV1().TokenReviews().Create(ctx,
 			&authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: k.audiences}}, metav1.CreateOptions{})
