@@ -19,8 +19,8 @@ func TestRepresentationsCapped(t *testing.T) {
 		ctx := context.Background()
 		for _, c := range []struct {
 			name, query string
-			n          int
-			code       string
+			n           int
+			code        string
 		}{
 			{"at the limit", `query($r: [_Any!]!) { _entities(representations: $r) { ... on Record { name } } }`, 10, ""},
 			{"over it", `query($r: [_Any!]!) { _entities(representations: $r) { ... on Record { name } } }`, 11, "INVALID_ARGUMENT"},

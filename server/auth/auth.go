@@ -115,6 +115,7 @@ type Kubernetes struct {
 	perRequest       int
 
 	sweepSlots     chan struct{} // SubjectAccessReviews in flight for namespace sweeps
+	sweepRate      *rate.Limiter // and their rate: 3/4 of the client's, so single checks always find room
 	visibility     *expirable.LRU[string, *visibility]
 	namespaceTTL   time.Duration
 	refreshBackoff time.Duration
@@ -122,15 +123,15 @@ type Kubernetes struct {
 
 // Defaults of Options.
 const (
-	DefaultTokenReviewQPS           = 100
-	DefaultTokenReviewBurst         = 200
-	DefaultAccessReviewQPS          = 400
-	DefaultAccessReviewBurst        = 1000
-	DefaultUnknownTokenConcurrency  = 16
-	DefaultReviewsPerRequest        = 8
-	DefaultReviewsPerUser           = 16
-	DefaultNamespaceSweepConcurency = 32
-	DefaultNamespaceCacheTTL        = time.Minute
+	DefaultTokenReviewQPS            = 100
+	DefaultTokenReviewBurst          = 200
+	DefaultAccessReviewQPS           = 400
+	DefaultAccessReviewBurst         = 1000
+	DefaultUnknownTokenConcurrency   = 16
+	DefaultReviewsPerRequest         = 8
+	DefaultReviewsPerUser            = 16
+	DefaultNamespaceSweepConcurrency = 32
+	DefaultNamespaceCacheTTL         = time.Minute
 )
 
 // Options of Kubernetes.
@@ -163,7 +164,8 @@ type Options struct {
 	ReviewsPerRequest, ReviewsPerUser int
 	// NamespaceSweepConcurrency bounds the SubjectAccessReviews in flight
 	// for listing "-" (one per namespace holding Results), all callers
-	// together.
+	// together; they also take at most 3/4 of AccessReviewQPS (and burst),
+	// so that single checks never queue behind a sweep.
 	NamespaceSweepConcurrency int
 	// NamespaceCacheTTL is the longest a caller's list of visible
 	// namespaces is used; past half of it (and at least CacheTTL) it is
@@ -200,7 +202,7 @@ func (o *Options) defaults() {
 		o.ReviewsPerUser = DefaultReviewsPerUser
 	}
 	if o.NamespaceSweepConcurrency <= 0 {
-		o.NamespaceSweepConcurrency = DefaultNamespaceSweepConcurency
+		o.NamespaceSweepConcurrency = DefaultNamespaceSweepConcurrency
 	}
 	if o.NamespaceCacheTTL <= 0 {
 		o.NamespaceCacheTTL = DefaultNamespaceCacheTTL
@@ -258,6 +260,7 @@ func newKubernetes(tokenClient, reviewClient kubernetes.Interface, o Options) *K
 		perUser:          newUserGates(o.ReviewsPerUser),
 		perRequest:       o.ReviewsPerRequest,
 		sweepSlots:       make(chan struct{}, o.NamespaceSweepConcurrency),
+		sweepRate:        rate.NewLimiter(rate.Limit(o.AccessReviewQPS*3/4), max(1, o.AccessReviewBurst*3/4)),
 		visibility:       expirable.NewLRU[string, *visibility](10000, nil, o.NamespaceCacheTTL),
 		namespaceTTL:     o.NamespaceCacheTTL,
 		refreshBackoff:   o.CacheTTL,

@@ -110,7 +110,8 @@ func (k *Kubernetes) refreshVisibility(ctx context.Context, key string, v *visib
 }
 
 // sweep asks whether u may do verb on resource in each namespace, at most
-// NamespaceSweepConcurrency reviews at a time across all sweeps. Decisions
+// NamespaceSweepConcurrency reviews at a time and 3/4 of the review rate
+// across all sweeps. Decisions
 // still in the shared cache are reused; the sweep's own are kept in the
 // visibility answer only, so that a big sweep does not push other callers'
 // decisions out of the cache. Any failure fails the whole sweep (closed).
@@ -140,6 +141,10 @@ func (k *Kubernetes) sweep(ctx context.Context, u *User, resource, verb string, 
 		if ok, cached := k.allowed.Get(decisionKey(u, attrs)); cached {
 			record(ns, ok, nil)
 			continue
+		}
+		if err := k.sweepRate.Wait(ctx); err != nil {
+			record(ns, false, busy("sweeping the namespaces the caller may %s %s in: %v", verb, resource, err))
+			break
 		}
 		if err := acquire(ctx, k.sweepSlots); err != nil {
 			record(ns, false, err)
