@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,78 +24,125 @@ import (
 
 // Defaults of the per-client limits (Config).
 const (
-	DefaultClientRate           = 50
-	DefaultClientBurst          = 100
+	DefaultClientConcurrency    = 32
 	DefaultUnauthenticatedRate  = 20
 	DefaultUnauthenticatedBurst = 40
 	DefaultMaxRepresentations   = 100
 )
 
-// clientLimits gives each client a token bucket of requests: a caller whose
+// clientLimits bounds what each client may ask at once. A caller whose
 // credentials are already known good (a token accepted lately, a client
-// certificate) is counted by name, wherever it comes from; every other
-// request (no credentials, a token not seen lately, a rejected one) by the
-// address it comes from, with a smaller budget. So a flood of made-up
-// tokens is refused 429 at its address, and never costs a known caller its
-// budget.
+// certificate) is counted by name, wherever it comes from: at most a number
+// of requests in flight, and optionally a rate. Every other request (no
+// credentials, a token not seen lately, a rejected one) is counted by the
+// address it comes from, with a token bucket. So a flood of made-up tokens
+// is refused 429 at its address and never costs a known caller anything,
+// and a known caller may ask as often as it likes one request at a time.
 type clientLimits struct {
-	known, unknown           rate.Limit
-	knownBurst, unknownBurst int
-	identify                 func(*http.Request) (string, bool)
+	identify     func(*http.Request) (string, bool)
+	concurrency  int
+	known        rate.Limit
+	knownBurst   int
+	unknown      rate.Limit
+	unknownBurst int
 
 	mu       sync.Mutex
+	inFlight map[string]int
 	limiters *expirable.LRU[string, *rate.Limiter]
 }
 
-func newClientLimits(identify func(*http.Request) (string, bool), knownRate float64, knownBurst int, unknownRate float64, unknownBurst int) *clientLimits {
+func newClientLimits(identify func(*http.Request) (string, bool), cfg Config) *clientLimits {
 	return &clientLimits{
-		known: rate.Limit(knownRate), knownBurst: knownBurst,
-		unknown: rate.Limit(unknownRate), unknownBurst: unknownBurst,
-		identify: identify,
+		identify:    identify,
+		concurrency: cfg.ClientConcurrency,
+		known:       rate.Limit(cfg.ClientRate), knownBurst: cfg.ClientBurst,
+		unknown: rate.Limit(cfg.UnauthenticatedRate), unknownBurst: cfg.UnauthenticatedBurst,
+		inFlight: map[string]int{},
 		// A bucket untouched for this long is full again anyway.
 		limiters: expirable.NewLRU[string, *rate.Limiter](100000, nil, 10*time.Minute),
 	}
 }
 
-func (l *clientLimits) limiter(key string, r rate.Limit, burst int) *rate.Limiter {
+// reserve takes one request from key's bucket, or says how long to wait.
+func (l *clientLimits) reserve(key string, r rate.Limit, burst int) (time.Duration, bool) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	lim, ok := l.limiters.Get(key)
 	if !ok {
 		lim = rate.NewLimiter(r, burst)
 		l.limiters.Add(key, lim)
 	}
-	return lim
+	l.mu.Unlock()
+	res := lim.Reserve()
+	if delay := res.Delay(); !res.OK() || delay > 0 {
+		res.Cancel()
+		return max(time.Second, delay), false
+	}
+	return 0, true
+}
+
+// enter counts a request of key in flight, unless it has too many already.
+func (l *clientLimits) enter(key string) (leave func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inFlight[key] >= l.concurrency {
+		return nil, false
+	}
+	l.inFlight[key]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.inFlight[key]--; l.inFlight[key] == 0 {
+			delete(l.inFlight, key)
+		}
+	}, true
 }
 
 func (l *clientLimits) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var lim *rate.Limiter
-		var who string
-		if name, ok := l.identify(r); ok && l.known > 0 {
-			lim, who = l.limiter("caller\x00"+name, l.known, l.knownBurst), fmt.Sprintf("caller %q", name)
-		} else if !ok && l.unknown > 0 {
+		name, known := l.identify(r)
+		if !known {
 			addr := clientAddress(r)
-			lim, who = l.limiter("address\x00"+addr, l.unknown, l.unknownBurst), "address "+addr+" (requests without credentials known to this server)"
-		}
-		if lim != nil {
-			res := lim.Reserve()
-			if delay := res.Delay(); !res.OK() || delay > 0 {
-				res.Cancel()
-				retry := max(1, int(math.Ceil(delay.Seconds())))
-				if !res.OK() {
-					retry = 1
+			if l.unknown > 0 {
+				if wait, ok := l.reserve("address\x00"+addr, l.unknown, l.unknownBurst); !ok {
+					tooMany(w, wait, fmt.Sprintf("too many requests from address %s without credentials known to this server: the limit is %g per second (bursts of %d)", addr, float64(l.unknown), l.unknownBurst))
+					return
 				}
-				w.Header().Set("Retry-After", strconv.Itoa(retry))
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusTooManyRequests)
-				fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":"RESOURCE_EXHAUSTED"}}]}`+"\n",
-					fmt.Sprintf("too many requests from %s: the limit is %g per second (bursts of %d); retry in %d s", who, float64(lim.Limit()), lim.Burst(), retry))
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		// Impersonated identities each count on their own: a gateway
+		// acting for many users is not one client.
+		key := "caller\x00" + name + "\x00" + r.Header.Get("Impersonate-User")
+		if l.known > 0 {
+			if wait, ok := l.reserve(key, l.known, l.knownBurst); !ok {
+				tooMany(w, wait, fmt.Sprintf("too many requests from %s: the limit is %g per second (bursts of %d)", name, float64(l.known), l.knownBurst))
 				return
 			}
 		}
+		// A WebSocket lives as long as its subscriptions: it is not a
+		// request in flight.
+		if l.concurrency > 0 && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			leave, ok := l.enter(key)
+			if !ok {
+				tooMany(w, time.Second, fmt.Sprintf("%s has %d requests under way already, the limit: wait for some to finish", name, l.concurrency))
+				return
+			}
+			defer leave()
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tooMany answers 429 with Retry-After, in the shape GraphQL clients read.
+func tooMany(w http.ResponseWriter, wait time.Duration, msg string) {
+	retry := int(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{
+		"message": fmt.Sprintf("%s; retry in %d s", msg, retry), "extensions": map[string]string{"code": "RESOURCE_EXHAUSTED"}}}})
+	w.Write(append(body, '\n'))
 }
 
 // clientAddress is the IP address a request comes from. Forwarding headers

@@ -47,10 +47,11 @@ type Config struct {
 	// Auth authenticates callers of /graphql and /logs and authorizes each
 	// field; nil serves everyone everything (--auth=none, loopback only).
 	Auth *auth.Kubernetes
-	// With Auth, requests per second (and bursts) of each caller whose
-	// credentials are known good, and of each address for other requests;
-	// beyond them 429 with Retry-After. Defaults DefaultClientRate and so
-	// on; negative: no limit.
+	// With Auth: requests in flight of each caller whose credentials are
+	// known good (default 32), and optionally its rate and bursts; and the
+	// rate and bursts of other requests by address (defaults 20/s, 40).
+	// Beyond them, 429 with Retry-After. Negative: no limit.
+	ClientConcurrency                 int
 	ClientRate, UnauthenticatedRate   float64
 	ClientBurst, UnauthenticatedBurst int
 	// MaxRepresentations bounds the references one _entities request may
@@ -86,11 +87,11 @@ func (c *Config) defaults() {
 	if c.ExpensiveConcurrency == 0 {
 		c.ExpensiveConcurrency = DefaultExpensiveConcurrency()
 	}
-	if c.ClientRate == 0 {
-		c.ClientRate = DefaultClientRate
+	if c.ClientConcurrency == 0 {
+		c.ClientConcurrency = DefaultClientConcurrency
 	}
 	if c.ClientBurst <= 0 {
-		c.ClientBurst = DefaultClientBurst
+		c.ClientBurst = max(1, int(2*c.ClientRate))
 	}
 	if c.UnauthenticatedRate == 0 {
 		c.UnauthenticatedRate = DefaultUnauthenticatedRate
@@ -116,7 +117,7 @@ func New(cfg Config) http.Handler {
 	authenticate, limitClients := func(h http.Handler) http.Handler { return h }, func(h http.Handler) http.Handler { return h }
 	if cfg.Auth != nil {
 		resolver.Auth, authenticate = cfg.Auth, cfg.Auth.Middleware
-		limitClients = newClientLimits(cfg.Auth.KnownCaller, cfg.ClientRate, cfg.ClientBurst, cfg.UnauthenticatedRate, cfg.UnauthenticatedBurst).middleware
+		limitClients = newClientLimits(cfg.Auth.KnownCaller, cfg).middleware
 	}
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver, Complexity: graph.Complexity()}))
 	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitTimeout: 10 * time.Second}

@@ -42,8 +42,9 @@ func runServe(ctx context.Context, args []string) error {
 	reviewQPS := fs.Float64("auth-access-review-qps", auth.DefaultAccessReviewQPS, "SubjectAccessReviews per second sent to the Kubernetes API, by a client of their own")
 	reviewBurst := fs.Int("auth-access-review-burst", auth.DefaultAccessReviewBurst, "bursts of SubjectAccessReviews above --auth-access-review-qps (a restricted caller's first parent \"-\" asks one per namespace)")
 	namespaceTTL := fs.Duration("auth-namespace-cache-ttl", auth.DefaultNamespaceCacheTTL, "longest use of a restricted caller's namespaces for parent \"-\"; refreshed in the background after half of it")
-	clientRate := fs.Float64("client-rate", server.DefaultClientRate, "requests per second of each caller with known credentials, then 429 (0: no limit)")
-	clientBurst := fs.Int("client-burst", server.DefaultClientBurst, "bursts above --client-rate")
+	clientConcurrency := fs.Int("client-concurrency", server.DefaultClientConcurrency, "requests in flight of each caller with known credentials, then 429 (0: no limit)")
+	clientRate := fs.Float64("client-rate", 0, "requests per second of each caller with known credentials, then 429 (0: no limit)")
+	clientBurst := fs.Int("client-burst", 0, "bursts above --client-rate (0: twice the rate)")
 	unauthRate := fs.Float64("unauthenticated-rate", server.DefaultUnauthenticatedRate, "requests per second from each address without credentials known to the server (none, new or rejected), then 429 (0: no limit)")
 	unauthBurst := fs.Int("unauthenticated-burst", server.DefaultUnauthenticatedBurst, "bursts above --unauthenticated-rate")
 	maxReps := fs.Int("max-representations", server.DefaultMaxRepresentations, "most references one federation _entities request may resolve")
@@ -120,7 +121,7 @@ func runServe(ctx context.Context, args []string) error {
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
 		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz,
 		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency, MaxRepresentations: *maxReps,
-		ClientRate: noLimitIfZero(*clientRate), ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
+		ClientConcurrency: int(noLimitIfZero(float64(*clientConcurrency))), ClientRate: *clientRate, ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
 	})
 	return server.ServeTLS(ctx, *listen, tlsConfig, h, log, *drain)
 }

@@ -3,13 +3,18 @@ package auth
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	authzv1 "k8s.io/api/authorization/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/annals-dev/annals/watcher/kubetest"
 )
 
 func TestParseBearer(t *testing.T) {
@@ -141,3 +146,50 @@ func TestVisibleListsOnlyAllowedSorted(t *testing.T) {
 		t.Error("nil means every namespace: none visible must be empty, not nil")
 	}
 }
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+// TestDecisionMemoOutlivesTheCache: within a request scope a question is
+// sent to the real API server once, even when the shared cache forgot it
+// meanwhile (expired, or pushed out by others' decisions); outside one it
+// is asked again.
+func TestDecisionMemoOutlivesTheCache(t *testing.T) {
+	env := kubetest.Get(t)
+	var reviews atomic.Int64
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			if strings.HasSuffix(r.URL.Path, "/subjectaccessreviews") {
+				reviews.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	}
+	k, err := NewKubernetesForConfig(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &User{Name: "system:serviceaccount:ci:nobody", Groups: []string{"system:authenticated"}}
+	ask := func(ctx context.Context) {
+		t.Helper()
+		if err := k.Authorize(WithUser(ctx, u), "ci", Records, Get); !errors.Is(err, ErrPermissionDenied) {
+			t.Fatalf("want a denial, got %v", err)
+		}
+	}
+	request := WithRequestScope(context.Background(), 0)
+	ask(request)
+	k.allowed.Purge()
+	ask(request)
+	if n := reviews.Load(); n != 1 {
+		t.Errorf("%d reviews for one question in one request, want 1", n)
+	}
+	k.allowed.Purge()
+	ask(context.Background())
+	if n := reviews.Load(); n != 2 {
+		t.Errorf("%d reviews, want 2: outside the request the question is asked again", n)
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
