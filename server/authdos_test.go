@@ -131,6 +131,21 @@ func withinRatio(t *testing.T, what string, calm, attacked []time.Duration, floo
 // victimLoop sends query as token until stop is closed (at least min
 // times) and returns the latencies; every answer must be a success.
 func victimLoop(t *testing.T, url, token, query string, min int, stop <-chan struct{}) []time.Duration {
+	return victimLoopWith(t, url, token, func(int) (string, map[string]any) { return query, nil }, "", min, stop)
+}
+
+// freshQuestion is a victim's request that needs a SubjectAccessReview of
+// its own each time (a namespace never asked about: a denial), beside one
+// that is cached: it waits for the API server whenever the server's access
+// reviews wait.
+func freshQuestion(i int) (string, map[string]any) {
+	return `query($n: String!) { results(parent: "ci") { totalCount } result(name: $n) { name } }`,
+		map[string]any{"n": fmt.Sprintf("victim-%d-%d/results/0f0f0f0f-0000-4000-8000-000000000000", i, time.Now().UnixNano())}
+}
+
+// victimLoopWith is victimLoop with a request per iteration and the code
+// every answer must have ("" success).
+func victimLoopWith(t *testing.T, url, token string, request func(int) (string, map[string]any), code string, min int, stop <-chan struct{}) []time.Duration {
 	var out []time.Duration
 	for i := 0; ; i++ {
 		select {
@@ -140,9 +155,10 @@ func victimLoop(t *testing.T, url, token, query string, min int, stop <-chan str
 			}
 		default:
 		}
-		r := postAs(t, url, token, query, nil)
-		if r.status != http.StatusOK || r.body.code() != "" {
-			t.Errorf("victim refused: status %d %+v", r.status, r.body.Errors)
+		query, vars := request(i)
+		r := postAs(t, url, token, query, vars)
+		if r.status != http.StatusOK || r.body.code() != code {
+			t.Errorf("victim: status %d, code %q, want %q: %+v", r.status, r.body.code(), code, r.body.Errors)
 		}
 		out = append(out, r.duration)
 	}
@@ -166,7 +182,7 @@ func TestBogusTokenFloodDoesNotDelayKnownCallers(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			url, counter := w.countedServer(t, auth.Options{CacheTTL: time.Second}, c.cfg)
 			query := `{ results(parent: "ci") { totalCount } }`
-			calm := victimLoop(t, url, w.tokens["alice"], query, 40, closed())
+			calm := victimLoopWith(t, url, w.tokens["alice"], freshQuestion, "PERMISSION_DENIED", 40, closed())
 			counter.reset()
 			stop := make(chan struct{})
 			var attacked []time.Duration
@@ -174,7 +190,7 @@ func TestBogusTokenFloodDoesNotDelayKnownCallers(t *testing.T) {
 			victimDone.Add(1)
 			go func() {
 				defer victimDone.Done()
-				attacked = victimLoop(t, url, w.tokens["alice"], query, 40, stop)
+				attacked = victimLoopWith(t, url, w.tokens["alice"], freshQuestion, "PERMISSION_DENIED", 40, stop)
 			}()
 			var next atomic.Int64
 			statuses := make([]atomic.Int64, 600)
@@ -296,7 +312,7 @@ func TestEntitiesAreBounded(t *testing.T) {
 		counter.reset()
 		r := postAs(t, url, w.tokens["carol"], entitiesQuery, map[string]any{"r": entities(namespacesNamed("cap", 2000))})
 		if r.body.code() != "INVALID_ARGUMENT" || !strings.Contains(r.body.Errors[0].Message, "the limit is 100") {
-			t.Fatalf("code %q: %+v", r.body.code(), r.body.Errors)
+			t.Fatalf("code %q (%d errors): %+v", r.body.code(), len(r.body.Errors), r.body.Errors[:min(1, len(r.body.Errors))])
 		}
 		if n := counter.accessReviews.Load(); n != 0 {
 			t.Errorf("%d SubjectAccessReviews for a refused request", n)
@@ -347,14 +363,16 @@ func TestEntitiesAreBounded(t *testing.T) {
 		}
 	})
 	t.Run("a caller flooding _entities does not slow another", func(t *testing.T) {
-		query := `{ results(parent: "ci") { totalCount } }`
 		url, _ := w.countedServer(t, auth.Options{CacheTTL: time.Second}, server.Config{})
-		calm := victimLoop(t, url, w.tokens["alice"], query, 30, closed())
+		calm := victimLoopWith(t, url, w.tokens["alice"], freshQuestion, "PERMISSION_DENIED", 30, closed())
 		stop := make(chan struct{})
 		var attacked []time.Duration
 		var done sync.WaitGroup
 		done.Add(1)
-		go func() { defer done.Done(); attacked = victimLoop(t, url, w.tokens["alice"], query, 30, stop) }()
+		go func() {
+			defer done.Done()
+			attacked = victimLoopWith(t, url, w.tokens["alice"], freshQuestion, "PERMISSION_DENIED", 30, stop)
+		}()
 		var flood sync.WaitGroup
 		for g := range 8 {
 			flood.Add(1)
@@ -456,24 +474,8 @@ func TestAllNamespacesForRestrictedCaller(t *testing.T) {
 	})
 
 	t.Run("other callers are not slowed by first sweeps", func(t *testing.T) {
-		// The victim asks a new question each time: it needs a review per request.
 		victim := func(min int, stop <-chan struct{}) []time.Duration {
-			var out []time.Duration
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					if i >= min {
-						return out
-					}
-				default:
-				}
-				r := postAs(t, url, w.tokens["alice"], `query($n: String!) { result(name: $n) { name } }`,
-					map[string]any{"n": fmt.Sprintf("victim-%d-%d/results/0f0f0f0f-0000-4000-8000-000000000000", len(out), time.Now().UnixNano())})
-				if r.body.code() != "PERMISSION_DENIED" {
-					t.Errorf("victim: %q", r.body.code())
-				}
-				out = append(out, r.duration)
-			}
+			return victimLoopWith(t, url, w.tokens["alice"], freshQuestion, "PERMISSION_DENIED", min, stop)
 		}
 		calm := victim(30, closed())
 		stop := make(chan struct{})
