@@ -130,7 +130,7 @@ const (
 	DefaultUnknownTokenConcurrency   = 16
 	DefaultReviewsPerRequest         = 8
 	DefaultReviewsPerUser            = 16
-	DefaultNamespaceSweepConcurrency = 32
+	DefaultNamespaceSweepConcurrency = 4
 	DefaultNamespaceCacheTTL         = time.Minute
 )
 
