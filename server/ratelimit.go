@@ -145,14 +145,19 @@ func tooMany(w http.ResponseWriter, wait time.Duration, msg string) {
 	w.Write(append(body, '\n'))
 }
 
-// clientAddress is the IP address a request comes from. Forwarding headers
-// are not trusted: anyone can set them.
+// clientAddress is the IP address a request comes from, IPv6 addresses by
+// their /64 (one host commonly holds a whole /64). Forwarding headers are
+// not trusted: anyone can set them.
 func clientAddress(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() != nil {
+		return host
+	}
+	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 }
 
 // representationLimit refuses an operation whose _entities fields ask for

@@ -50,3 +50,19 @@ func TestClientConcurrency(t *testing.T) {
 		t.Errorf("after the others finished: %d", rec.Code)
 	}
 }
+
+func TestClientAddress(t *testing.T) {
+	for remote, want := range map[string]string{
+		"192.0.2.7:4444":              "192.0.2.7",
+		"[2001:db8:1:2:3:4:5:6]:4444": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::1]:80":   "2001:db8:1:2::/64",
+		"[::ffff:192.0.2.7]:4444":     "::ffff:192.0.2.7",
+		"not-an-address":              "not-an-address",
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = remote
+		if got := clientAddress(r); got != want {
+			t.Errorf("clientAddress(%q) = %q, want %q", remote, got, want)
+		}
+	}
+}

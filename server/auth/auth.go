@@ -3,7 +3,10 @@
 // client certificates), impersonation honoured only when allowed, and every
 // action decided by a SubjectAccessReview on the resources Tekton Results
 // uses (results.tekton.dev results, records and logs) in one namespace.
-// Decisions are cached briefly; an error never turns into an allow.
+// Decisions are cached briefly; an error never turns into an allow. The
+// work callers can cause is bounded (see limits.go): bogus tokens, many
+// references in one request or many namespaces cannot stall the checks of
+// others.
 package auth
 
 import (
