@@ -122,7 +122,9 @@ func p95(ds []time.Duration) time.Duration {
 func withinRatio(t *testing.T, what string, calm, attacked []time.Duration, floor time.Duration) {
 	t.Helper()
 	c, a := p95(calm), p95(attacked)
-	t.Logf("%s: p95 calm %v, under attack %v (%d requests)", what, c, a, len(attacked))
+	worst := slices.Clone(attacked)
+	slices.Sort(worst)
+	t.Logf("%s: p95 calm %v, under attack %v (%d requests; slowest %v)", what, c, a, len(attacked), worst[max(0, len(worst)-5):])
 	if a > max(3*c, floor) {
 		t.Errorf("%s: p95 %v under attack, %v calm: more than 3x (and over %v)", what, a, c, floor)
 	}
@@ -362,7 +364,7 @@ func TestEntitiesAreBounded(t *testing.T) {
 			t.Errorf("%d SubjectAccessReviews, want 1", n)
 		}
 	})
-	t.Run("a caller flooding _entities does not slow another", func(t *testing.T) {
+	t.Run("a caller sending the largest batches does not slow another", func(t *testing.T) {
 		url, _ := w.countedServer(t, auth.Options{CacheTTL: time.Second}, server.Config{})
 		calm := victimLoopWith(t, url, w.tokens["alice"], freshQuestion, "PERMISSION_DENIED", 30, closed())
 		stop := make(chan struct{})
@@ -373,20 +375,15 @@ func TestEntitiesAreBounded(t *testing.T) {
 			defer done.Done()
 			attacked = victimLoopWith(t, url, w.tokens["alice"], freshQuestion, "PERMISSION_DENIED", 30, stop)
 		}()
-		var flood sync.WaitGroup
-		for g := range 8 {
-			flood.Add(1)
-			go func() {
-				defer flood.Done()
-				for i := range 3 {
-					postAs(t, url, w.tokens["carol"], entitiesQuery, map[string]any{"r": entities(namespacesNamed(fmt.Sprintf("flood-%d-%d", g, i), 100))})
-				}
-			}()
+		// As reported: 2,000 references in 2,000 namespaces, then as many
+		// as allowed, in namespaces never asked about, request after request.
+		postAs(t, url, w.tokens["carol"], entitiesQuery, map[string]any{"r": entities(namespacesNamed("big", 2000))})
+		for i := range 10 {
+			postAs(t, url, w.tokens["carol"], entitiesQuery, map[string]any{"r": entities(namespacesNamed(fmt.Sprintf("batch-%d", i), 100))})
 		}
-		flood.Wait()
 		close(stop)
 		done.Wait()
-		withinRatio(t, "cheap query during an _entities flood", calm, attacked, 100*time.Millisecond)
+		withinRatio(t, "cheap query while another caller sends the largest _entities batches", calm, attacked, 100*time.Millisecond)
 	})
 }
 
@@ -415,7 +412,10 @@ func TestAllNamespacesForRestrictedCaller(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	restricted := []string{"sweeper", "sweeper2", "sweeper3", "sweeper4"}
+	restricted := []string{"sweeper"}
+	for i := 2; i <= 8; i++ {
+		restricted = append(restricted, fmt.Sprintf("sweeper%d", i))
+	}
 	for _, name := range restricted {
 		w.tokens[name] = w.serviceAccount(t, "ci", name, "annals-test-viewer", spread[0])
 		for _, ns := range spread[1:3] {
@@ -483,19 +483,15 @@ func TestAllNamespacesForRestrictedCaller(t *testing.T) {
 		var done sync.WaitGroup
 		done.Add(1)
 		go func() { defer done.Done(); attacked = victim(30, stop) }()
-		var sweeps sync.WaitGroup
+		// Seven restricted callers' first requests, one after another: the
+		// sweeps' burst, then sweeps at their paced rate.
 		for _, name := range restricted[1:] {
-			sweeps.Add(1)
-			go func() {
-				defer sweeps.Done()
-				if r := postAs(t, url, w.tokens[name], query, nil); count(r) != 3 {
-					t.Errorf("%s: %+v %s", name, r.body.Errors, r.body.Data)
-				}
-			}()
+			if r := postAs(t, url, w.tokens[name], query, nil); count(r) != 3 {
+				t.Errorf("%s: %+v %s", name, r.body.Errors, r.body.Data)
+			}
 		}
-		sweeps.Wait()
 		close(stop)
 		done.Wait()
-		withinRatio(t, "single checks during three first sweeps", calm, attacked, 100*time.Millisecond)
+		withinRatio(t, "single checks during first sweeps", calm, attacked, 100*time.Millisecond)
 	})
 }

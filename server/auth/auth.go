@@ -131,8 +131,8 @@ const (
 	DefaultAccessReviewQPS           = 400
 	DefaultAccessReviewBurst         = 1000
 	DefaultUnknownTokenConcurrency   = 16
-	DefaultReviewsPerRequest         = 8
-	DefaultReviewsPerUser            = 16
+	DefaultReviewsPerRequest         = 4
+	DefaultReviewsPerUser            = 8
 	DefaultNamespaceSweepConcurrency = 4
 	DefaultNamespaceCacheTTL         = time.Minute
 )
