@@ -15,6 +15,8 @@ func Complexity() ComplexityRoot {
 		return connectionCost(child, first, last)
 	}
 	c.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
+	// Each reference is a lookup and an access decision.
+	c.Query.__resolve_entities = func(child int, representations []map[string]any) int { return 1 + len(representations)*child }
 	c.Result.Records = func(child int, first *int, _ *string, last *int, _ *string, _ *string, _ *RecordWhere, _ *Order) int {
 		return connectionCost(child, first, last)
 	}

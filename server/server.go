@@ -47,6 +47,16 @@ type Config struct {
 	// Auth authenticates callers of /graphql and /logs and authorizes each
 	// field; nil serves everyone everything (--auth=none, loopback only).
 	Auth *auth.Kubernetes
+	// With Auth: requests in flight of each caller whose credentials are
+	// known good (default 32), and optionally its rate and bursts; and the
+	// rate and bursts of other requests by address (defaults 20/s, 40).
+	// Beyond them, 429 with Retry-After. Negative: no limit.
+	ClientConcurrency                 int
+	ClientRate, UnauthenticatedRate   float64
+	ClientBurst, UnauthenticatedBurst int
+	// MaxRepresentations bounds the references one _entities request may
+	// resolve; default 100.
+	MaxRepresentations int
 }
 
 func (c *Config) defaults() {
@@ -77,6 +87,21 @@ func (c *Config) defaults() {
 	if c.ExpensiveConcurrency == 0 {
 		c.ExpensiveConcurrency = DefaultExpensiveConcurrency()
 	}
+	if c.ClientConcurrency == 0 {
+		c.ClientConcurrency = DefaultClientConcurrency
+	}
+	if c.ClientBurst <= 0 {
+		c.ClientBurst = max(1, int(2*c.ClientRate))
+	}
+	if c.UnauthenticatedRate == 0 {
+		c.UnauthenticatedRate = DefaultUnauthenticatedRate
+	}
+	if c.UnauthenticatedBurst <= 0 {
+		c.UnauthenticatedBurst = DefaultUnauthenticatedBurst
+	}
+	if c.MaxRepresentations <= 0 {
+		c.MaxRepresentations = DefaultMaxRepresentations
+	}
 }
 
 // DefaultExpensiveConcurrency leaves half the CPUs to cheap operations.
@@ -89,9 +114,10 @@ var assets embed.FS
 func New(cfg Config) http.Handler {
 	cfg.defaults()
 	resolver := &graph.Resolver{Store: cfg.Store}
-	authenticate := func(h http.Handler) http.Handler { return h }
+	authenticate, limitClients := func(h http.Handler) http.Handler { return h }, func(h http.Handler) http.Handler { return h }
 	if cfg.Auth != nil {
 		resolver.Auth, authenticate = cfg.Auth, cfg.Auth.Middleware
+		limitClients = newClientLimits(cfg.Auth.KnownCaller, cfg).middleware
 	}
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver, Complexity: graph.Complexity()}))
 	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitTimeout: 10 * time.Second}
@@ -122,6 +148,10 @@ func New(cfg Config) http.Handler {
 	gql.Use(tracing{})
 	gql.Use(newMetrics(cfg.Metrics))
 	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases}) // before the cost: a deep query is told it is too deep
+	gql.Use(representationLimit{max: cfg.MaxRepresentations})
+	if cfg.Auth != nil {
+		gql.Use(decisionScope{perRequest: cfg.Auth.ReviewsPerRequest()})
+	}
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	gql.Use(newCostGate(cfg.ExpensiveCost, cfg.ExpensiveConcurrency, cfg.Metrics)) // after the cost is known
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger, RequestID))
@@ -136,15 +166,15 @@ func New(cfg Config) http.Handler {
 	if cfg.Auth != nil {
 		overWebSocket = cfg.Auth.WebSocketMiddleware(overWebSocket)
 	}
-	mux.HandleFunc("/graphql", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/graphql", limitClients(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			overWebSocket.ServeHTTP(w, r)
 			return
 		}
 		overHTTP.ServeHTTP(w, r)
-	})
+	})))
 	mux.HandleFunc("GET /{$}", playground)
-	mux.Handle("GET /logs/{name...}", authenticate(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, resolver.Auth, cfg.Logger))))
+	mux.Handle("GET /logs/{name...}", limitClients(authenticate(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, resolver.Auth, cfg.Logger)))))
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })

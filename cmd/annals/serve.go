@@ -8,8 +8,6 @@ import (
 	"os"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/annals-dev/annals/server"
 	"github.com/annals-dev/annals/server/auth"
 	"github.com/annals-dev/annals/store"
@@ -36,8 +34,20 @@ func runServe(ctx context.Context, args []string) error {
 		defaultAuth = "kubernetes"
 	}
 	authMode := fs.String("auth", defaultAuth, "kubernetes: TokenReview and SubjectAccessReview on every request; none: no checks, loopback only (default: kubernetes inside a cluster)")
-	authTTL := fs.Duration("auth-cache-ttl", 10*time.Second, "how long a checked token and an access decision are reused")
+	authTTL := fs.Duration("auth-cache-ttl", 10*time.Second, "how long a checked token (accepted or rejected, kept by hash) and an access decision are reused")
 	audiences := fs.String("token-audiences", "", "comma-separated audiences tokens must carry (\"\": the API server's)")
+	tokenQPS := fs.Float64("auth-token-review-qps", auth.DefaultTokenReviewQPS, "TokenReviews per second sent to the Kubernetes API, by a client of their own")
+	tokenBurst := fs.Int("auth-token-review-burst", auth.DefaultTokenReviewBurst, "bursts of TokenReviews above --auth-token-review-qps")
+	newTokens := fs.Int("auth-new-token-concurrency", auth.DefaultUnknownTokenConcurrency, "TokenReviews in flight for tokens not accepted lately; more wait up to 1s, then 429 (accepted tokens never wait for them)")
+	reviewQPS := fs.Float64("auth-access-review-qps", auth.DefaultAccessReviewQPS, "SubjectAccessReviews per second sent to the Kubernetes API, by a client of their own")
+	reviewBurst := fs.Int("auth-access-review-burst", auth.DefaultAccessReviewBurst, "bursts of SubjectAccessReviews above --auth-access-review-qps (a restricted caller's first parent \"-\" asks one per namespace)")
+	namespaceTTL := fs.Duration("auth-namespace-cache-ttl", auth.DefaultNamespaceCacheTTL, "longest use of a restricted caller's namespaces for parent \"-\"; refreshed in the background after half of it")
+	clientConcurrency := fs.Int("client-concurrency", server.DefaultClientConcurrency, "requests in flight of each caller with known credentials, then 429 (0: no limit)")
+	clientRate := fs.Float64("client-rate", 0, "requests per second of each caller with known credentials, then 429 (0: no limit)")
+	clientBurst := fs.Int("client-burst", 0, "bursts above --client-rate (0: twice the rate)")
+	unauthRate := fs.Float64("unauthenticated-rate", server.DefaultUnauthenticatedRate, "requests per second from each address without credentials known to the server (none, new or rejected), then 429 (0: no limit)")
+	unauthBurst := fs.Int("unauthenticated-burst", server.DefaultUnauthenticatedBurst, "bursts above --unauthenticated-rate")
+	maxReps := fs.Int("max-representations", server.DefaultMaxRepresentations, "most references one federation _entities request may resolve")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for --auth=kubernetes (\"\": $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	insecureRemote := fs.Bool("insecure-allow-unauthenticated-remote-access", false,
 		"with --auth=none, allow listening on a non-loopback address: anyone who can reach it reads and changes everything")
@@ -66,11 +76,12 @@ func runServe(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		kube, err := kubernetes.NewForConfig(cfg)
+		authz, err = auth.NewKubernetesForConfig(cfg, auth.Options{CacheTTL: *authTTL, Audiences: splitList(*audiences),
+			TokenReviewQPS: float32(*tokenQPS), TokenReviewBurst: *tokenBurst, UnknownTokenConcurrency: *newTokens,
+			AccessReviewQPS: float32(*reviewQPS), AccessReviewBurst: *reviewBurst, NamespaceCacheTTL: *namespaceTTL})
 		if err != nil {
 			return err
 		}
-		authz = auth.NewKubernetes(kube, auth.Options{CacheTTL: *authTTL, Audiences: splitList(*audiences)})
 	default:
 		return fmt.Errorf("--auth %q: want kubernetes or none", *authMode)
 	}
@@ -109,9 +120,19 @@ func runServe(ctx context.Context, args []string) error {
 	h := server.New(server.Config{
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
 		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz,
-		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency,
+		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency, MaxRepresentations: *maxReps,
+		ClientConcurrency: int(noLimitIfZero(float64(*clientConcurrency))), ClientRate: *clientRate, ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
 	})
 	return server.ServeTLS(ctx, *listen, tlsConfig, h, log, *drain)
+}
+
+// noLimitIfZero maps a rate flag's 0 ("no limit") to server.Config's
+// negative, as 0 there means the default.
+func noLimitIfZero(r float64) float64 {
+	if r == 0 {
+		return -1
+	}
+	return r
 }
 
 // isLoopback reports whether addr (host:port) listens on loopback only.

@@ -1,10 +1,20 @@
 package auth
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	authzv1 "k8s.io/api/authorization/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/annals-dev/annals/watcher/kubetest"
 )
 
 func TestParseBearer(t *testing.T) {
@@ -65,3 +75,121 @@ func TestRefusalsMatchTheirSentinels(t *testing.T) {
 		t.Errorf("code of %v", err)
 	}
 }
+
+// Within one request scope a question is decided once, however many ask it
+// at the same time, and different questions each once.
+func TestRequestScopeDecidesEachQuestionOnce(t *testing.T) {
+	ctx := WithRequestScope(context.Background(), 2)
+	scope := scopeFrom(ctx)
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := []string{"ci/records/get", "prod/records/get"}[i%2]
+			allowed, err := scope.memo(ctx, key, func() (bool, error) {
+				calls.Add(1)
+				time.Sleep(10 * time.Millisecond)
+				return key == "ci/records/get", nil
+			})
+			if err != nil || allowed != (key == "ci/records/get") {
+				t.Errorf("%s: %v %v", key, allowed, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d decisions for 2 questions", n)
+	}
+}
+
+// A caller's slots bound its reviews in flight; a waiter whose request ends
+// is refused as busy, and the gate of a caller with nothing in flight is
+// dropped.
+func TestUserGates(t *testing.T) {
+	g := newUserGates(2)
+	ctx := context.Background()
+	r1, _ := g.acquire(ctx, "alice")
+	r2, _ := g.acquire(ctx, "alice")
+	if _, err := g.acquire(ctx, "bob"); err != nil {
+		t.Fatalf("bob waits for alice: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := g.acquire(short, "alice"); !errors.Is(err, ErrBusy) {
+		t.Errorf("third slot of two: %v, want busy", err)
+	}
+	r1()
+	r3, err := g.acquire(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2()
+	r3()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.gates["alice"]; ok {
+		t.Error("alice's gate kept with nothing in flight")
+	}
+}
+
+func TestVisibleListsOnlyAllowedSorted(t *testing.T) {
+	v := &visibility{allowed: map[string]bool{"b": true, "a": true, "c": false}}
+	if got := v.visible([]string{"c", "b", "a", "d"}); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("visible %v", got)
+	}
+	if got := v.missing([]string{"a", "d"}); !slices.Equal(got, []string{"d"}) {
+		t.Errorf("missing %v", got)
+	}
+	if got := v.visible(nil); got == nil {
+		t.Error("nil means every namespace: none visible must be empty, not nil")
+	}
+}
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+// TestDecisionMemoOutlivesTheCache: within a request scope a question is
+// sent to the real API server once, even when the shared cache forgot it
+// meanwhile (expired, or pushed out by others' decisions); outside one it
+// is asked again.
+func TestDecisionMemoOutlivesTheCache(t *testing.T) {
+	env := kubetest.Get(t)
+	var reviews atomic.Int64
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			if strings.HasSuffix(r.URL.Path, "/subjectaccessreviews") {
+				reviews.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	}
+	k, err := NewKubernetesForConfig(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &User{Name: "system:serviceaccount:ci:nobody", Groups: []string{"system:authenticated"}}
+	ask := func(ctx context.Context) {
+		t.Helper()
+		if err := k.Authorize(WithUser(ctx, u), "ci", Records, Get); !errors.Is(err, ErrPermissionDenied) {
+			t.Fatalf("want a denial, got %v", err)
+		}
+	}
+	request := WithRequestScope(context.Background(), 0)
+	ask(request)
+	k.allowed.Purge()
+	ask(request)
+	if n := reviews.Load(); n != 1 {
+		t.Errorf("%d reviews for one question in one request, want 1", n)
+	}
+	k.allowed.Purge()
+	ask(context.Background())
+	if n := reviews.Load(); n != 2 {
+		t.Errorf("%d reviews, want 2: outside the request the question is asked again", n)
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
