@@ -31,7 +31,7 @@ func runImport(ctx context.Context, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{})
+	s, err := dbURL.open(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -42,6 +42,9 @@ func runImport(ctx context.Context, args []string) error {
 	rep, err := watcher.Import(ctx, s, in)
 	if err != nil {
 		return err
+	}
+	for _, what := range rep.Repaired {
+		fmt.Fprintln(os.Stderr, "repaired:", what)
 	}
 	for _, why := range rep.Skipped {
 		fmt.Fprintln(os.Stderr, "skipped:", why)

@@ -92,7 +92,7 @@ func runServe(ctx context.Context, args []string) error {
 	} else if *clientCA != "" {
 		return fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
+	s, err := dbURL.open(ctx, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	h := server.New(server.Config{
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
-		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz,
+		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote,
 		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency,
 	})
 	return server.ServeTLS(ctx, *listen, tlsConfig, h, log, *drain)
