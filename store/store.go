@@ -46,13 +46,13 @@ type Store struct {
 	sealer  *cursorSealer // nil until the cursor key is loaded after migration
 	logDir  string
 
-	url     string          // for the LISTEN connection of change subscriptions
-	target  *database       // what the URL named; redacts its password from errors
+	url    string    // for the LISTEN connection of change subscriptions
+	target *database // what the URL named; redacts its password from errors
 
-	lastHeartbeat atomic.Int64 // unix nanoseconds of Ready's last successful write; 0: none
-	changes changeHub       // Record changes, for subscriptions
-	closing context.Context // ends when the store is closed
-	close   context.CancelFunc
+	lastHeartbeat atomic.Int64    // unix nanoseconds of Ready's last successful write; 0: none
+	changes       changeHub       // Record changes, for subscriptions
+	closing       context.Context // ends when the store is closed
+	close         context.CancelFunc
 }
 
 // Open connects to databaseURL: PostgreSQL as a postgres:// URL (any case)
