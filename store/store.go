@@ -135,7 +135,11 @@ func (s *Store) Close() error {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return s.target.scrub(fmt.Errorf("database unreachable: %w", dbError(err)))
+		err = dbError(err)
+		if errors.Is(err, ErrUnavailable) && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("%w\n(no answer within the connect timeout: set connect_timeout in the URL or --database-connect-timeout)", err)
+		}
+		return s.target.scrub(fmt.Errorf("database unreachable: %w", err))
 	}
 	return nil
 }
