@@ -180,7 +180,7 @@ func TestLocalOnlyWithoutAuth(t *testing.T) {
 		defer srv.Close()
 		_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
 		for _, c := range []struct {
-			name, host, origin string
+			name, host, origin      string
 			refused, refusedAnyHost bool
 		}{
 			{name: "loopback IP", host: "127.0.0.1:" + port},
