@@ -41,7 +41,7 @@ func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) gr
 			code = CodeNotFound
 		case errors.Is(err, store.ErrConflict):
 			code = CodeConflict
-		case errors.Is(err, store.ErrUnavailable):
+		case store.IsUnavailable(err) && !errors.Is(err, context.Canceled):
 			// The database did not answer: worth a retry, and the driver's
 			// details (hosts, users) stay in the log.
 			id := requestID(ctx)

@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -288,5 +290,101 @@ func TestUnavailableCode(t *testing.T) {
 	err := present(context.Background(), fmt.Errorf("listing: %w", fmt.Errorf("failed to connect to `user=annals database=annals`: %w", store.ErrUnavailable)))
 	if err.Extensions["code"] != graph.CodeUnavailable || !strings.Contains(err.Message, "r1") || strings.Contains(err.Message, "user=annals") {
 		t.Errorf("presented as %q %v", err.Message, err.Extensions)
+	}
+}
+
+// blackHole forwards connections to a database until it goes silent: then
+// it drops the connections it forwards and accepts new ones without ever
+// answering, as a database host behind a broken network path does.
+type blackHole struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	silent bool
+	conns  []net.Conn
+}
+
+func newBlackHole(t *testing.T, target string) *blackHole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackHole{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.conns = append(b.conns, c)
+			silent := b.silent
+			b.mu.Unlock()
+			if silent {
+				continue // held, never answered
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			b.mu.Lock()
+			b.conns = append(b.conns, up)
+			b.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); b.silence() })
+	return b
+}
+
+func (b *blackHole) silence() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.silent = true
+	for _, c := range b.conns {
+		c.Close()
+	}
+	b.conns = nil
+}
+
+// TestSilentDatabaseIsUnavailable: when the database stops answering, a
+// request fails after the connect timeout with UNAVAILABLE, instead of
+// waiting out the request timeout.
+func TestSilentDatabaseIsUnavailable(t *testing.T) {
+	_, dbURL := storetest.Open(t, "postgres") // migrated, in a schema of its own
+	u, err := neturl.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hole := newBlackHole(t, u.Host)
+	u.Host = hole.ln.Addr().String()
+	s, err := store.Open(context.Background(), u.String(), store.Options{ConnectTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := server.New(server.Config{Store: s, Logger: quiet, RequestTimeout: time.Minute})
+	const q = `{ records(parent: "-") { totalCount } }`
+	if r := post(t, context.Background(), h, q, nil); len(r.Errors) > 0 {
+		t.Fatalf("before: %v", r.Errors)
+	}
+	hole.silence()
+	// The first request finds its connection lost, the next has to open one.
+	for _, what := range []string{"connection lost", "no answer to a new connection"} {
+		done := make(chan gqlResponse, 1)
+		go func() { done <- post(t, context.Background(), h, q, nil) }()
+		select {
+		case r := <-done:
+			if r.code() != graph.CodeUnavailable {
+				t.Errorf("%s: %+v; want UNAVAILABLE", what, r.Errors)
+			}
+		case <-time.After(30 * time.Second): // the connect timeout is 1 s, the request's a minute
+			t.Fatalf("%s: the request waited for the request timeout", what)
+		}
 	}
 }

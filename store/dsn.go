@@ -3,12 +3,14 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -236,16 +238,17 @@ func passwordsIn(s string) []string {
 	return out
 }
 
+// IsUnavailable tells whether err comes from a database that could not be
+// reached, whether or not the store has marked it with ErrUnavailable yet.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) || unavailable(err) }
+
 // unavailable tells whether err is a failure to reach the database at all
-// (refused, timed out while connecting, unreachable host), as opposed to a
-// failing statement.
+// (refused, timed out while connecting, unreachable host, connection lost),
+// as opposed to a statement the database refused.
 func unavailable(err error) bool {
 	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return true
-	}
 	var ne *net.OpError
-	return errors.As(err, &ne) && ne.Op == "dial"
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // unavailableError marks a failure to reach the database as ErrUnavailable

@@ -154,6 +154,7 @@ func silentDatabase(t *testing.T) string {
 // fails after the connect timeout (the URL's connect_timeout winning over
 // the option), as ErrUnavailable, instead of waiting forever.
 func TestConnectTimeout(t *testing.T) {
+	t.Chdir(t.TempDir()) // were a URL taken for a SQLite path, its file goes there
 	addr := silentDatabase(t)
 	host, port, _ := net.SplitHostPort(addr)
 	for _, c := range []struct {

@@ -245,7 +245,7 @@ func dbError(err error) error {
 	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrUnavailable) {
 		return err
 	}
-	if unavailable(err) {
+	if unavailable(err) && !errors.Is(err, context.Canceled) {
 		return &unavailableError{err}
 	}
 	if errors.Is(err, sql.ErrNoRows) {
