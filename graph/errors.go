@@ -21,6 +21,7 @@ const (
 	CodeUnauthenticated  = "UNAUTHENTICATED"
 	CodePermissionDenied = "PERMISSION_DENIED"
 	CodeInternal         = "INTERNAL"
+	CodeUnavailable      = "UNAVAILABLE"
 )
 
 // ErrorPresenter maps store errors to error codes. Errors the caller cannot
@@ -40,6 +41,13 @@ func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) gr
 			code = CodeNotFound
 		case errors.Is(err, store.ErrConflict):
 			code = CodeConflict
+		case store.IsUnavailable(err) && !errors.Is(err, context.Canceled):
+			// The database did not answer: worth a retry, and the driver's
+			// details (hosts, users) stay in the log.
+			id := requestID(ctx)
+			log.WarnContext(ctx, "database unavailable", "request_id", id, "path", gqlErr.Path.String(), "error", err)
+			gqlErr.Message = fmt.Sprintf("the database is unavailable (unreachable, or no answer within the connect timeout); try again later, or quote request id %s to the operator", id)
+			code = CodeUnavailable
 		case gqlErr.Message == "introspection disabled": // gqlgen's generated code has no sentinel for it
 			gqlErr.Message = "schema introspection is turned off on this server (--introspection=false); ask its operator for the schema"
 			code = CodeInvalidArgument

@@ -251,7 +251,7 @@ func BenchmarkPrune(b *testing.B) {
 				go func() {
 					for ctx.Err() == nil {
 						start := time.Now()
-						req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(`{"query":"{ records(parent: \"-\", first: 50) { edges { node { name } } } }"}`))
+						req := httptest.NewRequest(http.MethodPost, "http://localhost/graphql", strings.NewReader(`{"query":"{ records(parent: \"-\", first: 50) { edges { node { name } } } }"}`))
 						req.Header.Set("Content-Type", "application/json")
 						rec := httptest.NewRecorder()
 						api.ServeHTTP(rec, req.WithContext(ctx))

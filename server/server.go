@@ -8,12 +8,14 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,7 +47,9 @@ type Config struct {
 	// ExpensiveConcurrency at a time; defaults 5000 and half the CPUs.
 	ExpensiveCost, ExpensiveConcurrency int
 	// Auth authenticates callers of /graphql and /logs and authorizes each
-	// field; nil serves everyone everything (--auth=none, loopback only).
+	// field; nil serves everyone everything (--auth=none, loopback only),
+	// and then only to requests addressed to a loopback name and sent by
+	// this server's own pages or by no page (see localOnly).
 	Auth *auth.Kubernetes
 	// With Auth: requests in flight of each caller whose credentials are
 	// known good (default 32), and optionally its rate and bursts; and the
@@ -57,6 +61,10 @@ type Config struct {
 	// MaxRepresentations bounds the references one _entities request may
 	// resolve; default 100.
 	MaxRepresentations int
+	// AnyHost lifts the loopback-name rule of Auth nil
+	// (--insecure-allow-unauthenticated-remote-access); cross-origin
+	// requests are still refused.
+	AnyHost bool
 }
 
 func (c *Config) defaults() {
@@ -183,12 +191,16 @@ func New(cfg Config) http.Handler {
 		defer cancel()
 		if err := cfg.Store.Ready(ctx); err != nil {
 			cfg.Logger.WarnContext(ctx, "not ready", "error", err)
-			http.Error(w, "database not ready", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	return traceRequests(withRequestLog(cfg.Logger, mux))
+	var h http.Handler = mux
+	if cfg.Auth == nil {
+		h = localOnly(cfg.AnyHost, h)
+	}
+	return traceRequests(withRequestLog(cfg.Logger, h))
 }
 
 type requestIDKey struct{}
@@ -327,8 +339,30 @@ func downloadLog(s *store.Store, authz graph.Authorizer, log *slog.Logger) http.
 		}
 		defer body.Close()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if _, err := io.Copy(w, body); err != nil {
-			log.WarnContext(r.Context(), "log download cut short", "request_id", RequestID(r.Context()), "error", err)
+		var doc store.LogData
+		size := int64(-1)
+		if json.Unmarshal(rec.Data, &doc) == nil {
+			size = doc.Status.Size
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		}
+		if r.Method == http.MethodHead {
+			return
+		}
+		var copyErr error
+		if size >= 0 {
+			var n int64
+			n, copyErr = io.CopyN(w, body, size)
+			if copyErr == io.EOF {
+				copyErr = fmt.Errorf("the log ended after %d of its %d bytes (deleted or rewritten meanwhile)", n, size)
+			}
+		} else {
+			_, copyErr = io.Copy(w, body)
+		}
+		if copyErr != nil {
+			// A clean end would pass a cut log off as whole: break the
+			// connection so that the client sees a truncated body.
+			log.WarnContext(r.Context(), "log download cut short", "request_id", RequestID(r.Context()), "log", name, "error", copyErr)
+			panic(http.ErrAbortHandler)
 		}
 	}
 }

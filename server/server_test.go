@@ -39,7 +39,7 @@ func (r gqlResponse) code() string {
 func post(t testing.TB, ctx context.Context, h http.Handler, query string, vars map[string]any) gqlResponse {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body)).WithContext(ctx)
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/graphql", bytes.NewReader(body)).WithContext(ctx)
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -507,7 +507,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	post(t, context.Background(), h, `{ records(parent: "-") { totalCount } }`, nil)
 	post(t, context.Background(), h, `{ records(parent: "-", first: 100000) { totalCount } }`, nil)
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://localhost/metrics", nil))
 	body := rec.Body.String()
 	for _, want := range []string{`annals_graphql_operations_total{outcome="ok",type="query"} 1`, `annals_graphql_errors_total{code="INVALID_ARGUMENT"} 1`,
 		"annals_graphql_operation_duration_seconds_count", "annals_graphql_operation_cost_count"} {
@@ -584,7 +584,7 @@ func TestLimitsJustUnderAndJustOver(t *testing.T) {
 		{"introspection off", `{"query":"{ __schema { types { name } } }"}`, 200, "INVALID_ARGUMENT"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(c.body))
+			req := httptest.NewRequest(http.MethodPost, "http://localhost/graphql", strings.NewReader(c.body))
 			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)

@@ -28,7 +28,7 @@ func TestTracingCoversRequestResolversAndSQL(t *testing.T) {
 
 	s, _ := storetest.Open(t, "sqlite")
 	h := fixture(t, s)
-	req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(`{"query":"query Dash { records(parent: \"ci\", first: 2) { nodes { name result { name } } } }"}`))
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/graphql", strings.NewReader(`{"query":"query Dash { records(parent: \"ci\", first: 2) { nodes { name result { name } } } }"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	rec := httptest.NewRecorder()

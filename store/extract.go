@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // runFields are the parts of a TaskRun or PipelineRun (tekton.dev v1 or
@@ -47,30 +48,103 @@ func isRunType(dataType string) bool {
 		(strings.HasSuffix(dataType, ".TaskRun") || strings.HasSuffix(dataType, ".PipelineRun"))
 }
 
-// cleanData validates JSON and removes NUL characters, which neither
-// PostgreSQL text nor JSONB can hold (raw, or escaped as \u0000).
+// cleanData validates JSON and makes it storable: NUL characters, which
+// neither PostgreSQL text nor JSONB can hold (raw, or escaped as \u0000),
+// are removed, and invalid UTF-8 (raw bytes, or a lone surrogate escape
+// such as \ud800, which PostgreSQL refuses) becomes U+FFFD, so that one
+// broken string never costs a whole object.
 func cleanData(data json.RawMessage) (json.RawMessage, error) {
+	data, _, err := RepairJSON(data)
+	return data, err
+}
+
+// RepairJSON is cleanData for callers that want to know whether anything
+// was replaced or removed (to report the object), and refuses what is not
+// JSON with ErrInvalidArgument.
+func RepairJSON(data []byte) (out json.RawMessage, repaired bool, err error) {
 	if len(data) == 0 {
-		return json.RawMessage("null"), nil
+		return json.RawMessage("null"), false, nil
 	}
-	data = bytes.ReplaceAll(data, []byte{0}, nil)
-	if bytes.Contains(data, []byte(`\u0000`)) {
+	if bytes.IndexByte(data, 0) >= 0 {
+		data, repaired = bytes.ReplaceAll(data, []byte{0}, nil), true
+	}
+	if !utf8.Valid(data) {
+		// Outside strings JSON is ASCII, so only string contents change.
+		data, repaired = bytes.ToValidUTF8(data, []byte("\uFFFD")), true
+	}
+	if escapesToRepair(data) {
+		// Go's decoder turns a lone surrogate into U+FFFD (and keeps pairs);
+		// numbers stay as written.
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
 		var v any
-		if err := json.Unmarshal(data, &v); err != nil {
-			return nil, fmt.Errorf("%w: data is not valid JSON: %v", ErrInvalidArgument, err)
+		if err := dec.Decode(&v); err != nil {
+			return nil, false, fmt.Errorf("%w: data is not valid JSON: %v", ErrInvalidArgument, err)
 		}
-		out, err := json.Marshal(stripNUL(v))
+		if dec.More() {
+			return nil, false, fmt.Errorf("%w: data is not valid JSON: more than one value", ErrInvalidArgument)
+		}
+		re, err := json.Marshal(stripNUL(v))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return out, nil
+		return re, true, nil
 	}
 	if !json.Valid(data) {
 		var v any
 		err := json.Unmarshal(data, &v)
-		return nil, fmt.Errorf("%w: data is not valid JSON: %v", ErrInvalidArgument, err)
+		return nil, false, fmt.Errorf("%w: data is not valid JSON: %v", ErrInvalidArgument, err)
 	}
-	return data, nil
+	return data, repaired, nil
+}
+
+// escapesToRepair tells whether data holds a \u0000 escape or a lone
+// surrogate escape (\uD800-\uDFFF not in a high-low pair), which
+// PostgreSQL refuses. Backslashes occur only inside JSON strings, so a scan
+// of escapes suffices.
+func escapesToRepair(data []byte) bool {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		r, ok := hexEscape(data, i)
+		if !ok {
+			i++ // an escaped character: skip it
+			continue
+		}
+		switch {
+		case r == 0, r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		case r >= 0xD800 && r <= 0xDBFF:
+			if low, ok := hexEscape(data, i+6); !ok || low < 0xDC00 || low > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+		i += 5
+	}
+	return false
+}
+
+// hexEscape reads a \uXXXX escape at data[i:].
+func hexEscape(data []byte, i int) (rune, bool) {
+	if i+6 > len(data) || data[i] != '\\' || data[i+1] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range data[i+2 : i+6] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 func stripNUL(v any) any {

@@ -68,3 +68,28 @@ func TestCleanData(t *testing.T) {
 		t.Error("invalid JSON accepted")
 	}
 }
+
+// TestRepairJSON: what PostgreSQL cannot store (NUL, invalid UTF-8, lone
+// surrogate escapes) is removed or becomes U+FFFD, and only then is the
+// data reported as repaired; valid data passes untouched.
+func TestRepairJSON(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		repaired       bool
+	}{
+		{"valid", `{"a":"é\n","n":12345678901234567890}`, `{"a":"é\n","n":12345678901234567890}`, false},
+		{"surrogate pair", `{"a":"\ud83d\ude00"}`, `{"a":"\ud83d\ude00"}`, false},
+		{"escaped backslash before u", `{"a":"\\ud800"}`, `{"a":"\\ud800"}`, false},
+		{"lone high surrogate", `{"a":"x\ud800y","n":12345678901234567890}`, `{"a":"x` + "\uFFFD" + `y","n":12345678901234567890}`, true},
+		{"lone low surrogate", `{"a":"\uDC00"}`, `{"a":"` + "\uFFFD" + `"}`, true},
+		{"high then not low", `{"a":"\ud800\u0041"}`, `{"a":"` + "\uFFFD" + `A"}`, true},
+		{"invalid UTF-8 byte", "{\"a\":\"x\xffy\"}", `{"a":"x` + "\uFFFD" + `y"}`, true},
+		{"NUL escape", `{"a":"x\u0000y"}`, `{"a":"xy"}`, true},
+	}
+	for _, tt := range tests {
+		got, repaired, err := RepairJSON([]byte(tt.in))
+		if err != nil || string(got) != tt.want || repaired != tt.repaired {
+			t.Errorf("%s: RepairJSON(%q) = %s, %v, %v; want %s, %v", tt.name, tt.in, got, repaired, err, tt.want, tt.repaired)
+		}
+	}
+}

@@ -34,6 +34,9 @@ type Options struct {
 	// directory (a volume every replica mounts) instead of database rows.
 	// Logs stored earlier in the database stay readable.
 	LogDir string
+	// ConnectTimeout bounds the opening of one PostgreSQL connection unless
+	// the URL sets connect_timeout; 0: DefaultConnectTimeout, negative: none.
+	ConnectTimeout time.Duration
 }
 
 // Store is the shared persistence layer. It is safe for concurrent use.
@@ -43,28 +46,39 @@ type Store struct {
 	sealer  *cursorSealer // nil until the cursor key is loaded after migration
 	logDir  string
 
-	url     string          // for the LISTEN connection of change subscriptions
-	changes changeHub       // Record changes, for subscriptions
-	closing context.Context // ends when the store is closed
-	close   context.CancelFunc
+	url    string    // for the LISTEN connection of change subscriptions
+	target *database // what the URL named; redacts its password from errors
+
+	lastHeartbeat atomic.Int64    // unix nanoseconds of Ready's last successful write; 0: none
+	changes       changeHub       // Record changes, for subscriptions
+	closing       context.Context // ends when the store is closed
+	close         context.CancelFunc
 }
 
-// Open connects to databaseURL: "postgres://..." for PostgreSQL, or
-// "sqlite://PATH", "file:PATH" or a plain file path for embedded SQLite.
-// It does not migrate; call Migrate.
+// Open connects to databaseURL: PostgreSQL as a postgres:// URL (any case)
+// or libpq keyword form, or embedded SQLite as sqlite:PATH, file:PATH or a
+// plain file path (see AcceptedDatabaseURLs); anything else is refused.
+// Errors never quote the URL's password. It does not migrate; call Migrate.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	s := &Store{logDir: opts.LogDir, url: databaseURL}
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	target, err := parseDatabaseURL(databaseURL, opts.ConnectTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{logDir: opts.LogDir, url: target.dsn, target: target}
 	s.closing, s.close = context.WithCancel(context.Background())
 	if s.logDir != "" {
 		if err := os.MkdirAll(s.logDir, 0o750); err != nil {
 			return nil, fmt.Errorf("log directory: %w", err)
 		}
 	}
-	switch {
-	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
-		sqldb, err := sql.Open("pgx", databaseURL)
+	switch target.dialect {
+	case filter.Postgres:
+		sqldb, err := sql.Open("pgx", target.dsn)
 		if err != nil {
-			return nil, fmt.Errorf("%w: database URL: %v", ErrInvalidArgument, err)
+			return nil, target.scrub(fmt.Errorf("%w: database URL: %v", ErrInvalidArgument, err))
 		}
 		if opts.MaxOpenConns == 0 {
 			opts.MaxOpenConns = 20
@@ -74,10 +88,8 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 		s.db = bun.NewDB(sqldb, pgdialect.New())
 		s.dialect = filter.Postgres
-	case databaseURL == "":
-		return nil, fmt.Errorf("%w: empty database URL: give postgres://... or a SQLite file path", ErrInvalidArgument)
 	default:
-		sqldb, err := sql.Open("sqlite", sqliteDSN(databaseURL))
+		sqldb, err := sql.Open("sqlite", target.dsn)
 		if err != nil {
 			return nil, fmt.Errorf("%w: database URL: %v", ErrInvalidArgument, err)
 		}
@@ -97,10 +109,9 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	return s, nil
 }
 
-// sqliteDSN turns a path or sqlite:// URL into a modernc DSN with the pragmas
+// sqliteDSN turns a file path (with an optional ?query) into a modernc DSN with the pragmas
 // Annals relies on: foreign keys (cascading deletes), WAL and a busy timeout.
-func sqliteDSN(u string) string {
-	path := strings.TrimPrefix(strings.TrimPrefix(u, "sqlite://"), "file:")
+func sqliteDSN(path string) string {
 	query := ""
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path, query = path[:i], path[i+1:]
@@ -124,7 +135,11 @@ func (s *Store) Close() error {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
+		err = dbError(err)
+		if errors.Is(err, ErrUnavailable) && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("%w\n(no answer within the connect timeout: set connect_timeout in the URL or --database-connect-timeout)", err)
+		}
+		return s.target.scrub(fmt.Errorf("database unreachable: %w", err))
 	}
 	return nil
 }
@@ -233,8 +248,11 @@ func (s *Store) rebind(query string) string {
 // dbError marks database failures so that callers never mistake them for an
 // empty answer; the API reports them as INTERNAL.
 func dbError(err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidArgument) {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrUnavailable) {
 		return err
+	}
+	if unavailable(err) && !errors.Is(err, context.Canceled) {
+		return &unavailableError{err}
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound

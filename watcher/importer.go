@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -19,6 +20,9 @@ type ImportReport struct {
 	PipelineRuns, TaskRuns int
 	Results                map[string]bool
 	Skipped                []string // one line per object not stored, saying why
+	// Repaired names the objects stored with invalid UTF-8 (or NUL
+	// characters) replaced by U+FFFD (or removed), one line each.
+	Repaired []string
 }
 
 // importBatch is how many runs one store transaction writes.
@@ -47,19 +51,59 @@ func Import(ctx context.Context, s *store.Store, in io.Reader) (*ImportReport, e
 		if r.Kind == "PipelineRun" {
 			prUIDs[r.Metadata.Namespace+"/"+r.Metadata.Name] = r.Metadata.UID
 		}
+		// One broken string must not cost the object, nor the import: store
+		// it with U+FFFD in place of what cannot be stored, and say so.
+		if fixed, repaired, err := store.RepairJSON(obj); err == nil && repaired {
+			obj = fixed
+			rep.Repaired = append(rep.Repaired, fmt.Sprintf("%s %s/%s: invalid UTF-8 or NUL characters replaced with U+FFFD or removed",
+				r.Kind, r.Metadata.Namespace, r.Metadata.Name))
+		}
 		runs, datas = append(runs, r), append(datas, obj)
 	}
 	lookup := func(ns, name string) (string, bool) {
 		uid, ok := prUIDs[ns+"/"+name]
 		return uid, ok
 	}
-	var batch []store.RecordWrite
+	type pending struct {
+		w    store.RecordWrite
+		name string // Kind namespace/name, for the report
+		kind string
+	}
+	var batch []pending
+	stored := func(p pending) {
+		rep.Results[p.w.ResultName] = true
+		if p.kind == "PipelineRun" {
+			rep.PipelineRuns++
+		} else {
+			rep.TaskRuns++
+		}
+	}
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := s.UpsertRecords(ctx, batch); err != nil {
-			return err
+		ws := make([]store.RecordWrite, len(batch))
+		for i, p := range batch {
+			ws[i] = p.w
+		}
+		if err := s.UpsertRecords(ctx, ws); err == nil {
+			for _, p := range batch {
+				stored(p)
+			}
+		} else {
+			// Find the run the store refuses, write by write, so that the
+			// rest goes on; any other failure ends the import.
+			for _, p := range batch {
+				err := s.UpsertRecords(ctx, []store.RecordWrite{p.w})
+				switch {
+				case err == nil:
+					stored(p)
+				case errors.Is(err, store.ErrInvalidArgument):
+					rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", p.name, err))
+				default:
+					return err
+				}
+			}
 		}
 		batch = batch[:0]
 		return nil
@@ -70,13 +114,7 @@ func Import(ctx context.Context, s *store.Store, in io.Reader) (*ImportReport, e
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s %s/%s: %v", r.Kind, r.Metadata.Namespace, r.Metadata.Name, err))
 			continue
 		}
-		batch = append(batch, w)
-		rep.Results[w.ResultName] = true
-		if r.Kind == "PipelineRun" {
-			rep.PipelineRuns++
-		} else {
-			rep.TaskRuns++
-		}
+		batch = append(batch, pending{w, fmt.Sprintf("%s %s/%s", r.Kind, r.Metadata.Namespace, r.Metadata.Name), r.Kind})
 		if len(batch) == importBatch {
 			if err := flush(); err != nil {
 				return rep, err

@@ -13,6 +13,7 @@ type Metrics struct {
 	batchSize   prometheus.Histogram
 	lag         prometheus.Histogram
 	errors      *prometheus.CounterVec
+	givenUp     *prometheus.CounterVec
 	logBytes    prometheus.Counter
 	logsMissing prometheus.Counter
 	deleted     *prometheus.CounterVec
@@ -35,6 +36,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time from a run's completion to its final state (and logs) being stored.", Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "annals_watcher_reconcile_errors_total",
 			Help: "Failed attempts to reconcile a run, each retried with backoff, by kind."}, []string{"kind"}),
+		givenUp: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "annals_watcher_runs_given_up_total",
+			Help: "Reconciles that failed with a permanent error (the store refused the run as invalid): not retried until the run changes, by kind."}, []string{"kind"}),
 		logBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "annals_watcher_log_bytes_stored_total",
 			Help: "Bytes of step logs stored (after truncation)."}),
 		logsMissing: prometheus.NewCounter(prometheus.CounterOpts{Name: "annals_watcher_logs_unavailable_total",
@@ -47,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while this replica holds the leader lease and reconciles runs."}),
 		queue: newQueueMetrics(),
 	}
-	reg.MustRegister(m.stored, m.storeTime, m.batchSize, m.lag, m.errors, m.logBytes, m.logsMissing, m.deleted, m.lost, m.leader)
+	reg.MustRegister(m.stored, m.storeTime, m.batchSize, m.lag, m.errors, m.givenUp, m.logBytes, m.logsMissing, m.deleted, m.lost, m.leader)
 	m.queue.register(reg)
 	return m
 }

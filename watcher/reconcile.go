@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -108,6 +109,19 @@ func observe(obj runObject) (*observed, error) {
 	return o, nil
 }
 
+// permanent tells whether a reconcile error will recur however often the
+// run is retried: the run itself cannot be stored as it is (the store
+// refused its data as invalid, or it cannot be grouped).
+func permanent(err error) bool {
+	var p permanentError
+	return errors.Is(err, store.ErrInvalidArgument) || errors.As(err, &p)
+}
+
+// permanentError marks an error that retrying the same run cannot cure.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
 // reconcile brings one run's stored state, annotations and finalizer up to
 // date, stores its logs when it has finished, and deletes it when its grace
 // period has passed. An error means "try again later".
@@ -160,7 +174,7 @@ func (w *Watcher) reconcile(ctx context.Context, k runKey) error {
 func (w *Watcher) storeRun(ctx context.Context, k runKey, o *observed) (*store.Record, error) {
 	run, err := ParseRun(o.data)
 	if err != nil {
-		return nil, err
+		return nil, permanentError{err}
 	}
 	wr, err := Group(run, o.data, w.pipelineRunUID)
 	if err != nil {
@@ -169,7 +183,7 @@ func (w *Watcher) storeRun(ctx context.Context, k runKey, o *observed) (*store.R
 		w.log.Warn("ignoring the run's Result annotation", "run", k.String(), "error", err)
 		delete(run.Metadata.Annotations, AnnotationResult)
 		if wr, err = Group(run, o.data, w.pipelineRunUID); err != nil {
-			return nil, err
+			return nil, permanentError{err}
 		}
 	}
 	_, resultUID, _ := store.ParseResultName(wr.ResultName)

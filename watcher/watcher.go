@@ -238,20 +238,33 @@ func (w *Watcher) work(ctx context.Context) {
 		if quit {
 			return
 		}
-		err := w.reconcile(ctx, k)
-		switch {
-		case err == nil:
-			w.queue.Forget(k)
-		case ctx.Err() != nil:
-			// Shutting down: the run is reconciled again at the next start.
-		default:
-			if w.metrics != nil {
-				w.metrics.errors.WithLabelValues(k.Kind).Inc()
-			}
-			w.log.Warn("reconcile failed; will retry", "run", k.String(), "attempt", w.queue.NumRequeues(k)+1, "error", err)
-			w.queue.AddRateLimited(k)
-		}
+		w.finish(ctx, k, w.reconcile(ctx, k))
 		w.queue.Done(k)
+	}
+}
+
+// finish settles a reconciled run in the queue: done, retried with
+// backoff, or, when the error is permanent, given up (retrying cannot help
+// and would go on forever).
+func (w *Watcher) finish(ctx context.Context, k runKey, err error) {
+	switch {
+	case err == nil:
+		w.queue.Forget(k)
+	case ctx.Err() != nil:
+		// Shutting down: the run is reconciled again at the next start.
+	case permanent(err):
+		if w.metrics != nil {
+			w.metrics.errors.WithLabelValues(k.Kind).Inc()
+			w.metrics.givenUp.WithLabelValues(k.Kind).Inc()
+		}
+		w.log.Error("run cannot be stored; given up until it changes", "run", k.String(), "error", err)
+		w.queue.Forget(k)
+	default:
+		if w.metrics != nil {
+			w.metrics.errors.WithLabelValues(k.Kind).Inc()
+		}
+		w.log.Warn("reconcile failed; will retry", "run", k.String(), "attempt", w.queue.NumRequeues(k)+1, "error", err)
+		w.queue.AddRateLimited(k)
 	}
 }
 

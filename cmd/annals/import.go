@@ -28,7 +28,7 @@ func runImport(ctx context.Context, args []string) error {
 		if fs.NArg() != 0 {
 			return fmt.Errorf("give either FILE or --from-tekton-results, not both")
 		}
-		return runTektonImport(ctx, *dbURL, *fromTekton, *tektonLogs, *batch)
+		return runTektonImport(ctx, dbURL, *fromTekton, *tektonLogs, *batch)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -43,7 +43,7 @@ func runImport(ctx context.Context, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{})
+	s, err := dbURL.open(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -54,6 +54,9 @@ func runImport(ctx context.Context, args []string) error {
 	rep, err := watcher.Import(ctx, s, in)
 	if err != nil {
 		return err
+	}
+	for _, what := range rep.Repaired {
+		fmt.Fprintln(os.Stderr, "repaired:", what)
 	}
 	for _, why := range rep.Skipped {
 		fmt.Fprintln(os.Stderr, "skipped:", why)

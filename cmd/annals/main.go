@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/annals-dev/annals/store"
 )
 
 // command is one subcommand: it parses its own flags from args.
@@ -120,11 +122,31 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
-// databaseURLFlag registers --database-url, shared by every command that
-// opens the store.
-func databaseURLFlag(fs *flag.FlagSet) *string {
-	return fs.String("database-url", "annals.db",
-		"database to use: postgres://user@host:5432/db?sslmode=disable for PostgreSQL, or a file path (or sqlite://PATH) for embedded SQLite")
+// databaseFlags are --database-url and --database-connect-timeout, shared
+// by every command that opens the store.
+type databaseFlags struct {
+	url            *string
+	connectTimeout *time.Duration
+}
+
+// databaseURLFlag registers the database flags.
+func databaseURLFlag(fs *flag.FlagSet) databaseFlags {
+	return databaseFlags{
+		url: fs.String("database-url", "annals.db",
+			"database to use: postgres://user:pass@host:5432/db?sslmode=verify-full (or libpq keyword form, 'host=db user=annals dbname=annals') for PostgreSQL; "+
+				"sqlite:PATH, file:PATH, or a path ending in .db/.sqlite/.sqlite3 or starting with /, ./ or ../ for embedded SQLite"),
+		connectTimeout: fs.Duration("database-connect-timeout", store.DefaultConnectTimeout,
+			"give up opening a PostgreSQL connection after this long (whole seconds; a connect_timeout in the URL wins; 0: wait forever)"),
+	}
+}
+
+// open opens the store the flags name, with opts.
+func (d databaseFlags) open(ctx context.Context, opts store.Options) (*store.Store, error) {
+	opts.ConnectTimeout = *d.connectTimeout
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = -1 // the flag's 0 is "no limit"; the store's is "default"
+	}
+	return store.Open(ctx, *d.url, opts)
 }
 
 // loggingFlags registers --log-format and --log-level and returns a function
@@ -149,28 +171,17 @@ func parseAndLog(fs *flag.FlagSet, args []string, logger func() (*slog.Logger, e
 	return log, nil
 }
 
-// logConfig logs the version and every flag's effective value, with the
-// password of the database URL redacted, so that what a process runs with
-// is in its first log line.
+// logConfig logs the version and every flag's effective value, with every
+// password redacted (of the database URL in any of its forms, or of any
+// other flag holding a URL), so that what a process runs with is in its
+// first log line.
 func logConfig(log *slog.Logger, fs *flag.FlagSet) {
 	attrs := []any{"version", version}
 	fs.VisitAll(func(f *flag.Flag) {
-		v := f.Value.String()
-		if f.Name == "database-url" {
-			v = redactURL(v)
-		}
+		v := store.RedactDatabaseURL(f.Value.String())
 		attrs = append(attrs, f.Name, v)
 	})
 	log.Info("starting "+fs.Name(), attrs...)
-}
-
-// redactURL hides the password of a URL; anything else passes unchanged.
-func redactURL(v string) string {
-	u, err := url.Parse(v)
-	if err != nil || u.User == nil {
-		return v
-	}
-	return u.Redacted()
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -207,3 +207,49 @@ func TestReadmeTableListsEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseURLFormsAtStartup: every form of a PostgreSQL URL is taken
+// for PostgreSQL (here unreachable, so the command fails saying so, instead
+// of serving an empty SQLite file named after the URL), and its password
+// appears neither in the startup log nor in the error.
+func TestDatabaseURLFormsAtStartup(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, url := range []string{
+		"host=127.0.0.1 port=1 user=postgres password=s3cret dbname=x",
+		"host=127.0.0.1 port=1 user=postgres password='s3cret word' dbname=x",
+		"Postgres://postgres:s3cret@127.0.0.1:1/x",
+		"POSTGRESQL://postgres@127.0.0.1:1/x?password=s3cret",
+		"postgres://postgres@127.0.0.1:1/x?sslmode=disable&sslpassword=s3cret",
+	} {
+		t.Run(url, func(t *testing.T) {
+			out, err := os.CreateTemp(t.TempDir(), "stderr")
+			if err != nil {
+				t.Fatal(err)
+			}
+			stderr := os.Stderr
+			os.Stderr = out
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err = runServe(ctx, []string{"--database-url", url, "--listen", "127.0.0.1:0", "--database-connect-timeout", "1s"})
+			cancel()
+			os.Stderr = stderr
+			logged, _ := os.ReadFile(out.Name())
+			if err == nil || !strings.Contains(err.Error(), "database unreachable") {
+				t.Errorf("serve with an unreachable PostgreSQL: %v; want database unreachable", err)
+			}
+			if strings.Contains(string(logged), "s3cret") || (err != nil && strings.Contains(err.Error(), "s3cret")) {
+				t.Errorf("password shown:\nlog: %s\nerror: %v", logged, err)
+			}
+			if !strings.Contains(string(logged), "xxxxx") {
+				t.Errorf("startup log does not show the redacted URL: %s", logged)
+			}
+		})
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Errorf("files created: %v", files)
+	}
+	err := runMigrate(context.Background(), []string{"--database-url", "prod"})
+	if err == nil || !strings.Contains(err.Error(), `"prod"`) || !strings.Contains(err.Error(), "sqlite:PATH") {
+		t.Errorf("a bare word: %v; want a refusal naming it and the accepted forms", err)
+	}
+}

@@ -13,7 +13,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{})
+	s, err := dbURL.open(ctx, store.Options{})
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func runRetention(ctx context.Context, args []string) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{LogDir: *logDir, MaxOpenConns: *maxConns})
+	s, err := dbURL.open(ctx, store.Options{LogDir: *logDir, MaxOpenConns: *maxConns})
 	if err != nil {
 		return err
 	}

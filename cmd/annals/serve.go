@@ -103,7 +103,7 @@ func runServe(ctx context.Context, args []string) error {
 	} else if *clientCA != "" {
 		return fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
+	s, err := dbURL.open(ctx, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	h := server.New(server.Config{
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
-		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz,
+		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote,
 		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency, MaxRepresentations: *maxReps,
 		ClientConcurrency: int(noLimitIfZero(float64(*clientConcurrency))), ClientRate: *clientRate, ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
 	})

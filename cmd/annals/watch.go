@@ -68,7 +68,7 @@ func runWatch(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := store.Open(ctx, *dbURL, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
+	s, err := dbURL.open(ctx, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
 	if err != nil {
 		return err
 	}
