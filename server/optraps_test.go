@@ -89,7 +89,7 @@ func TestLogDownloadCutShort(t *testing.T) {
 		}
 	}
 	logFile := func(dir string, log *store.Record) string {
-		return filepath.Join(dir, log.UID[:2], log.UID+".log")
+		return filepath.Join(dir, log.Namespace, log.UID[:2], log.UID+".log")
 	}
 	for _, c := range []setup{
 		{kind: "sqlite", backend: "rows", cut: deleteResult},
@@ -152,7 +152,7 @@ func TestLogDownloadOpenError(t *testing.T) {
 	s, _ := storetest.OpenWith(t, "sqlite", store.Options{LogDir: dir})
 	fixture(t, s)
 	log, _ := bigLog(t, s)
-	path := filepath.Join(dir, log.UID[:2], log.UID+".log")
+	path := filepath.Join(dir, log.Namespace, log.UID[:2], log.UID+".log")
 	os.Remove(path)
 	if err := os.Symlink(path, path); err != nil { // a loop: open fails with ELOOP
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -331,7 +330,7 @@ func downloadLog(s *store.Store, authz graph.Authorizer, log *slog.Logger) http.
 			http.Error(w, "internal error; quote request id "+RequestID(r.Context()), http.StatusInternalServerError)
 			return
 		}
-		body, err := s.OpenLog(r.Context(), rec)
+		body, size, err := s.OpenLogSized(r.Context(), rec)
 		if err != nil {
 			log.ErrorContext(r.Context(), "log download failed", "request_id", RequestID(r.Context()), "error", err)
 			http.Error(w, "internal error; quote request id "+RequestID(r.Context()), http.StatusInternalServerError)
@@ -339,24 +338,13 @@ func downloadLog(s *store.Store, authz graph.Authorizer, log *slog.Logger) http.
 		}
 		defer body.Close()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		var doc store.LogData
-		size := int64(-1)
-		if json.Unmarshal(rec.Data, &doc) == nil {
-			size = doc.Status.Size
-			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		}
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		if r.Method == http.MethodHead {
 			return
 		}
-		var copyErr error
-		if size >= 0 {
-			var n int64
-			n, copyErr = io.CopyN(w, body, size)
-			if copyErr == io.EOF {
-				copyErr = fmt.Errorf("the log ended after %d of its %d bytes (deleted or rewritten meanwhile)", n, size)
-			}
-		} else {
-			_, copyErr = io.Copy(w, body)
+		n, copyErr := io.CopyN(w, body, size)
+		if copyErr == io.EOF {
+			copyErr = fmt.Errorf("the log ended after %d of its %d bytes (deleted or rewritten meanwhile)", n, size)
 		}
 		if copyErr != nil {
 			// A clean end would pass a cut log off as whole: break the

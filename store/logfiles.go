@@ -20,6 +20,7 @@ import (
 type chunkSource interface {
 	chunk(ctx context.Context, seq int) ([]byte, error) // ErrNotFound past the end
 	last(ctx context.Context) (int, error)              // highest seq; -1 when empty
+	size(ctx context.Context) (int64, error)            // bytes stored now
 	close() error
 }
 
@@ -97,6 +98,13 @@ func (d dbChunks) chunk(ctx context.Context, seq int) ([]byte, error) {
 	return data, dbError(err)
 }
 
+func (d dbChunks) size(ctx context.Context) (int64, error) {
+	var n int64
+	err := d.s.db.NewSelect().Table("log_chunks").ColumnExpr("COALESCE(SUM(length(data)), 0)").
+		Where("namespace = ?", d.log.Namespace).Where("record_uid = ?", d.log.UID).Scan(ctx, &n)
+	return n, dbError(err)
+}
+
 func (d dbChunks) last(ctx context.Context) (int, error) {
 	var last *int
 	err := d.s.db.NewSelect().Table("log_chunks").ColumnExpr("max(seq)").
@@ -129,6 +137,14 @@ func (c fileChunks) last(context.Context) (int, error) {
 		return -1, err
 	}
 	return int((st.Size()+logChunkSize-1)/logChunkSize) - 1, nil
+}
+
+func (c fileChunks) size(context.Context) (int64, error) {
+	st, err := c.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
 }
 
 func (c fileChunks) close() error { return c.f.Close() }

@@ -198,6 +198,22 @@ func (s *Store) OpenLog(ctx context.Context, log *Record) (io.ReadCloser, error)
 	return &logReader{ctx: ctx, src: src}, nil
 }
 
+// OpenLogSized is OpenLog that also tells how many bytes are stored as it
+// opens: what a download announces, whatever size the Log's data claims, so
+// that a log cut or deleted while it is read is told apart from a whole one.
+func (s *Store) OpenLogSized(ctx context.Context, log *Record) (io.ReadCloser, int64, error) {
+	src, err := s.logBytes(ctx, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	size, err := src.size(ctx)
+	if err != nil {
+		src.close()
+		return nil, 0, fmt.Errorf("log %s: %w", log.Name, err)
+	}
+	return &logReader{ctx: ctx, src: src}, size, nil
+}
+
 type logReader struct {
 	ctx  context.Context
 	src  chunkSource
