@@ -37,6 +37,7 @@ type Config struct {
 	MaxBodyBytes   int64                // largest request body; default 1 MiB
 	MaxDepth       int                  // deepest selection nesting; default 15
 	MaxAliases     int                  // most aliased fields in one operation; default 200
+	MaxSelections  int                  // most selections of a document, fragments expanded; default 10000
 	MaxComplexity  int                  // cost budget of one operation (connections multiply); default 50000
 	RequestTimeout time.Duration        // per request, cancels the SQL; default 30s
 	Introspection  bool                 // allow schema introspection
@@ -61,6 +62,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAliases == 0 {
 		c.MaxAliases = 200
+	}
+	if c.MaxSelections == 0 {
+		c.MaxSelections = 10000
 	}
 	if c.MaxComplexity == 0 {
 		c.MaxComplexity = 50000
@@ -113,15 +117,18 @@ func New(cfg Config) http.Handler {
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})
-	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	parsed := lru.New[*ast.QueryDocument](1000)
+	gql.SetQueryCache(parsed)
 	if cfg.Introspection {
 		gql.Use(extension.Introspection{})
 	}
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	// After the persisted query is looked up, before gqlgen validates the
+	// document or computes its cost: both expand every fragment spread.
+	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxSelections: cfg.MaxSelections, parsed: parsed})
 	gql.Use(graph.PerResponseLoaders{Store: cfg.Store})
 	gql.Use(tracing{})
 	gql.Use(newMetrics(cfg.Metrics))
-	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases}) // before the cost: a deep query is told it is too deep
 	gql.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	gql.Use(newCostGate(cfg.ExpensiveCost, cfg.ExpensiveConcurrency, cfg.Metrics)) // after the cost is known
 	gql.SetErrorPresenter(graph.ErrorPresenter(cfg.Logger, RequestID))
