@@ -39,7 +39,7 @@ type Config struct {
 	MaxAliases     int                  // most aliased fields in one operation; default 200
 	MaxSelections  int                  // most selections of a document, fragments expanded; default 10000
 	MaxComplexity  int                  // cost budget of one operation (connections multiply); default 50000
-	RequestTimeout time.Duration        // per request, cancels the SQL; default 30s
+	RequestTimeout time.Duration        // per request (and per query of a subscription), cancels the SQL; default 20s
 	Introspection  bool                 // allow schema introspection
 	Metrics        *prometheus.Registry // served at /metrics; nil: a registry of the server's own
 	// Operations costing ExpensiveCost or more run at most
@@ -70,7 +70,7 @@ func (c *Config) defaults() {
 		c.MaxComplexity = 50000
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 30 * time.Second
+		c.RequestTimeout = 20 * time.Second
 	}
 	if c.Metrics == nil {
 		c.Metrics = prometheus.NewRegistry()
@@ -92,7 +92,7 @@ var assets embed.FS
 // New returns the HTTP handler of the whole service.
 func New(cfg Config) http.Handler {
 	cfg.defaults()
-	resolver := &graph.Resolver{Store: cfg.Store}
+	resolver := &graph.Resolver{Store: cfg.Store, SubscriptionQueryTimeout: cfg.RequestTimeout}
 	authenticate := func(h http.Handler) http.Handler { return h }
 	if cfg.Auth != nil {
 		resolver.Auth, authenticate = cfg.Auth, cfg.Auth.Middleware

@@ -34,6 +34,10 @@ type Options struct {
 	// directory (a volume every replica mounts) instead of database rows.
 	// Logs stored earlier in the database stay readable.
 	LogDir string
+	// StatementTimeout, when set, stops every statement that runs longer
+	// (ErrStatementTimeout): on PostgreSQL through the connections'
+	// statement_timeout unless the URL sets one, on SQLite by a deadline.
+	StatementTimeout time.Duration
 }
 
 // Store is the shared persistence layer. It is safe for concurrent use.
@@ -42,6 +46,8 @@ type Store struct {
 	dialect filter.Dialect
 	sealer  *cursorSealer // nil until the cursor key is loaded after migration
 	logDir  string
+
+	statementTimeout time.Duration
 
 	url     string          // for the LISTEN connection of change subscriptions
 	changes changeHub       // Record changes, for subscriptions
@@ -53,7 +59,7 @@ type Store struct {
 // "sqlite://PATH", "file:PATH" or a plain file path for embedded SQLite.
 // It does not migrate; call Migrate.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	s := &Store{logDir: opts.LogDir, url: databaseURL}
+	s := &Store{logDir: opts.LogDir, url: databaseURL, statementTimeout: opts.StatementTimeout}
 	s.closing, s.close = context.WithCancel(context.Background())
 	if s.logDir != "" {
 		if err := os.MkdirAll(s.logDir, 0o750); err != nil {
@@ -62,7 +68,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	switch {
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
-		sqldb, err := sql.Open("pgx", databaseURL)
+		sqldb, err := sql.Open("pgx", withStatementTimeout(databaseURL, opts.StatementTimeout))
 		if err != nil {
 			return nil, fmt.Errorf("%w: database URL: %v", ErrInvalidArgument, err)
 		}
@@ -90,6 +96,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	s.db.AddQueryHook(statementCounter{})
 	s.db.AddQueryHook(sqlTracer{system: s.dialect.String()})
+	s.db.AddQueryHook(statementDeadline{s})
 	if err := s.Ping(ctx); err != nil {
 		s.db.Close()
 		return nil, err
@@ -188,16 +195,18 @@ func (s *Store) queryRows(ctx context.Context, dest any, query string, args ...a
 		observeSQL(query)
 	}
 	ctx, span := sqlTracer{system: s.dialect.String()}.start(ctx, "SELECT", query)
-	rows, err := s.db.DB.QueryContext(ctx, s.rebind(query), args...)
+	stmtCtx, cancel := s.statementContext(ctx)
+	defer cancel()
+	rows, err := s.db.DB.QueryContext(stmtCtx, s.rebind(query), args...)
 	defer func() { endSpan(span, err) }()
 	if err != nil {
-		return dbError(err)
+		return dbError(timeoutError(err, ctx, stmtCtx))
 	}
 	defer rows.Close()
-	if err := s.db.ScanRows(ctx, rows, dest); err != nil {
-		return dbError(err)
+	if err = s.db.ScanRows(stmtCtx, rows, dest); err == nil {
+		err = rows.Err()
 	}
-	return dbError(rows.Err())
+	return dbError(timeoutError(err, ctx, stmtCtx))
 }
 
 // observeSQL, when set by a test, sees the SQL text of every statement that
@@ -233,7 +242,7 @@ func dbError(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || IsStatementTimeout(err) {
 		return err
 	}
 	return fmt.Errorf("database: %w", err)
