@@ -68,7 +68,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	switch {
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
-		sqldb, err := sql.Open("pgx", withStatementTimeout(databaseURL, opts.StatementTimeout))
+		sqldb, err := openPostgres(databaseURL, opts.StatementTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("%w: database URL: %v", ErrInvalidArgument, err)
 		}

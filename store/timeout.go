@@ -2,13 +2,17 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 
 	"github.com/annals-dev/annals/store/filter"
@@ -42,6 +46,25 @@ func withStatementTimeout(databaseURL string, d time.Duration) string {
 	q.Set("statement_timeout", fmt.Sprint(d.Milliseconds()))
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// cancelDelivery is how long a cancelled statement's connection waits for
+// PostgreSQL to confirm the cancel request before it is dropped.
+const cancelDelivery = 3 * time.Second
+
+// openPostgres opens a PostgreSQL pool whose statements stop on the server
+// when their context ends. pgx's default only drops the connection, and
+// PostgreSQL goes on running a statement whose client is gone (behind a
+// lock, for as long as it waits): here a cancel request is sent first.
+func openPostgres(databaseURL string, statementTimeout time.Duration) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(withStatementTimeout(databaseURL, statementTimeout))
+	if err != nil {
+		return nil, err
+	}
+	cfg.BuildContextWatcherHandler = func(conn *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: cancelDelivery}
+	}
+	return stdlib.OpenDB(*cfg), nil
 }
 
 // statementContext bounds one statement on SQLite, where the deadline is
