@@ -106,3 +106,21 @@ func TestSIGTERMLeavesNoStatementRunning(t *testing.T) {
 		t.Errorf("%d statements of the stopped process still running on PostgreSQL", n)
 	}
 }
+
+// Timeouts that contradict one another are refused before anything starts,
+// saying which and how to fix them.
+func TestInconsistentTimeoutsRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--statement-timeout", "30s", "--request-timeout", "20s"}, "--statement-timeout 30s is longer than --request-timeout 20s"},
+		{[]string{"--request-timeout", "0s"}, "--request-timeout 0s: want a positive duration"},
+		{[]string{"--statement-timeout", "-1s"}, "--statement-timeout -1s"},
+	} {
+		err := runServe(t.Context(), append([]string{"--database-url", filepath.Join(t.TempDir(), "a.db"), "--log-level", "error"}, c.args...))
+		if err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.says)
+		}
+	}
+}
