@@ -50,10 +50,10 @@ func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) gr
 			gqlErr.Message = "a database statement of this request ran past the statement timeout (serve --statement-timeout) and was stopped: " +
 				"narrow the query (a namespace instead of \"-\", a time window, typed where: filters, fewer or anchored regular expressions, smaller pages)"
 			code = CodeResourceExhausted
-		case errors.Is(context.Cause(ctx), ErrShuttingDown):
+		case ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrShuttingDown):
 			gqlErr.Message = "the server is shutting down and stopped this request: retry it"
 			code = CodeUnavailable
-		case ctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+		case ctx.Err() != nil && store.IsCancelled(err):
 			gqlErr.Message = "the request ran past its time limit (serve --request-timeout) and its database work was stopped: " +
 				"narrow the query (a namespace, a time window, typed where: filters, smaller pages) or split it"
 			code = CodeResourceExhausted

@@ -98,6 +98,17 @@ func IsStatementTimeout(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "57014" && strings.Contains(pgErr.Message, "statement timeout")
 }
 
+// IsCancelled tells whether err comes from a statement stopped because its
+// context ended: the context's error, or PostgreSQL's answer to the cancel
+// request sent for it.
+func IsCancelled(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57014"
+}
+
 // statementDeadline is the bun hook that bounds the statements bun builds
 // and runs whole (query and rows) on SQLite. Statements run through
 // database/sql directly (event.IQuery nil, their rows read after the hook
