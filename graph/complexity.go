@@ -1,29 +1,54 @@
 package graph
 
-import "github.com/annals-dev/annals/store"
+import (
+	"strings"
+
+	"github.com/annals-dev/annals/store"
+)
+
+// RegexCost is what each matches() of a filter adds to an operation's cost.
+// A regular expression is tested against every row the filter reaches, not
+// only those of the page, and costs the database far more than a
+// comparison: one alone makes an operation expensive (the default
+// --expensive-cost), so regex filters run a few at a time and cannot hold
+// every database connection.
+const RegexCost = 5000
 
 // Complexity makes connections cost what they may return: a page's fields
 // are counted once per item it can hold (first or last, else the default
 // page size), so nested connections multiply, as GitHub's API counts them.
-// The server refuses operations over its complexity limit before any SQL.
+// Regular expressions in filters add RegexCost each. The server refuses
+// operations over its complexity limit before any SQL.
 func Complexity() ComplexityRoot {
 	var c ComplexityRoot
-	c.Query.Records = func(child int, _ string, _ *string, first *int, _ *string, last *int, _ *string, _ *string, _ *RecordWhere, _ *Order) int {
-		return connectionCost(child, first, last)
+	c.Query.Records = func(child int, _ string, _ *string, first *int, _ *string, last *int, _ *string, filter *string, _ *RecordWhere, _ *Order) int {
+		return connectionCost(child, first, last) + filterCost(filter)
 	}
-	c.Query.Results = func(child int, _ string, first *int, _ *string, last *int, _ *string, _ *string, _ *ResultWhere, _ *Order) int {
-		return connectionCost(child, first, last)
+	c.Query.Results = func(child int, _ string, first *int, _ *string, last *int, _ *string, filter *string, _ *ResultWhere, _ *Order) int {
+		return connectionCost(child, first, last) + filterCost(filter)
 	}
 	c.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
 	// Each reference is a lookup and an access decision.
 	c.Query.__resolve_entities = func(child int, representations []map[string]any) int { return 1 + len(representations)*child }
-	c.Result.Records = func(child int, first *int, _ *string, last *int, _ *string, _ *string, _ *RecordWhere, _ *Order) int {
-		return connectionCost(child, first, last)
+	c.Result.Records = func(child int, first *int, _ *string, last *int, _ *string, filter *string, _ *RecordWhere, _ *Order) int {
+		return connectionCost(child, first, last) + filterCost(filter)
 	}
-	c.PipelineRun.TaskRuns = func(child int, first *int, _ *string, last *int, _ *string, _ *string, _ *RecordWhere, _ *Order) int {
-		return connectionCost(child, first, last)
+	c.PipelineRun.TaskRuns = func(child int, first *int, _ *string, last *int, _ *string, filter *string, _ *RecordWhere, _ *Order) int {
+		return connectionCost(child, first, last) + filterCost(filter)
+	}
+	c.Subscription.RecordChanged = func(child int, _ string, _ *RecordWhere, filter *string) int {
+		return 1 + child + filterCost(filter)
 	}
 	return c
+}
+
+// filterCost charges the regular expressions of a CEL filter. Counting the
+// word anywhere (even inside a string) can only overcharge.
+func filterCost(filter *string) int {
+	if filter == nil {
+		return 0
+	}
+	return RegexCost * strings.Count(*filter, "matches")
 }
 
 func connectionCost(child int, first, last *int) int {

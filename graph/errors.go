@@ -15,14 +15,19 @@ import (
 
 // Error codes in extensions.code.
 const (
-	CodeInvalidArgument  = "INVALID_ARGUMENT"
-	CodeNotFound         = "NOT_FOUND"
-	CodeConflict         = "CONFLICT"
-	CodeUnauthenticated  = "UNAUTHENTICATED"
-	CodePermissionDenied = "PERMISSION_DENIED"
-	CodeInternal         = "INTERNAL"
-	CodeUnavailable      = "UNAVAILABLE"
+	CodeInvalidArgument   = "INVALID_ARGUMENT"
+	CodeNotFound          = "NOT_FOUND"
+	CodeConflict          = "CONFLICT"
+	CodeUnauthenticated   = "UNAUTHENTICATED"
+	CodePermissionDenied  = "PERMISSION_DENIED"
+	CodeResourceExhausted = "RESOURCE_EXHAUSTED"
+	CodeUnavailable       = "UNAVAILABLE"
+	CodeInternal          = "INTERNAL"
 )
+
+// ErrShuttingDown is the cause of the requests the server cancels when its
+// shutdown drain ends.
+var ErrShuttingDown = errors.New("the server is shutting down")
 
 // ErrorPresenter maps store errors to error codes. Errors the caller cannot
 // fix (the database failing, a bug) are logged with the request id and
@@ -48,6 +53,23 @@ func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) gr
 			log.WarnContext(ctx, "database unavailable", "request_id", id, "path", gqlErr.Path.String(), "error", err)
 			gqlErr.Message = fmt.Sprintf("the database is unavailable (unreachable, or no answer within the connect timeout); try again later, or quote request id %s to the operator", id)
 			code = CodeUnavailable
+		case store.IsStatementTimeout(err):
+			gqlErr.Message = "a database statement of this request ran past the statement timeout (serve --statement-timeout) and was stopped: " +
+				"narrow the query (a namespace instead of \"-\", a time window, typed where: filters, fewer or anchored regular expressions, smaller pages)"
+			code = CodeResourceExhausted
+		case ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrShuttingDown):
+			gqlErr.Message = "the server is shutting down and stopped this request: retry it"
+			code = CodeUnavailable
+		case ctx.Err() != nil && store.IsCancelled(err):
+			gqlErr.Message = "the request ran past its time limit (serve --request-timeout) and its database work was stopped: " +
+				"narrow the query (a namespace, a time window, typed where: filters, smaller pages) or split it"
+			code = CodeResourceExhausted
+		case errors.Is(err, context.DeadlineExceeded):
+			// A deadline of a part of the request (a statement's own, on
+			// SQLite) while the request itself goes on.
+			gqlErr.Message = "a database statement of this request ran past its time limit (serve --statement-timeout) and was stopped: " +
+				"narrow the query (a namespace, a time window, typed where: filters, smaller pages)"
+			code = CodeResourceExhausted
 		case gqlErr.Message == "introspection disabled": // gqlgen's generated code has no sentinel for it
 			gqlErr.Message = "schema introspection is turned off on this server (--introspection=false); ask its operator for the schema"
 			code = CodeInvalidArgument

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/annals-dev/annals/store"
 	"github.com/annals-dev/annals/store/filter"
@@ -22,6 +23,9 @@ type Resolver struct {
 	// Auth decides what the caller may do; nil allows everything (the
 	// local --auth=none mode).
 	Auth Authorizer
+	// SubscriptionQueryTimeout bounds each query a subscription runs (a
+	// subscription lives on, its queries must not); default 20s.
+	SubscriptionQueryTimeout time.Duration
 }
 
 // Authorizer decides, for the caller of ctx, whether verb on resource

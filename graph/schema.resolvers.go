@@ -316,7 +316,9 @@ func (r *subscriptionResolver) RecordChanged(ctx context.Context, parent string,
 		return nil, err
 	}
 	// A bad filter fails the subscribe, not the stream.
-	if _, err := r.Store.MatchingRecords(ctx, o, []store.Key{noRecord}); err != nil {
+	qctx, cancel := r.subscriptionQueryContext(ctx)
+	defer cancel()
+	if _, err := r.Store.MatchingRecords(qctx, o, []store.Key{noRecord}); err != nil {
 		return nil, err
 	}
 	changes, err := r.Store.Subscribe(ctx)
@@ -333,7 +335,9 @@ func (r *subscriptionResolver) LogLines(ctx context.Context, log string) (<-chan
 	if err := r.allowName(ctx, log, resLogs, verbGet); err != nil {
 		return nil, err
 	}
-	rec, err := r.Store.GetRecord(ctx, log)
+	qctx, cancel := r.subscriptionQueryContext(ctx)
+	defer cancel()
+	rec, err := r.Store.GetRecord(qctx, log)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -19,6 +20,16 @@ var noRecord = store.Key{Namespace: "-", UID: "00000000-0000-0000-0000-000000000
 // changeBatchWindow gathers changes arriving together into one query.
 const changeBatchWindow = 20 * time.Millisecond
 
+// subscriptionQueryContext bounds one query of a subscription, which has no
+// request deadline of its own.
+func (r *Resolver) subscriptionQueryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := r.SubscriptionQueryTimeout
+	if d <= 0 {
+		d = 20 * time.Second
+	}
+	return context.WithTimeout(ctx, d)
+}
+
 // streamRecords sends the changed Records that the subscription's listing
 // would show, re-checking access per namespace (decisions are cached), so
 // that a revoked right stops the flow.
@@ -32,10 +43,13 @@ func (r *Resolver) streamRecords(ctx context.Context, o store.ListOptions, chang
 		if len(keys) == 0 {
 			continue
 		}
-		recs, err := r.Store.MatchingRecords(ctx, o, keys)
+		qctx, cancel := r.subscriptionQueryContext(ctx)
+		recs, err := r.Store.MatchingRecords(qctx, o, keys)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
-				slog.WarnContext(ctx, "subscription ended: reading changed records failed", "error", err)
+				slog.WarnContext(ctx, "subscription ended: reading changed records failed", "error", err,
+					"statement_timeout", store.IsStatementTimeout(err), "deadline", errors.Is(err, context.DeadlineExceeded))
 			}
 			return
 		}
@@ -112,7 +126,9 @@ func (r *Resolver) streamLog(ctx context.Context, rec *store.Record, changes <-c
 	var partial []byte
 	send := func() bool {
 		for {
-			chunk, err := r.Store.ReadLogRange(ctx, rec, offset, 256<<10)
+			qctx, cancel := r.subscriptionQueryContext(ctx)
+			chunk, err := r.Store.ReadLogRange(qctx, rec, offset, 256<<10)
+			cancel()
 			if err != nil || len(chunk) == 0 {
 				return err == nil
 			}
@@ -148,7 +164,10 @@ func (r *Resolver) streamLog(ctx context.Context, rec *store.Record, changes <-c
 		if r.allow(ctx, rec.Namespace, resLogs, verbGet) != nil {
 			return
 		}
-		if size, err := r.Store.LogSize(ctx, rec.Key()); err == nil && size < offset {
+		qctx, cancel := r.subscriptionQueryContext(ctx)
+		size, err := r.Store.LogSize(qctx, rec.Key())
+		cancel()
+		if err == nil && size < offset {
 			offset, partial = 0, nil // replaced by a shorter log
 		}
 		if !send() {

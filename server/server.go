@@ -38,8 +38,9 @@ type Config struct {
 	MaxBodyBytes   int64                // largest request body; default 1 MiB
 	MaxDepth       int                  // deepest selection nesting; default 15
 	MaxAliases     int                  // most aliased fields in one operation; default 200
+	MaxSelections  int                  // most selections of a document, fragments expanded; default 10000
 	MaxComplexity  int                  // cost budget of one operation (connections multiply); default 50000
-	RequestTimeout time.Duration        // per request, cancels the SQL; default 30s
+	RequestTimeout time.Duration        // per request (and per query of a subscription), cancels the SQL; default 20s
 	Introspection  bool                 // allow schema introspection
 	Metrics        *prometheus.Registry // served at /metrics; nil: a registry of the server's own
 	// Operations costing ExpensiveCost or more run at most
@@ -79,11 +80,14 @@ func (c *Config) defaults() {
 	if c.MaxAliases == 0 {
 		c.MaxAliases = 200
 	}
+	if c.MaxSelections == 0 {
+		c.MaxSelections = 10000
+	}
 	if c.MaxComplexity == 0 {
 		c.MaxComplexity = 50000
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 30 * time.Second
+		c.RequestTimeout = 20 * time.Second
 	}
 	if c.Metrics == nil {
 		c.Metrics = prometheus.NewRegistry()
@@ -120,7 +124,7 @@ var assets embed.FS
 // New returns the HTTP handler of the whole service.
 func New(cfg Config) http.Handler {
 	cfg.defaults()
-	resolver := &graph.Resolver{Store: cfg.Store}
+	resolver := &graph.Resolver{Store: cfg.Store, SubscriptionQueryTimeout: cfg.RequestTimeout}
 	authenticate, limitClients := func(h http.Handler) http.Handler { return h }, func(h http.Handler) http.Handler { return h }
 	if cfg.Auth != nil {
 		resolver.Auth, authenticate = cfg.Auth, cfg.Auth.Middleware
@@ -146,15 +150,18 @@ func New(cfg Config) http.Handler {
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})
-	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	parsed := lru.New[*ast.QueryDocument](1000)
+	gql.SetQueryCache(parsed)
 	if cfg.Introspection {
 		gql.Use(extension.Introspection{})
 	}
 	gql.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	// After the persisted query is looked up, before gqlgen validates the
+	// document or computes its cost: both expand every fragment spread.
+	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxSelections: cfg.MaxSelections, parsed: parsed})
 	gql.Use(graph.PerResponseLoaders{Store: cfg.Store})
 	gql.Use(tracing{})
 	gql.Use(newMetrics(cfg.Metrics))
-	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases}) // before the cost: a deep query is told it is too deep
 	gql.Use(representationLimit{max: cfg.MaxRepresentations})
 	if cfg.Auth != nil {
 		gql.Use(decisionScope{perRequest: cfg.Auth.ReviewsPerRequest()})

@@ -37,6 +37,10 @@ type Options struct {
 	// ConnectTimeout bounds the opening of one PostgreSQL connection unless
 	// the URL sets connect_timeout; 0: DefaultConnectTimeout, negative: none.
 	ConnectTimeout time.Duration
+	// StatementTimeout, when set, stops every statement that runs longer
+	// (ErrStatementTimeout): on PostgreSQL through the connections'
+	// statement_timeout unless the URL sets one, on SQLite by a deadline.
+	StatementTimeout time.Duration
 }
 
 // Store is the shared persistence layer. It is safe for concurrent use.
@@ -45,6 +49,8 @@ type Store struct {
 	dialect filter.Dialect
 	sealer  *cursorSealer // nil until the cursor key is loaded after migration
 	logDir  string
+
+	statementTimeout time.Duration
 
 	url    string    // for the LISTEN connection of change subscriptions
 	target *database // what the URL named; redacts its password from errors
@@ -67,7 +73,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{logDir: opts.LogDir, url: target.dsn, target: target}
+	s := &Store{logDir: opts.LogDir, url: target.dsn, target: target, statementTimeout: opts.StatementTimeout}
 	s.closing, s.close = context.WithCancel(context.Background())
 	if s.logDir != "" {
 		if err := os.MkdirAll(s.logDir, 0o750); err != nil {
@@ -76,7 +82,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	switch target.dialect {
 	case filter.Postgres:
-		sqldb, err := sql.Open("pgx", target.dsn)
+		sqldb, err := openPostgres(target.dsn, opts.StatementTimeout)
 		if err != nil {
 			return nil, target.scrub(fmt.Errorf("%w: database URL: %v", ErrInvalidArgument, err))
 		}
@@ -102,6 +108,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	s.db.AddQueryHook(statementCounter{})
 	s.db.AddQueryHook(sqlTracer{system: s.dialect.String()})
+	s.db.AddQueryHook(statementDeadline{s})
 	if err := s.Ping(ctx); err != nil {
 		s.db.Close()
 		return nil, err
@@ -209,16 +216,18 @@ func (s *Store) readRows(ctx context.Context, query string, args []any, read fun
 		observeSQL(query)
 	}
 	ctx, span := sqlTracer{system: s.dialect.String()}.start(ctx, "SELECT", query)
-	rows, err := s.db.DB.QueryContext(ctx, s.rebind(query), args...)
+	stmtCtx, cancel := s.statementContext(ctx)
+	defer cancel()
+	rows, err := s.db.DB.QueryContext(stmtCtx, s.rebind(query), args...)
 	defer func() { endSpan(span, err) }()
 	if err != nil {
-		return dbError(err)
+		return dbError(timeoutError(err, ctx, stmtCtx))
 	}
 	defer rows.Close()
-	if err := read(rows); err != nil {
-		return dbError(err)
+	if err = read(rows); err == nil {
+		err = rows.Err()
 	}
-	return dbError(rows.Err())
+	return dbError(timeoutError(err, ctx, stmtCtx))
 }
 
 // observeSQL, when set by a test, sees the SQL text of every statement that
@@ -257,7 +266,7 @@ func dbError(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || IsStatementTimeout(err) {
 		return err
 	}
 	return fmt.Errorf("database: %w", err)

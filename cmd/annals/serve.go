@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -23,12 +24,15 @@ func runServe(ctx context.Context, args []string) error {
 	introspection := fs.Bool("introspection", true, "allow GraphQL schema introspection (the playground needs it)")
 	maxDepth := fs.Int("max-depth", 15, "deepest nesting of selections a query may have")
 	maxAliases := fs.Int("max-aliases", 200, "most aliased fields one operation may have")
+	maxSelections := fs.Int("max-selections", 10000, "most selections one query may have once its fragments are expanded (each spread counts its fragment again)")
 	maxComplexity := fs.Int("max-complexity", 50000, "largest cost of one operation: fields counted, times the page size of each connection they are in")
 	expensiveCost := fs.Int("expensive-cost", 5000, "operations of at least this cost count as expensive and run --expensive-concurrency at a time, so cheap ones never wait behind them")
 	expensiveConcurrency := fs.Int("expensive-concurrency", server.DefaultExpensiveConcurrency(), "expensive operations run at once (default: half the CPUs); the others wait up to --request-timeout")
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body in bytes")
-	timeout := fs.Duration("request-timeout", 30*time.Second, "time limit of one request; its SQL is cancelled past it")
-	drain := fs.Duration("shutdown-timeout", 20*time.Second, "time given to requests under way to finish at shutdown")
+	timeout := fs.Duration("request-timeout", 20*time.Second, "time limit of one request (and of each query of a subscription); its SQL is cancelled past it")
+	statementTimeout := fs.Duration("statement-timeout", 10*time.Second,
+		"time limit of one SQL statement, enforced by the database (PostgreSQL statement_timeout, unless the URL sets one); 0: none")
+	drain := fs.Duration("shutdown-timeout", 20*time.Second, "time given to requests under way to finish at shutdown; those still running then are cancelled, their SQL with them")
 	defaultAuth := "none"
 	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
 		defaultAuth = "kubernetes"
@@ -60,6 +64,13 @@ func runServe(ctx context.Context, args []string) error {
 	log, err := parseAndLog(fs, args, logger)
 	if err != nil {
 		return err
+	}
+	if err := checkTimeouts(*timeout, *statementTimeout, *drain); err != nil {
+		return err
+	}
+	if *drain < *timeout {
+		log.Warn("--shutdown-timeout is shorter than --request-timeout: requests still running when the drain ends are cancelled",
+			"shutdown_timeout", *drain, "request_timeout", *timeout)
 	}
 	var authz *auth.Kubernetes
 	switch *authMode {
@@ -103,23 +114,24 @@ func runServe(ctx context.Context, args []string) error {
 	} else if *clientCA != "" {
 		return fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
 	}
-	s, err := dbURL.open(ctx, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
+	if *migrate {
+		// Migrations (and the wait for another replica's) may take longer
+		// than a statement may when serving: a pool of their own.
+		if err := migrateStore(ctx, dbURL, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir}, log); err != nil {
+			return err
+		}
+	}
+	s, err := dbURL.open(ctx, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir, StatementTimeout: *statementTimeout})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if *migrate {
-		status, err := s.Migrate(ctx)
-		if err != nil {
-			return err
-		}
-		log.Info("database ready", "schema_version", status.Version, "applied_now", len(status.Applied))
-	} else if err := s.Ready(ctx); err != nil {
+	if err := s.Ready(ctx); err != nil {
 		return fmt.Errorf("database not migrated (run 'annals migrate' or drop --migrate=false): %w", err)
 	}
 	h := server.New(server.Config{
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
-		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote,
+		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote, MaxSelections: *maxSelections,
 		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency, MaxRepresentations: *maxReps,
 		ClientConcurrency: int(noLimitIfZero(float64(*clientConcurrency))), ClientRate: *clientRate, ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
 	})
@@ -146,4 +158,35 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// checkTimeouts refuses timeouts that contradict one another.
+func checkTimeouts(request, statement, drain time.Duration) error {
+	switch {
+	case request <= 0:
+		return fmt.Errorf("--request-timeout %v: want a positive duration", request)
+	case statement < 0:
+		return fmt.Errorf("--statement-timeout %v: want a positive duration, or 0 for none", statement)
+	case drain < 0:
+		return fmt.Errorf("--shutdown-timeout %v: want a positive duration, or 0 to cancel requests at once", drain)
+	case statement > request:
+		return fmt.Errorf("--statement-timeout %v is longer than --request-timeout %v: a statement could never run that long; "+
+			"set it below the request timeout (or 0 to leave statements unbounded)", statement, request)
+	}
+	return nil
+}
+
+// migrateStore applies pending migrations through a pool without statement timeout.
+func migrateStore(ctx context.Context, dbURL databaseFlags, opts store.Options, log *slog.Logger) error {
+	s, err := dbURL.open(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	status, err := s.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("database ready", "schema_version", status.Version, "applied_now", len(status.Applied))
+	return nil
 }

@@ -751,10 +751,14 @@ func (t *translator) stringTest(e celast.Expr, fn string, target, arg celast.Exp
 			test.sql = "(instr(" + text.sql + ", ?) > 0)"
 		}
 	case overloads.Matches:
+		pattern, err := PostgresRegex(s)
+		if err != nil {
+			return sqlPart{}, t.fail(arg, "%v", err)
+		}
 		if t.d == SQLite {
 			return sqlPart{}, t.fail(e, "matches() is not supported on the embedded SQLite database: use startsWith, endsWith or contains, or run Annals on PostgreSQL")
 		}
-		test = part("("+text.sql+" ~ ?)", append(text.args, s)...)
+		test = part("("+text.sql+" ~ ?)", append(text.args, pattern)...)
 	}
 	if f.scalar != nil {
 		return test, nil
