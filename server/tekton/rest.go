@@ -80,7 +80,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	writeError(w, status.Error(codes.Unimplemented, "Method Not Allowed"))
 }
 
-func isGetLog(path []string) bool { return len(path) == 7 && path[5] == "logs" }
+func isGetLog(path []string) bool { return len(path) == 6 && path[4] == "logs" }
 
 // restContext carries what gRPC calls carry in metadata: credentials,
 // impersonation, Grpc-Metadata-<k> headers, ?fields=, and the TLS state.
@@ -346,7 +346,7 @@ func writeError(w http.ResponseWriter, err error) {
 // upstream's stream error; after it, the connection is cut, so that no
 // JSON is ever appended to a log (B22).
 func (s *Server) streamLog(ctx context.Context, w http.ResponseWriter, path []string) {
-	name := path[1] + "/results/" + path[3] + "/logs/" + path[6]
+	name := path[1] + "/results/" + path[3] + "/logs/" + path[5]
 	out := &restLogStream{ctx: ctx, w: w}
 	err := s.stream(s.logs, out, &grpc.StreamServerInfo{FullMethod: pb.Logs_GetLog_FullMethodName, IsServerStream: true}, func(srv any, ss grpc.ServerStream) error {
 		return s.logs.GetLog(&pb.GetLogRequest{Name: name}, &typedLogStream{ServerStream: ss, out: out})

@@ -149,7 +149,7 @@ func (s *Service) ListResults(ctx context.Context, req *pb.ListResultsRequest) (
 		return s.Store.ListResults(ctx, o)
 	})
 	if err != nil {
-		return nil, s.storeError(ctx, err, codes.Internal)
+		return nil, s.listError(ctx, err, req.GetPageToken())
 	}
 	uids := make([]string, len(items))
 	for i, r := range items {
@@ -292,7 +292,7 @@ func (s *Service) ListRecords(ctx context.Context, req *pb.ListRecordsRequest) (
 		return s.Store.ListRecords(ctx, o)
 	})
 	if err != nil {
-		return nil, s.storeError(ctx, err, codes.Internal)
+		return nil, s.listError(ctx, err, req.GetPageToken())
 	}
 	out := &pb.ListRecordsResponse{NextPageToken: next}
 	for _, r := range items {
@@ -354,4 +354,13 @@ func (s *Service) GetRecordListSummary(ctx context.Context, req *pb.RecordListSu
 		return nil, err
 	}
 	return nil, status.Error(codes.Unimplemented, "record list summaries are not served by this Annals version")
+}
+
+// listError says plainly when a page token is to blame (B11: 400, not
+// upstream's 500).
+func (s *Service) listError(ctx context.Context, err error, token string) error {
+	if token != "" && errors.Is(err, store.ErrInvalidArgument) && strings.Contains(err.Error(), "cursor") {
+		return invalidf("invalid page token: this server did not issue it for this request; send back a next_page_token unchanged, with the same parent, filter and order_by, or start without page_token")
+	}
+	return s.storeError(ctx, err, codes.Internal)
 }
