@@ -31,7 +31,7 @@ func accessError(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &refusal):
-		return status.Error(codes.Unauthenticated, refusal.Error())
+		return status.Error(codes.Unauthenticated, "permission denied: "+refusal.Error())
 	case errors.Is(err, store.ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
