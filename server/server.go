@@ -1,5 +1,6 @@
 // Package server is the HTTP face of Annals: the GraphQL endpoint with its
-// limits, the bundled GraphiQL playground, and the health endpoints.
+// limits, the bundled GraphiQL playground, the health endpoints, and on the
+// same port Tekton Results' own REST and gRPC API (package tekton).
 package server
 
 import (
@@ -153,7 +154,7 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	// Tekton Results' own API: REST here, gRPC on the same port below.
-	tk := tekton.New(tekton.Config{Store: cfg.Store, Auth: cfg.Auth, Logger: cfg.Logger, RequestID: RequestID})
+	tk := tekton.New(tekton.Config{Store: cfg.Store, Auth: cfg.Auth, Logger: cfg.Logger, RequestID: RequestID, RequestTimeout: cfg.RequestTimeout})
 	mux.Handle(tekton.RESTPrefix, withTimeout(cfg.RequestTimeout, tk.REST()))
 	mux.HandleFunc("GET /healthz", tk.Healthz) // {"status":"SERVING"}, as Tekton Results answers
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

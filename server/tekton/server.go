@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,6 +38,8 @@ type Config struct {
 	// Unimplemented.
 	Logs   pb.LogsServer
 	LogsV3 pb3.LogsServer
+	// RequestTimeout bounds each unary call (and cancels its SQL); 0: none.
+	RequestTimeout time.Duration
 }
 
 // Services named by health checks.
@@ -102,6 +105,11 @@ func (s *Server) Stop() { s.grpc.Stop() }
 func (s *Server) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if strings.HasPrefix(methodOf(ctx), "/grpc.") {
 		return handler(ctx, req) // health and reflection need no credentials
+	}
+	if s.cfg.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		defer cancel()
 	}
 	ctx, err := s.authenticate(ctx)
 	if err != nil {
