@@ -450,3 +450,42 @@ func TestHealthz(t *testing.T) {
 	}
 	c.do("GET", "/healthz?service=nope", "").failed(t, 404, 5, "unknown service")
 }
+
+// TestPagesBeyondTheStorePage: page_size goes to 10000, above what the
+// store reads at once; the pages and their tokens stay exact.
+func TestPagesBeyondTheStorePage(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		c := newClient(t, s)
+		const n = store.MaxPageSize + 201
+		ws := make([]store.RecordWrite, n)
+		for i := range ws {
+			ws[i] = store.RecordWrite{ResultName: "ci/results/" + prUID, UID: fmt.Sprintf("0e0e0e0e-0000-4000-8000-%012d", i), DataType: store.TypeTaskRun, Data: []byte(`{}`)}
+		}
+		if err := s.UpsertRecords(t.Context(), ws); err != nil {
+			t.Fatal(err)
+		}
+		count := func(a answer) int { recs, _ := a.json["records"].([]any); return len(recs) }
+		all := c.do("GET", base+recordsPath("ci", "-")+"?page_size=10000", "")
+		if all.status != 200 || count(all) != n || all.json["next_page_token"] != nil {
+			t.Errorf("page_size=10000: %d records, token %v", count(all), all.json["next_page_token"])
+		}
+		first := c.do("GET", base+recordsPath("ci", prUID)+"?page_size=1100&order_by=create_time+asc", "")
+		token, _ := first.json["next_page_token"].(string)
+		if count(first) != 1100 || token == "" {
+			t.Fatalf("first page: %d records, token %q", count(first), token)
+		}
+		rest := c.do("GET", base+recordsPath("ci", prUID)+"?page_size=1100&order_by=create_time+asc&page_token="+url.QueryEscape(token), "")
+		if count(rest) != n-1100 || rest.json["next_page_token"] != nil {
+			t.Errorf("second page: %d records, token %v", count(rest), rest.json["next_page_token"])
+		}
+		seen := map[string]bool{}
+		for _, a := range []answer{first, rest} {
+			for _, r := range a.json["records"].([]any) {
+				seen[r.(map[string]any)["name"].(string)] = true
+			}
+		}
+		if len(seen) != n {
+			t.Errorf("%d distinct records over both pages, want %d", len(seen), n)
+		}
+	})
+}
