@@ -2,6 +2,7 @@ package tekton
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -16,8 +17,9 @@ func etag(uid string, updated time.Time) string {
 	return fmt.Sprintf("%s-%d", uid, updated.UnixNano())
 }
 
-// Summary statuses: Annals files timed-out runs under FAILURE, so it never
-// answers TIMEOUT, and stores a TIMEOUT it is given as FAILURE.
+// Summary statuses. Annals files timed-out runs under FAILURE (and stores a
+// TIMEOUT it is given so); answers tell them apart by the reason of the
+// summary's run, as Tekton Results does.
 var (
 	statusToProto = map[string]pb.RecordSummary_Status{
 		store.StatusSucceeded: pb.RecordSummary_SUCCESS,
@@ -49,7 +51,7 @@ func timeOf(ts *timestamppb.Timestamp) *time.Time {
 
 // resultProto is a Result as Tekton Results writes it, the deprecated
 // twins included.
-func resultProto(r *store.Result, annotations []store.Annotation) *pb.Result {
+func resultProto(r *store.Result, annotations []store.Annotation, reasons map[string]string) *pb.Result {
 	out := &pb.Result{
 		Name: r.Name, Id: r.UID, Uid: r.UID,
 		CreatedTime: timestamppb.New(r.CreatedAt), CreateTime: timestamppb.New(r.CreatedAt),
@@ -69,6 +71,9 @@ func resultProto(r *store.Result, annotations []store.Annotation) *pb.Result {
 			Record: r.SummaryRecord, Type: r.SummaryType,
 			StartTime: timestamp(r.SummaryStartTime), EndTime: timestamp(r.SummaryEndTime),
 			Status: statusToProto[r.SummaryStatus],
+		}
+		if r.SummaryStatus == store.StatusFailed && strings.HasSuffix(reasons[r.SummaryRecord], "Timeout") {
+			out.Summary.Status = pb.RecordSummary_TIMEOUT
 		}
 	}
 	return out

@@ -489,3 +489,35 @@ func TestPagesBeyondTheStorePage(t *testing.T) {
 		}
 	})
 }
+
+// TestSummaryStatus: a Result's summary status follows its run's Succeeded
+// condition as upstream's watcher sets it, TIMEOUT included.
+func TestSummaryStatus(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		c := newClient(t, s)
+		for i, tt := range []struct{ status, reason, want string }{
+			{"True", "Succeeded", "SUCCESS"},
+			{"True", "Completed", "SUCCESS"},
+			{"False", "Failed", "FAILURE"},
+			{"False", "PipelineRunTimeout", "TIMEOUT"},
+			{"False", "Cancelled", "CANCELLED"},
+			{"Unknown", "Running", ""}, // UNKNOWN, left out
+		} {
+			uid := fmt.Sprintf("0f0f0f0f-0000-4000-8000-%012d", i)
+			run := fmt.Sprintf(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun","metadata":{"name":"r%d","namespace":"ci","uid":"%s"},"status":{"conditions":[{"type":"Succeeded","status":"%s","reason":"%s"}]}}`, i, uid, tt.status, tt.reason)
+			if err := s.UpsertRecords(t.Context(), []store.RecordWrite{{ResultName: "ci/results/" + uid, UID: uid, DataType: store.TypePipelineRun, Data: []byte(run), UpdateSummary: true}}); err != nil {
+				t.Fatal(err)
+			}
+			a := c.do("GET", base+"parents/ci/results/"+uid, "")
+			a.ok(t, &pb.Result{})
+			summary, _ := a.json["summary"].(map[string]any)
+			if got, _ := summary["status"].(string); got != tt.want {
+				t.Errorf("reason %s: status %q, want %q (%s)", tt.reason, got, tt.want, a.body)
+			}
+			list := c.do("GET", base+"parents/ci/results?filter="+url.QueryEscape(`uid == "`+uid+`"`), "")
+			if got := list.json["results"].([]any)[0].(map[string]any)["summary"].(map[string]any)["status"]; got != nil && got != tt.want || got == nil && tt.want != "" {
+				t.Errorf("listed with reason %s: status %v, want %q", tt.reason, got, tt.want)
+			}
+		}
+	})
+}

@@ -116,11 +116,37 @@ func (s *Service) result(ctx context.Context, name, verb string) (*store.Result,
 }
 
 func (s *Service) withAnnotations(ctx context.Context, res *store.Result) (*pb.Result, error) {
-	annotations, err := s.Store.AnnotationsByResult(ctx, []string{res.UID})
+	out, err := s.resultsProto(ctx, []*store.Result{res})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// resultsProto converts Results with their annotations and the reasons of
+// their failed summary runs, in two statements whatever their number.
+func (s *Service) resultsProto(ctx context.Context, results []*store.Result) ([]*pb.Result, error) {
+	uids := make([]string, len(results))
+	var failed []string
+	for i, r := range results {
+		uids[i] = r.UID
+		if r.SummaryStatus == store.StatusFailed && r.SummaryRecord != "" {
+			failed = append(failed, r.SummaryRecord)
+		}
+	}
+	annotations, err := s.Store.AnnotationsByResult(ctx, uids)
 	if err != nil {
 		return nil, s.storeError(ctx, err, codes.Internal)
 	}
-	return resultProto(res, annotations[res.UID]), nil
+	reasons, err := s.Store.RecordReasons(ctx, failed)
+	if err != nil {
+		return nil, s.storeError(ctx, err, codes.Internal)
+	}
+	out := make([]*pb.Result, len(results))
+	for i, r := range results {
+		out[i] = resultProto(r, annotations[r.UID], reasons)
+	}
+	return out, nil
 }
 
 // ListResults lists the Results of a parent, or of every parent the caller
@@ -151,19 +177,11 @@ func (s *Service) ListResults(ctx context.Context, req *pb.ListResultsRequest) (
 	if err != nil {
 		return nil, s.listError(ctx, err, req.GetPageToken())
 	}
-	uids := make([]string, len(items))
-	for i, r := range items {
-		uids[i] = r.UID
-	}
-	annotations, err := s.Store.AnnotationsByResult(ctx, uids)
+	results, err := s.resultsProto(ctx, items)
 	if err != nil {
-		return nil, s.storeError(ctx, err, codes.Internal)
+		return nil, err
 	}
-	out := &pb.ListResultsResponse{NextPageToken: next}
-	for _, r := range items {
-		out.Results = append(out.Results, resultProto(r, annotations[r.UID]))
-	}
-	return out, nil
+	return &pb.ListResultsResponse{Results: results, NextPageToken: next}, nil
 }
 
 // CreateRecord creates a Record under an existing Result. The answer echoes
