@@ -53,7 +53,9 @@ func TestGRPCOverServeTLS(t *testing.T) {
 	s, _ := storetest.Open(t, "sqlite")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.ServeTLS(ctx, addr, cfg, server.New(server.Config{Store: s, Logger: quiet}), quiet, time.Second) }()
+	go func() {
+		done <- server.ServeTLS(ctx, addr, cfg, server.New(server.Config{Store: s, Logger: quiet}), quiet, time.Second)
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})))
