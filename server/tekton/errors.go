@@ -3,7 +3,6 @@ package tekton
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -60,13 +59,15 @@ func (s *Service) storeError(ctx context.Context, err error, conflict codes.Code
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "the request was cancelled")
 	}
-	id := fmt.Sprintf("%p", err)
+	// Details stay in the log: they could reveal data or schema.
+	var id string
 	if s.RequestID != nil {
-		if rid := s.RequestID(ctx); rid != "" {
-			id = rid
-		}
+		id = s.RequestID(ctx)
 	}
 	s.logger().ErrorContext(ctx, "tekton results API request failed", "request_id", id, "error", err)
+	if id == "" {
+		return status.Error(codes.Internal, "internal error; the server log has the details")
+	}
 	return status.Errorf(codes.Internal, "internal error; quote request id %s to the operator", id)
 }
 

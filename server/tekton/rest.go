@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,7 +45,7 @@ func (s *Server) REST() http.Handler { return http.HandlerFunc(s.serveREST) }
 // from the path, the query and the body.
 type route struct {
 	method string
-	call   func(ctx context.Context, r *http.Request, path []string) (proto.Message, error)
+	call   func(ctx context.Context, r *http.Request) (proto.Message, error)
 }
 
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +64,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 			s.streamLog(ctx, w, path)
 			return
 		}
-		resp, err := rt.call(ctx, r, path)
+		resp, err := rt.call(ctx, r)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -107,21 +108,21 @@ func restContext(r *http.Request) context.Context {
 
 // routes lists the endpoints of a path; none means 404.
 func (s *Server) routes(p []string) []route {
-	if len(p) < 3 || p[0] != "parents" || p[2] != "results" || slicesHasEmpty(p) {
+	if len(p) < 3 || p[0] != "parents" || p[2] != "results" || slices.Contains(p, "") {
 		return nil
 	}
 	parent := p[1]
 	switch len(p) {
 	case 3:
 		return []route{
-			{http.MethodPost, func(ctx context.Context, r *http.Request, _ []string) (proto.Message, error) {
+			{http.MethodPost, func(ctx context.Context, r *http.Request) (proto.Message, error) {
 				in := &pb.Result{}
 				if err := readBody(r, in); err != nil {
 					return nil, err
 				}
 				return call(ctx, s, &pb.CreateResultRequest{Parent: parent, Result: in}, s.results.CreateResult)
 			}},
-			{http.MethodGet, func(ctx context.Context, r *http.Request, _ []string) (proto.Message, error) {
+			{http.MethodGet, func(ctx context.Context, r *http.Request) (proto.Message, error) {
 				req := &pb.ListResultsRequest{Parent: parent}
 				if err := listQuery(r.URL.Query(), &req.Filter, &req.PageSize, &req.PageToken, &req.OrderBy); err != nil {
 					return nil, err
@@ -132,10 +133,10 @@ func (s *Server) routes(p []string) []route {
 	case 4:
 		name := parent + "/results/" + p[3]
 		return []route{
-			{http.MethodGet, func(ctx context.Context, _ *http.Request, _ []string) (proto.Message, error) {
+			{http.MethodGet, func(ctx context.Context, _ *http.Request) (proto.Message, error) {
 				return call(ctx, s, &pb.GetResultRequest{Name: name}, s.results.GetResult)
 			}},
-			{http.MethodPatch, func(ctx context.Context, r *http.Request, _ []string) (proto.Message, error) {
+			{http.MethodPatch, func(ctx context.Context, r *http.Request) (proto.Message, error) {
 				in := &pb.Result{}
 				if err := readBody(r, in); err != nil {
 					return nil, err
@@ -148,7 +149,7 @@ func (s *Server) routes(p []string) []route {
 				}
 				return call(ctx, s, &pb.UpdateResultRequest{Name: name, Result: in, Etag: q.Get("etag")}, s.results.UpdateResult)
 			}},
-			{http.MethodDelete, func(ctx context.Context, _ *http.Request, _ []string) (proto.Message, error) {
+			{http.MethodDelete, func(ctx context.Context, _ *http.Request) (proto.Message, error) {
 				return call(ctx, s, &pb.DeleteResultRequest{Name: name}, s.results.DeleteResult)
 			}},
 		}
@@ -157,14 +158,14 @@ func (s *Server) routes(p []string) []route {
 		switch p[4] {
 		case "records":
 			return []route{
-				{http.MethodPost, func(ctx context.Context, r *http.Request, _ []string) (proto.Message, error) {
+				{http.MethodPost, func(ctx context.Context, r *http.Request) (proto.Message, error) {
 					in := &pb.Record{}
 					if err := readBody(r, in); err != nil {
 						return nil, err
 					}
 					return call(ctx, s, &pb.CreateRecordRequest{Parent: recordsParent, Record: in}, s.results.CreateRecord)
 				}},
-				{http.MethodGet, func(ctx context.Context, r *http.Request, _ []string) (proto.Message, error) {
+				{http.MethodGet, func(ctx context.Context, r *http.Request) (proto.Message, error) {
 					// tkn-results sends the request as a GET body too: never read.
 					req := &pb.ListRecordsRequest{Parent: recordsParent}
 					if err := listQuery(r.URL.Query(), &req.Filter, &req.PageSize, &req.PageToken, &req.OrderBy); err != nil {
@@ -174,7 +175,7 @@ func (s *Server) routes(p []string) []route {
 				}},
 			}
 		case "logs":
-			return []route{{http.MethodGet, func(ctx context.Context, r *http.Request, _ []string) (proto.Message, error) {
+			return []route{{http.MethodGet, func(ctx context.Context, r *http.Request) (proto.Message, error) {
 				req := &pb.ListRecordsRequest{Parent: recordsParent}
 				if err := listQuery(r.URL.Query(), &req.Filter, &req.PageSize, &req.PageToken, &req.OrderBy); err != nil {
 					return nil, err
@@ -188,19 +189,19 @@ func (s *Server) routes(p []string) []route {
 		case "records":
 			var rs []route
 			if p[5] == "summary" { // wins over a record named summary for GET (B16)
-				rs = append(rs, route{http.MethodGet, func(ctx context.Context, r *http.Request, _ []string) (proto.Message, error) {
+				rs = append(rs, route{http.MethodGet, func(ctx context.Context, r *http.Request) (proto.Message, error) {
 					q := r.URL.Query()
 					req := &pb.RecordListSummaryRequest{Parent: parent + "/results/" + p[3], Summary: q.Get("summary"), Filter: q.Get("filter"),
 						GroupBy: param(q, "group_by", "groupBy"), OrderBy: param(q, "order_by", "orderBy")}
 					return call(ctx, s, req, s.results.GetRecordListSummary)
 				}})
 			} else {
-				rs = append(rs, route{http.MethodGet, func(ctx context.Context, _ *http.Request, _ []string) (proto.Message, error) {
+				rs = append(rs, route{http.MethodGet, func(ctx context.Context, _ *http.Request) (proto.Message, error) {
 					return call(ctx, s, &pb.GetRecordRequest{Name: name}, s.results.GetRecord)
 				}})
 			}
 			return append(rs,
-				route{http.MethodPatch, func(ctx context.Context, r *http.Request, _ []string) (proto.Message, error) {
+				route{http.MethodPatch, func(ctx context.Context, r *http.Request) (proto.Message, error) {
 					in := &pb.Record{}
 					if err := readBody(r, in); err != nil {
 						return nil, err
@@ -208,28 +209,19 @@ func (s *Server) routes(p []string) []route {
 					in.Name = name
 					return call(ctx, s, &pb.UpdateRecordRequest{Record: in, Etag: r.URL.Query().Get("etag")}, s.results.UpdateRecord)
 				}},
-				route{http.MethodDelete, func(ctx context.Context, _ *http.Request, _ []string) (proto.Message, error) {
+				route{http.MethodDelete, func(ctx context.Context, _ *http.Request) (proto.Message, error) {
 					return call(ctx, s, &pb.DeleteRecordRequest{Name: name}, s.results.DeleteRecord)
 				}})
 		case "logs":
 			return []route{
 				{http.MethodGet, nil}, // streamed: see streamLog
-				{http.MethodDelete, func(ctx context.Context, _ *http.Request, _ []string) (proto.Message, error) {
+				{http.MethodDelete, func(ctx context.Context, _ *http.Request) (proto.Message, error) {
 					return call(ctx, s, &pb.DeleteLogRequest{Name: name}, s.logs.DeleteLog)
 				}},
 			}
 		}
 	}
 	return nil
-}
-
-func slicesHasEmpty(p []string) bool {
-	for _, seg := range p {
-		if seg == "" {
-			return true
-		}
-	}
-	return false
 }
 
 // call runs an RPC through the interceptor every gRPC call goes through.

@@ -85,9 +85,6 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// Results is the implementation of the Results service.
-func (s *Server) Results() *Service { return s.results }
-
 // IsGRPC tells a gRPC call from a REST or GraphQL request, as upstream's
 // server does: HTTP/2 with a gRPC content type.
 func IsGRPC(r *http.Request) bool {
@@ -96,9 +93,6 @@ func IsGRPC(r *http.Request) bool {
 
 // ServeGRPC answers a gRPC call (h2c, or h2 over TLS).
 func (s *Server) ServeGRPC(w http.ResponseWriter, r *http.Request) { s.grpc.ServeHTTP(w, r) }
-
-// Stop ends the gRPC streams under way.
-func (s *Server) Stop() { s.grpc.Stop() }
 
 // unary authenticates the caller, runs the RPC, and trims the answer to
 // the fields asked for: the one path of every unary call, gRPC or REST.
