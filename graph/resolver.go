@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/annals-dev/annals/server/access"
 	"github.com/annals-dev/annals/store"
 	"github.com/annals-dev/annals/store/filter"
 )
@@ -28,56 +29,42 @@ type Resolver struct {
 	SubscriptionQueryTimeout time.Duration
 }
 
-// Authorizer decides, for the caller of ctx, whether verb on resource
-// (results, records, logs) in a namespace is allowed; server/auth asks
-// Kubernetes. VisibleNamespaces returns nil when every namespace is
-// allowed, else the allowed ones among candidates.
-type Authorizer interface {
-	Authorize(ctx context.Context, namespace, resource, verb string) error
-	VisibleNamespaces(ctx context.Context, resource, verb string, candidates func(context.Context) ([]string, error)) ([]string, error)
-}
+// Authorizer decides, for the caller of ctx, whether verb on resource is
+// allowed; see package access, which holds the decisions of every API.
+type Authorizer = access.Authorizer
 
 // The resources and verbs authorized, with Tekton Results' names.
 const (
-	resResults = "results"
-	resRecords = "records"
-	resLogs    = "logs"
+	resResults = access.Results
+	resRecords = access.Records
+	resLogs    = access.Logs
 
-	verbGet    = "get"
-	verbList   = "list"
-	verbCreate = "create"
-	verbUpdate = "update"
-	verbDelete = "delete"
+	verbGet    = access.Get
+	verbList   = access.List
+	verbCreate = access.Create
+	verbUpdate = access.Update
+	verbDelete = access.Delete
 )
+
+func (r *Resolver) access() access.Decider {
+	return access.Decider{Auth: r.Auth, Namespaces: r.Store.Namespaces}
+}
 
 // allow checks one action in one namespace.
 func (r *Resolver) allow(ctx context.Context, namespace, resource, verb string) error {
-	if r.Auth == nil {
-		return nil
-	}
-	return r.Auth.Authorize(ctx, namespace, resource, verb)
+	return r.access().Allow(ctx, namespace, resource, verb)
 }
 
 // allowName checks an action on a named Result or Record, before anything
 // is looked up, so that the answer never depends on whether it exists.
 func (r *Resolver) allowName(ctx context.Context, name, resource, verb string) error {
-	namespace, _, _ := strings.Cut(name, "/")
-	if err := store.CheckNamespace(namespace); err != nil {
-		return fmt.Errorf("%w: %q is not a name of the form <namespace>/results/<uid>[/records/<uid>]", store.ErrInvalidArgument, name)
-	}
-	return r.allow(ctx, namespace, resource, verb)
+	return r.access().AllowName(ctx, name, resource, verb)
 }
 
 // listScope authorizes listing resource under parent: one namespace, or
 // with "-" the namespaces the caller may list (nil: all of them).
 func (r *Resolver) listScope(ctx context.Context, parent, resource string) ([]string, error) {
-	if r.Auth == nil {
-		return nil, nil
-	}
-	if parent != "-" && parent != "" {
-		return nil, r.allow(ctx, parent, resource, verbList)
-	}
-	return r.Auth.VisibleNamespaces(ctx, resource, verbList, r.Store.Namespaces)
+	return r.access().ListScope(ctx, parent, resource, verbList)
 }
 
 func (r *Resolver) loaders(ctx context.Context) *Loaders { return loadersFrom(ctx, r.Store) }

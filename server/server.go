@@ -1,5 +1,6 @@
 // Package server is the HTTP face of Annals: the GraphQL endpoint with its
-// limits, the bundled GraphiQL playground, and the health endpoints.
+// limits, the bundled GraphiQL playground, the health endpoints, and on the
+// same port Tekton Results' own REST and gRPC API (package tekton).
 package server
 
 import (
@@ -26,8 +27,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+
 	"github.com/annals-dev/annals/graph"
+	"github.com/annals-dev/annals/server/access"
 	"github.com/annals-dev/annals/server/auth"
+	"github.com/annals-dev/annals/server/tekton"
 	"github.com/annals-dev/annals/store"
 )
 
@@ -188,10 +194,13 @@ func New(cfg Config) http.Handler {
 		overHTTP.ServeHTTP(w, r)
 	})))
 	mux.HandleFunc("GET /{$}", playground)
-	mux.Handle("GET /logs/{name...}", limitClients(authenticate(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, resolver.Auth, cfg.Logger)))))
+	mux.Handle("GET /logs/{name...}", limitClients(authenticate(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, access.Decider{Auth: resolver.Auth, Namespaces: cfg.Store.Namespaces}, cfg.Logger)))))
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	// Tekton Results' own API: REST here, gRPC on the same port below.
+	tk := tekton.New(tekton.Config{Store: cfg.Store, Auth: cfg.Auth, Logger: cfg.Logger, RequestID: RequestID, RequestTimeout: cfg.RequestTimeout})
+	mux.Handle(tekton.RESTPrefix, limitClients(withTimeout(cfg.RequestTimeout, tk.REST())))
+	mux.HandleFunc("GET /healthz", tk.Healthz) // {"status":"SERVING"}, as Tekton Results answers
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -206,7 +215,20 @@ func New(cfg Config) http.Handler {
 	if cfg.Auth == nil {
 		h = localOnly(cfg.AnyHost, h)
 	}
-	return traceRequests(withRequestLog(cfg.Logger, h))
+	return withGRPC(tk, traceRequests(withRequestLog(cfg.Logger, h)))
+}
+
+// withGRPC sends gRPC calls to the Tekton Results API and everything else
+// to next, on one port: over TLS with ALPN h2, and in clear text with h2c
+// (HTTP/2 with prior knowledge) beside HTTP/1.1.
+func withGRPC(tk *tekton.Server, next http.Handler) http.Handler {
+	return h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tekton.IsGRPC(r) {
+			tk.ServeGRPC(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), &http2.Server{})
 }
 
 type requestIDKey struct{}
@@ -309,20 +331,20 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 }
 
 // downloadLog streams a whole log as plain text, chunk by chunk.
-func downloadLog(s *store.Store, authz graph.Authorizer, log *slog.Logger) http.HandlerFunc {
+func downloadLog(s *store.Store, decider access.Decider, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if authz != nil {
-			// Decided before the lookup, so a refusal says nothing of existence.
-			namespace, _, _ := strings.Cut(name, "/")
-			if err := authz.Authorize(r.Context(), namespace, auth.Logs, auth.Get); err != nil {
-				status := http.StatusForbidden
-				if !errors.Is(err, auth.ErrPermissionDenied) {
-					status = http.StatusServiceUnavailable
-				}
-				http.Error(w, err.Error(), status)
-				return
+		// Decided before the lookup, so a refusal says nothing of existence.
+		if err := decider.AllowName(r.Context(), name, access.Logs, access.Get); err != nil {
+			status := http.StatusServiceUnavailable
+			switch {
+			case errors.Is(err, auth.ErrPermissionDenied):
+				status = http.StatusForbidden
+			case errors.Is(err, store.ErrInvalidArgument):
+				status = http.StatusBadRequest
 			}
+			http.Error(w, err.Error(), status)
+			return
 		}
 		rec, err := s.GetRecord(r.Context(), name)
 		switch {

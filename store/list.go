@@ -41,6 +41,10 @@ type ListOptions struct {
 	After       string
 	Before      string
 
+	// FilterFlavor is the vocabulary of Filter: Annals' (GraphQL) or
+	// Tekton Results' (its REST and gRPC API).
+	FilterFlavor filter.Flavor
+
 	pipelineRun string // TaskRuns of this PipelineRun (run name) only; set by ListTaskRunsForPipelineRuns
 	keys        []Key  // only these Records; set by MatchingRecords
 }
@@ -225,12 +229,12 @@ func (s *Store) plan(ent entity, o ListOptions) (*plan, error) {
 	var cel, where filter.Expr
 	var err error
 	if ent.name == "records" {
-		cel, err = filter.CompileRecordFilter(o.Filter, s.dialect)
+		cel, err = filter.Compile(filter.Records, o.FilterFlavor, o.Filter, s.dialect)
 		if err == nil {
 			where, err = filter.RecordWhereSQL(o.RecordWhere, s.dialect)
 		}
 	} else {
-		cel, err = filter.CompileResultFilter(o.Filter, s.dialect)
+		cel, err = filter.Compile(filter.Results, o.FilterFlavor, o.Filter, s.dialect)
 		if err == nil {
 			where, err = filter.ResultWhereSQL(o.ResultWhere, s.dialect)
 		}
@@ -246,7 +250,7 @@ func (s *Store) plan(ent entity, o ListOptions) (*plan, error) {
 	namespaces := slices.Clone(o.Namespaces)
 	slices.Sort(namespaces)
 	p.digestOf = func(resultName, pipelineRun string) []byte {
-		return digest(ent.name, parent, namespaces, o.Namespaces == nil, resultName, pipelineRun, o.Filter, o.RecordWhere, o.ResultWhere, field, o.OrderBy.Asc)
+		return digest(ent.name, parent, namespaces, o.Namespaces == nil, resultName, pipelineRun, o.Filter, o.FilterFlavor, o.RecordWhere, o.ResultWhere, field, o.OrderBy.Asc)
 	}
 	p.digest = p.digestOf(o.ResultName, o.pipelineRun)
 	return p, nil

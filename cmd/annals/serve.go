@@ -15,7 +15,7 @@ import (
 )
 
 func runServe(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "Serves the GraphQL API at /graphql and the GraphiQL playground at /.")
+	fs := newFlagSet("serve", "Serves the GraphQL API at /graphql, the GraphiQL playground at /, and Tekton Results' REST (/apis/results.tekton.dev/v1alpha2/) and gRPC API on the same port.")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	dbURL := databaseURLFlag(fs)
 	migrate := fs.Bool("migrate", true, "apply pending database migrations at start")

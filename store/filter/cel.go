@@ -42,68 +42,107 @@ const (
 	Results
 )
 
+// Flavor is the vocabulary of a filter. Annals is the GraphQL API's;
+// Tekton is that of Tekton Results' own API, whose clients send filters
+// written against upstream's server:
+//   - on Records, name is the record's own id (the last segment of its
+//     name), parent the namespace and result_name the Result's id;
+//   - on Results, parent is the namespace;
+//   - contains() on a map or list of data looks for the text in its JSON,
+//     as upstream does, which clients use as "has key" (labels.contains("k"))
+//     and "has a result named x" (status.results.contains("x")).
+type Flavor int
+
+const (
+	Annals Flavor = iota
+	Tekton
+)
+
 var (
-	envOnce              sync.Once
-	recordEnv, resultEnv *cel.Env
-	envErr               error
+	envOnce sync.Once
+	envs    map[[2]int]*cel.Env
+	envErr  error
 )
 
 // Env returns the CEL environment of filters over entity e. Tests use it to
 // evaluate the same expressions in memory.
-func Env(e Entity) (*cel.Env, error) {
+func Env(e Entity) (*cel.Env, error) { return FlavorEnv(e, Annals) }
+
+// FlavorEnv returns the CEL environment of filters of flavor f over e.
+func FlavorEnv(e Entity, f Flavor) (*cel.Env, error) {
 	envOnce.Do(func() {
-		limits := []cel.EnvOption{
-			cel.ParserRecursionLimit(maxNesting),
-			cel.ParserExpressionSizeLimit(MaxFilterLength),
+		envs = map[[2]int]*cel.Env{}
+		for _, ent := range []Entity{Records, Results} {
+			for _, fl := range []Flavor{Annals, Tekton} {
+				env, err := newEnv(ent, fl)
+				if err != nil {
+					envErr = err
+					return
+				}
+				envs[[2]int{int(ent), int(fl)}] = env
+			}
 		}
-		recordEnv, envErr = cel.NewEnv(append(limits,
-			cel.Variable("name", cel.StringType),
-			cel.Variable("uid", cel.StringType),
-			cel.Variable("parent", cel.StringType),
+	})
+	return envs[[2]int{int(e), int(f)}], envErr
+}
+
+func newEnv(e Entity, f Flavor) (*cel.Env, error) {
+	opts := []cel.EnvOption{
+		cel.ParserRecursionLimit(maxNesting),
+		cel.ParserExpressionSizeLimit(MaxFilterLength),
+		cel.Variable("name", cel.StringType),
+		cel.Variable("uid", cel.StringType),
+		cel.Variable("create_time", cel.TimestampType),
+		cel.Variable("update_time", cel.TimestampType),
+	}
+	if f == Tekton {
+		opts = append(opts, cel.Variable("parent", cel.StringType))
+	}
+	if e == Records {
+		if f == Annals {
+			opts = append(opts, cel.Variable("parent", cel.StringType))
+		} else {
+			opts = append(opts, cel.Variable("result_name", cel.StringType))
+		}
+		return cel.NewEnv(append(opts,
 			cel.Variable("data_type", cel.StringType),
-			cel.Variable("create_time", cel.TimestampType),
-			cel.Variable("update_time", cel.TimestampType),
 			cel.Variable("data", cel.DynType),
 			cel.Constant("PIPELINE_RUN", cel.StringType, types.String("tekton.dev/v1.PipelineRun")),
 			cel.Constant("TASK_RUN", cel.StringType, types.String("tekton.dev/v1.TaskRun")),
 		)...)
-		if envErr != nil {
-			return
-		}
-		resultOpts := append(limits,
-			cel.Variable("name", cel.StringType),
-			cel.Variable("uid", cel.StringType),
-			cel.Variable("create_time", cel.TimestampType),
-			cel.Variable("update_time", cel.TimestampType),
-			cel.Variable("annotations", cel.MapType(cel.StringType, cel.StringType)),
-			cel.Variable("summary", cel.MapType(cel.StringType, cel.DynType)),
-			cel.Constant("TIMEOUT", cel.StringType, types.String("Timeout")),
-		)
-		for name, status := range summaryStatusConstants {
-			resultOpts = append(resultOpts, cel.Constant(name, cel.StringType, types.String(status)))
-		}
-		resultEnv, envErr = cel.NewEnv(resultOpts...)
-	})
-	if e == Results {
-		return resultEnv, envErr
 	}
-	return recordEnv, envErr
+	opts = append(opts,
+		cel.Variable("annotations", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("summary", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Constant("TIMEOUT", cel.StringType, types.String("Timeout")),
+	)
+	for name, status := range summaryStatusConstants {
+		opts = append(opts, cel.Constant(name, cel.StringType, types.String(status)))
+	}
+	return cel.NewEnv(opts...)
 }
 
 // CompileRecordFilter translates a CEL filter over Records (table alias r).
-func CompileRecordFilter(expr string, d Dialect) (Expr, error) { return compile(Records, expr, d) }
+func CompileRecordFilter(expr string, d Dialect) (Expr, error) {
+	return compile(Records, Annals, expr, d)
+}
 
 // CompileResultFilter translates a CEL filter over Results (table alias res).
-func CompileResultFilter(expr string, d Dialect) (Expr, error) { return compile(Results, expr, d) }
+func CompileResultFilter(expr string, d Dialect) (Expr, error) {
+	return compile(Results, Annals, expr, d)
+}
 
-func compile(entity Entity, expr string, d Dialect) (Expr, error) {
+// Compile translates a CEL filter of flavor f over entity e.
+func Compile(e Entity, f Flavor, expr string, d Dialect) (Expr, error) { return compile(e, f, expr, d) }
+
+func compile(entity Entity, flavor Flavor, expr string, d Dialect) (Expr, error) {
 	if strings.TrimSpace(expr) == "" {
 		return Expr{}, nil
 	}
 	if len(expr) > MaxFilterLength {
 		return Expr{}, fmt.Errorf("%w: the filter is %d bytes long; the limit is %d", ErrInvalid, len(expr), MaxFilterLength)
 	}
-	env, err := Env(entity)
+	env, err := FlavorEnv(entity, flavor)
 	if err != nil {
 		return Expr{}, fmt.Errorf("building the CEL environment: %w", err)
 	}
@@ -111,7 +150,7 @@ func compile(entity Entity, expr string, d Dialect) (Expr, error) {
 	if iss.Err() != nil {
 		return Expr{}, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimSpace(iss.Err().Error()))
 	}
-	t := &translator{d: d, entity: entity, ast: checked.NativeRep(), src: expr}
+	t := &translator{d: d, entity: entity, flavor: flavor, ast: checked.NativeRep(), src: expr}
 	out, err := t.condition(t.ast.Expr(), true, 0)
 	if err != nil {
 		return Expr{}, err
@@ -123,6 +162,7 @@ func compile(entity Entity, expr string, d Dialect) (Expr, error) {
 type translator struct {
 	d      Dialect
 	entity Entity
+	flavor Flavor
 	ast    *celast.AST
 	src    string
 }
@@ -351,7 +391,12 @@ var (
 		"name": {"res.name", kString}, "uid": {"res.uid", kString},
 		"create_time": {"res.created_at", kTime}, "update_time": {"res.updated_at", kTime},
 	}
-	summaryColumns = map[string]column{
+	// Tekton Results' names where they differ from Annals' (see Flavor).
+	tektonRecordColumns = map[string]column{
+		"name": {"r.uid", kString}, "parent": {"r.namespace", kString}, "result_name": {"r.result_uid", kString},
+	}
+	tektonResultColumns = map[string]column{"parent": {"res.namespace", kString}}
+	summaryColumns      = map[string]column{
 		"status": {"res.summary_status", kString}, "type": {"res.summary_type", kString}, "record": {"res.summary_record", kString},
 		"start_time": {"res.summary_start_time", kTime}, "end_time": {"res.summary_end_time", kTime},
 	}
@@ -359,11 +404,17 @@ var (
 
 func (t *translator) ident(e celast.Expr) (operand, error) {
 	name := e.AsIdent()
-	columns := recordColumns
+	columns, tekton := recordColumns, tektonRecordColumns
 	if t.entity == Results {
-		columns = resultColumns
+		columns, tekton = resultColumns, tektonResultColumns
 	}
-	if c, ok := columns[name]; ok {
+	c, ok := columns[name]
+	if t.flavor == Tekton {
+		if tc, found := tekton[name]; found {
+			c, ok = tc, true
+		}
+	}
+	if ok {
 		p := part(c.sql)
 		return operand{scalar: &p, kind: c.kind}, nil
 	}
@@ -402,6 +453,8 @@ func (t *translator) field(e celast.Expr, base operand, el pathElem) (operand, e
 			return operand{scalar: &p, kind: kString, json: &jsonRef{column: "r.data", path: path}}, nil
 		}
 		return operand{json: &jsonRef{column: base.json.column, path: path}}, nil
+	case base.isSummary && !el.isIndex && el.key == "annotations" && t.flavor == Tekton:
+		return operand{json: &jsonRef{column: "res.summary_annotations"}}, nil
 	case base.isSummary && !el.isIndex:
 		c, ok := summaryColumns[el.key]
 		if !ok {
@@ -761,6 +814,11 @@ func (t *translator) stringTest(e celast.Expr, fn string, target, arg celast.Exp
 		test = part("("+text.sql+" ~ ?)", append(text.args, pattern)...)
 	}
 	if f.scalar != nil {
+		return test, nil
+	}
+	if fn == overloads.Contains && t.flavor == Tekton {
+		// Upstream searches the JSON text of maps and lists too (B6); a
+		// missing value gives NULL, which matches nothing.
 		return test, nil
 	}
 	return t.jsonCase(f.json, kString, test, part("NULL")), nil
