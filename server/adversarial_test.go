@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -23,16 +24,19 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/annals-dev/annals/server"
+	"github.com/annals-dev/annals/server/auth"
 )
 
 // The ci PipelineRun of watcher/testdata/runs.json and one of its TaskRuns.
 const (
-	ciPipelineRunUID  = "5eed0000-0000-4000-8000-000000000001"
-	ciPipelineRunName = "build-web-7x2kq"
-	ciTaskRunUID      = "5eed0000-0000-4000-8000-00000000000b"
-	ciResult          = "ci/results/" + ciPipelineRunUID
-	ciPipelineRecord  = ciResult + "/records/" + ciPipelineRunUID
-	ciTaskRecord      = ciResult + "/records/" + ciTaskRunUID
+	advPipelineRunUID  = "5eed0000-0000-4000-8000-000000000001"
+	advPipelineRunName = "build-web-7x2kq"
+	advTaskRunUID      = "5eed0000-0000-4000-8000-00000000000b"
+	advResult          = "ci/results/" + advPipelineRunUID
+	advPipelineRecord  = advResult + "/records/" + advPipelineRunUID
+	advTaskRecord      = advResult + "/records/" + advTaskRunUID
 )
 
 // forgedTaskRun is a TaskRun that claims, by label and owner reference, to
@@ -41,10 +45,10 @@ func forgedTaskRun(uid string) map[string]any {
 	return map[string]any{
 		"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
 		"metadata": map[string]any{
-			"name": ciPipelineRunName + "-forged", "namespace": "prod", "uid": uid,
-			"labels": map[string]any{"tekton.dev/pipelineRun": ciPipelineRunName, "tekton.dev/pipelineRunUID": ciPipelineRunUID},
+			"name": advPipelineRunName + "-forged", "namespace": "prod", "uid": uid,
+			"labels": map[string]any{"tekton.dev/pipelineRun": advPipelineRunName, "tekton.dev/pipelineRunUID": advPipelineRunUID},
 			"ownerReferences": []any{map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
-				"name": ciPipelineRunName, "uid": ciPipelineRunUID}},
+				"name": advPipelineRunName, "uid": advPipelineRunUID}},
 		},
 		"status": map[string]any{"conditions": []any{map[string]any{"type": "Succeeded", "status": "True", "reason": "Succeeded"}},
 			"podName": "forged-pod", "steps": []any{map[string]any{"name": "forged", "container": "step-forged"}}},
@@ -54,7 +58,7 @@ func forgedTaskRun(uid string) map[string]any {
 // forgedLog is a Log record that claims to be the log of the ci TaskRun.
 func forgedLog() map[string]any {
 	return map[string]any{
-		"spec":   map[string]any{"resource": map[string]any{"kind": "TaskRun", "namespace": "ci", "name": ciPipelineRunName + "-fetch", "uid": ciTaskRunUID}, "type": "File"},
+		"spec":   map[string]any{"resource": map[string]any{"kind": "TaskRun", "namespace": "ci", "name": advPipelineRunName + "-fetch", "uid": advTaskRunUID}, "type": "File"},
 		"status": map[string]any{"path": "forged", "size": 6, "isStored": true},
 	}
 }
@@ -77,30 +81,46 @@ func codeAndMessage(resp gqlResponse, uid string) string {
 	return resp.code() + ": " + strings.ReplaceAll(resp.Errors[0].Message, uid, "<uid>")
 }
 
+// adversarialWorld is the auth world served as annals serve builds it: the
+// authenticator's own API clients with the default rates, and the default
+// per-client limits, so that attacks meet the production defences.
+func adversarialWorld(t *testing.T) *authWorld {
+	t.Helper()
+	w := setupAuthWorld(t)
+	authz, err := auth.NewKubernetesForConfig(w.env.Config, auth.Options{CacheTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(server.New(server.Config{Store: w.store, Logger: quiet, Introspection: true, Auth: authz}))
+	t.Cleanup(ts.Close)
+	w.url = ts.URL
+	return w
+}
+
 // TestAdversarialLinks tries to link prod's objects to ci's, and to learn
 // what exists in ci, through every write path; then reads every path that
 // follows a link, as both teams.
 func TestAdversarialLinks(t *testing.T) {
-	w := setupAuthWorld(t)
+	w := adversarialWorld(t)
 	nowhere := uuid.NewString()
 
 	t.Run("createRecord under a Result uid of another namespace", func(t *testing.T) {
 		create := `mutation($result: String!, $data: JSON!) { createRecord(input: {result: $result, dataType: "tekton.dev/v1.TaskRun", data: $data}) { name result { name } } }`
-		_, elsewhere := w.do(t, "bob", create, map[string]any{"result": "prod/results/" + ciPipelineRunUID, "data": forgedTaskRun(uuid.NewString())}, nil)
+		_, elsewhere := w.do(t, "bob", create, map[string]any{"result": "prod/results/" + advPipelineRunUID, "data": forgedTaskRun(uuid.NewString())}, nil)
 		_, absent := w.do(t, "bob", create, map[string]any{"result": "prod/results/" + nowhere, "data": forgedTaskRun(uuid.NewString())}, nil)
 		mustNotMention(t, "createRecord", elsewhere.Data, "ci/")
-		if a, b := codeAndMessage(elsewhere, ciPipelineRunUID), codeAndMessage(absent, nowhere); a != b {
+		if a, b := codeAndMessage(elsewhere, advPipelineRunUID), codeAndMessage(absent, nowhere); a != b {
 			t.Errorf("existence oracle: a uid that exists in ci answers %q, one that exists nowhere %q", a, b)
 		}
 	})
 
 	t.Run("createResult with a uid of another namespace is a Result of its own", func(t *testing.T) {
 		_, resp := w.do(t, "bob", `mutation($uid: String!) { createResult(input: {namespace: "prod", uid: $uid, annotations: [{key: "owner", value: "mallory"}]}) { name } }`,
-			map[string]any{"uid": ciPipelineRunUID}, nil)
+			map[string]any{"uid": advPipelineRunUID}, nil)
 		if resp.code() != "" {
-			t.Fatalf("creating prod/results/%s: %+v (a uid taken in ci must not be observable from prod)", ciPipelineRunUID, resp.Errors)
+			t.Fatalf("creating prod/results/%s: %+v (a uid taken in ci must not be observable from prod)", advPipelineRunUID, resp.Errors)
 		}
-		_, resp = w.do(t, "alice", `query($n: String!) { result(name: $n) { name annotations { key value } } }`, map[string]any{"n": ciResult}, nil)
+		_, resp = w.do(t, "alice", `query($n: String!) { result(name: $n) { name annotations { key value } } }`, map[string]any{"n": advResult}, nil)
 		mustNotMention(t, "ci's Result", resp.Data, "mallory")
 	})
 
@@ -110,13 +130,19 @@ func TestAdversarialLinks(t *testing.T) {
 	forgedRecord := ""
 	t.Run("forge into prod's twin Result", func(t *testing.T) {
 		_, resp := w.do(t, "bob", `mutation($result: String!, $uid: String!, $data: JSON!) { createRecord(input: {result: $result, uid: $uid, dataType: "tekton.dev/v1.TaskRun", data: $data}) { name } }`,
-			map[string]any{"result": "prod/results/" + ciPipelineRunUID, "uid": forgedUID, "data": forgedTaskRun(forgedUID)}, nil)
+			map[string]any{"result": "prod/results/" + advPipelineRunUID, "uid": forgedUID, "data": forgedTaskRun(forgedUID)}, nil)
 		if resp.code() != "" {
 			t.Fatalf("%+v", resp.Errors)
 		}
-		forgedRecord = "prod/results/" + ciPipelineRunUID + "/records/" + forgedUID
-		_, resp = w.do(t, "bob", `mutation($result: String!, $data: JSON!) { createRecord(input: {result: $result, dataType: "results.tekton.dev/v1alpha3.Log", data: $data}) { name } }`,
-			map[string]any{"result": "prod/results/" + ciPipelineRunUID, "data": forgedLog()}, nil)
+		forgedRecord = "prod/results/" + advPipelineRunUID + "/records/" + forgedUID
+		// A Log naming ci's TaskRun by namespace is refused outright; one
+		// naming it by uid alone is stored, in prod, about nothing of ci.
+		createLog := `mutation($result: String!, $data: JSON!) { createRecord(input: {result: $result, dataType: "results.tekton.dev/v1alpha3.Log", data: $data}) { name } }`
+		_, resp = w.do(t, "bob", createLog, map[string]any{"result": "prod/results/" + advPipelineRunUID, "data": forgedLog()}, nil)
+		mustNotMention(t, "a Log naming ci", resp.Data, "ci/")
+		byUID := forgedLog()
+		delete(byUID["spec"].(map[string]any)["resource"].(map[string]any), "namespace")
+		_, resp = w.do(t, "bob", createLog, map[string]any{"result": "prod/results/" + advPipelineRunUID, "data": byUID}, nil)
 		if resp.code() != "" {
 			t.Fatalf("%+v", resp.Errors)
 		}
@@ -136,10 +162,10 @@ func TestAdversarialLinks(t *testing.T) {
 
 	t.Run("ci readers see nothing forged", func(t *testing.T) {
 		queries := map[string]string{
-			"result.records":       `{ result(name: "` + ciResult + `") { records(first: 100) { totalCount nodes { name } } } }`,
-			"pipelineRun.taskRuns": `{ record(name: "` + ciPipelineRecord + `") { pipelineRun { taskRuns(first: 100) { totalCount nodes { name taskRun { name logs { step text } } } } } } }`,
-			"taskRun.logs":         `{ record(name: "` + ciTaskRecord + `") { taskRun { name logs { step text } pipelineRun { name } } } }`,
-			"records by owner":     `{ records(parent: "ci", where: {pipelineRun: "` + ciPipelineRunName + `"}, first: 100) { nodes { name } } }`,
+			"result.records":       `{ result(name: "` + advResult + `") { records(first: 100) { totalCount nodes { name } } } }`,
+			"pipelineRun.taskRuns": `{ record(name: "` + advPipelineRecord + `") { pipelineRun { taskRuns(first: 100) { totalCount nodes { name taskRun { name logs { step text } } } } } } }`,
+			"taskRun.logs":         `{ record(name: "` + advTaskRecord + `") { taskRun { name logs { step text } pipelineRun { name } } } }`,
+			"records by owner":     `{ records(parent: "ci", where: {pipelineRun: "` + advPipelineRunName + `"}, first: 100) { nodes { name } } }`,
 			"all namespaces":       `{ records(parent: "-", first: 1000) { nodes { name } } }`,
 		}
 		for name, q := range queries {
@@ -156,7 +182,7 @@ func TestAdversarialLinks(t *testing.T) {
 			{`query($id: ID!) { node(id: $id) { id } }`},
 			{`query($id: ID!) { nodes(ids: [$id]) { id } }`},
 		} {
-			_, real := w.do(t, "bob", c.query, map[string]any{"id": nodeID("Record", ciTaskRecord)}, nil)
+			_, real := w.do(t, "bob", c.query, map[string]any{"id": nodeID("Record", advTaskRecord)}, nil)
 			_, fake := w.do(t, "bob", c.query, map[string]any{"id": nodeID("Record", "ci/results/"+nowhere+"/records/"+nowhere)}, nil)
 			mustNotMention(t, c.query, real.Data, "ci/")
 			if real.code() != "PERMISSION_DENIED" || fake.code() != "PERMISSION_DENIED" {
@@ -164,7 +190,7 @@ func TestAdversarialLinks(t *testing.T) {
 			}
 		}
 		_, resp := w.do(t, "bob", `query($r: [_Any!]!) { _entities(representations: $r) { ... on Record { name data } ... on Result { name } } }`,
-			map[string]any{"r": []any{map[string]any{"__typename": "Record", "name": ciTaskRecord}, map[string]any{"__typename": "Result", "id": nodeID("Result", ciResult)}}}, nil)
+			map[string]any{"r": []any{map[string]any{"__typename": "Record", "name": advTaskRecord}, map[string]any{"__typename": "Result", "id": nodeID("Result", advResult)}}}, nil)
 		mustNotMention(t, "_entities", resp.Data, "ci/")
 	})
 
@@ -196,7 +222,7 @@ func TestAdversarialLinks(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		twin := uuid.NewString()
 		w.do(t, "bob", `mutation($result: String!, $uid: String!, $data: JSON!) { createRecord(input: {result: $result, uid: $uid, dataType: "tekton.dev/v1.TaskRun", data: $data}) { name } }`,
-			map[string]any{"result": "prod/results/" + ciPipelineRunUID, "uid": twin, "data": forgedTaskRun(twin)}, nil)
+			map[string]any{"result": "prod/results/" + advPipelineRunUID, "uid": twin, "data": forgedTaskRun(twin)}, nil)
 		mine := writeTaskRun(t, w.store, "ci", uuid.NewString(), "Unknown")
 		// Messages up to the ci write may include earlier ci changes; none
 		// may carry anything of prod.
@@ -309,8 +335,8 @@ func fragmentBomb(n int) string {
 // TestAdversarialDenialOfService runs each shape of request that once
 // stalled Annals against a victim's cheap lookups.
 func TestAdversarialDenialOfService(t *testing.T) {
-	w := setupAuthWorld(t)
-	v := victim{w: w, caller: "alice", query: `{ record(name: "` + ciTaskRecord + `") { name } }`}
+	w := adversarialWorld(t)
+	v := victim{w: w, caller: "alice", query: `{ record(name: "` + advTaskRecord + `") { name } }`}
 
 	t.Run("made-up tokens", func(t *testing.T) {
 		// The world caches a checked token for a second: spaced lookups
