@@ -29,22 +29,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/annals-dev/annals/server/access"
 )
 
 // Group is the API group of the resources, as in Tekton Results' ClusterRoles.
 const Group = "results.tekton.dev"
 
-// Resources and verbs that are authorized.
+// Resources and verbs that are authorized: the access package's names.
 const (
-	Results = "results"
-	Records = "records"
-	Logs    = "logs"
+	Results = access.Results
+	Records = access.Records
+	Logs    = access.Logs
 
-	Get    = "get"
-	List   = "list"
-	Create = "create"
-	Update = "update"
-	Delete = "delete"
+	Get    = access.Get
+	List   = access.List
+	Create = access.Create
+	Update = access.Update
+	Delete = access.Delete
 )
 
 // User is an authenticated caller.
