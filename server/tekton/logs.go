@@ -114,10 +114,12 @@ func (s *LogsService) GetLog(req *pb.GetLogRequest, stream pb.Logs_GetLogServer)
 
 // chunkSender cuts what it is given into messages of at most logChunk bytes.
 type chunkSender struct {
-	stream interface{ Send(*httpbody.HttpBody) error }
-	buf    []byte
-	sent   int
-	last   byte
+	stream interface {
+		Send(*httpbody.HttpBody) error
+	}
+	buf  []byte
+	sent int
+	last byte
 }
 
 func (c *chunkSender) copy(r io.Reader) error {
