@@ -375,7 +375,7 @@ func (s *LogsService) UpdateLog(stream pb.Logs_UpdateLogServer) error {
 		return err
 	}
 	in := &logUpload{stream: stream, name: name, cur: first.GetData()}
-	size, err := s.Store.ImportLogBytes(ctx, rec.Namespace, rec.UID, in)
+	size, err := s.Store.ReplaceLogBytes(ctx, rec, in)
 	if in.err != nil {
 		return in.err
 	}
