@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/annals-dev/annals/store/filter"
 )
 
 // SummaryOptions is a request of Tekton Results' Summary API
@@ -17,6 +19,8 @@ type SummaryOptions struct {
 	Namespaces []string // nil: no restriction; else only these namespaces are visible
 	ResultName string   // "<namespace>/results/<uid>", or "" for every Result
 	Filter     string   // CEL, as ListRecords takes it
+	// FilterFlavor is the vocabulary of Filter, as in ListOptions.
+	FilterFlavor filter.Flavor
 
 	Summary string // comma list of keys; "" is "total"
 	GroupBy string // "", a time unit with an optional time field, namespace, pipeline or repository
@@ -150,7 +154,7 @@ func (s *Store) SummarizeRecords(ctx context.Context, o SummaryOptions) ([]Summa
 		return nil, err
 	}
 	q := AggregateQuery{
-		Scope:     ListOptions{Parent: o.Parent, Namespaces: o.Namespaces, ResultName: o.ResultName, Filter: o.Filter},
+		Scope:     ListOptions{Parent: o.Parent, Namespaces: o.Namespaces, ResultName: o.ResultName, Filter: o.Filter, FilterFlavor: o.FilterFlavor},
 		MaxGroups: o.MaxGroups,
 	}
 	for _, key := range req.keys {

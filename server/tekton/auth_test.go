@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	authnv1 "k8s.io/api/authentication/v1"
@@ -32,6 +33,7 @@ func TestMain(m *testing.M) { kubetest.Main(m) }
 var (
 	ciResult   = "ci/results/0c0c0c0c-0000-4000-8000-000000000001"
 	prodResult = "prod/results/0c0c0c0c-0000-4000-8000-000000000002"
+	trAuthUID  = "0c0c0c0c-0000-4000-8000-0000000000b1"
 )
 
 // tokens creates a ServiceAccount per caller, bound to a ClusterRole with
@@ -110,6 +112,29 @@ func TestAuthorizationPerVerb(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A TaskRun with a step log in each namespace (the log's text is JSON,
+	// so that the test client reads it as it reads every answer), and a
+	// second log in prod to upload to.
+	logOf := func(result, logUID string) string {
+		tr := result + "/records/" + trAuthUID
+		run, err := s.GetRecord(ctx, tr)
+		if err != nil {
+			ns, _, _ := store.ParseResultName(result)
+			if run, err = s.CreateRecord(ctx, store.RecordWrite{ResultName: result, UID: trAuthUID, DataType: store.TypeTaskRun,
+				Data: []byte(`{"metadata":{"name":"t","namespace":"` + ns + `"},"status":{"steps":[{"name":"s"}]}}`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.WriteLog(ctx, store.LogWrite{UID: logUID, TaskRun: run, Step: "s"}, strings.NewReader("{}"), 0); err != nil {
+			t.Fatal(err)
+		}
+		return result + "/logs/" + logUID
+	}
+	ciLog := logOf(ciResult, "0c0c0c0c-0000-4000-8000-0000000000a1")
+	prodLog := logOf(prodResult, "0c0c0c0c-0000-4000-8000-0000000000a2")
+	prodUpload := logOf(prodResult, "0c0c0c0c-0000-4000-8000-0000000000a3")
+	restOf := func(name string) string { return "parents/" + name }
+
 	tok := tokens(t, env)
 	ts := httptest.NewServer(server.New(server.Config{Store: s, Logger: quiet, Auth: auth.NewKubernetes(env.Kube, auth.Options{CacheTTL: time.Second})}))
 	t.Cleanup(ts.Close)
@@ -147,15 +172,24 @@ func TestAuthorizationPerVerb(t *testing.T) {
 		{"records get allowed", "frank", "GET", "parents/ci/results/" + uidOf(ciResult) + "/records/" + uidOf(ciResult), "", nil, 200, nil},
 		{"records get denied", "frank", "GET", "parents/prod/results/" + uidOf(prodResult) + "/records/" + uidOf(prodResult), "", nil, 401, nil},
 		{"records list denied without list", "frank", "GET", "parents/ci/results/-/records", "", nil, 401, nil},
-		{"records list - visible namespaces only", "alice", "GET", "parents/-/results/-/records", "", nil, 200, []string{ciResult + "/records/" + uidOf(ciResult)}},
+		{"records list - visible namespaces only", "alice", "GET", "parents/-/results/-/records?filter=data_type+%3D%3D+PIPELINE_RUN", "", nil, 200, []string{ciResult + "/records/" + uidOf(ciResult)}},
 		{"records update denied", "alice", "PATCH", "parents/ci/results/" + uidOf(ciResult) + "/records/" + uidOf(ciResult), `{}`, nil, 401, nil},
 		{"records update allowed", "bob", "PATCH", "parents/prod/results/" + newProd + "/records/" + newProd, `{}`, nil, 200, nil},
 		{"records delete denied", "alice", "DELETE", "parents/ci/results/" + uidOf(ciResult) + "/records/" + uidOf(ciResult), "", nil, 401, nil},
 		{"records delete allowed", "bob", "DELETE", "parents/prod/results/" + newProd + "/records/" + newProd, "", nil, 200, nil},
 		{"results delete allowed", "bob", "DELETE", "parents/prod/results/" + newProd, "", nil, 200, nil},
-		// The summary needs records/get, not list (B21): past the check
-		// it answers Unimplemented until the aggregation is served.
-		{"summary allowed with records get", "frank", "GET", "parents/ci/results/-/records/summary?summary=total", "", nil, 501, nil},
+		// The summary needs records/get, not list (B21).
+		{"summary allowed with records get", "frank", "GET", "parents/ci/results/-/records/summary?summary=total", "", nil, 200, nil},
+		{"summary - needs get where it looks", "frank", "GET", "parents/-/results/-/records/summary", "", nil, 200, nil},
+		{"logs get allowed, by TaskRun uid", "alice", "GET", "parents/ci/results/" + uidOf(ciResult) + "/logs/" + trAuthUID, "", nil, 200, nil},
+		{"logs get allowed, by Log id", "alice", "GET", restOf(ciLog), "", nil, 200, nil},
+		{"logs get denied", "alice", "GET", restOf(prodLog), "", nil, 401, nil},
+		{"logs get denied with records get only", "frank", "GET", restOf(ciLog), "", nil, 401, nil},
+		{"logs list allowed", "alice", "GET", "parents/ci/results/-/logs", "", nil, 200, []string{ciLog}},
+		{"logs list - visible namespaces only", "alice", "GET", "parents/-/results/-/logs", "", nil, 200, []string{ciLog}},
+		{"logs list denied", "frank", "GET", "parents/ci/results/-/logs", "", nil, 401, nil},
+		{"logs delete denied", "alice", "DELETE", restOf(ciLog), "", nil, 401, nil},
+		{"logs delete allowed", "bob", "DELETE", restOf(prodLog), "", nil, 200, nil},
 		{"summary denied", "carol", "GET", "parents/ci/results/-/records/summary?summary=total", "", nil, 401, nil},
 		{"impersonation allowed", "imp", "GET", "parents/ci/results/" + uidOf(ciResult), "", http.Header{"Impersonate-User": {"system:serviceaccount:ci:alice"}}, 200, nil},
 		{"impersonated identity is checked", "imp", "GET", "parents/prod/results/" + uidOf(prodResult), "", http.Header{"Impersonate-User": {"system:serviceaccount:ci:alice"}}, 401, nil},
@@ -180,6 +214,9 @@ func TestAuthorizationPerVerb(t *testing.T) {
 				t.Fatalf("%s %s as %s: %d %s; want %d", tt.method, tt.path, tt.caller, a.status, a.body, tt.status)
 			}
 			if a.status == 401 {
+				if streamed, ok := a.json["error"].(map[string]any); ok {
+					a.json = streamed // GetLog's errors come as a stream's, as upstream's
+				}
 				a.failed(t, 401, 16, "")
 				if a.header.Get("WWW-Authenticate") == "" {
 					t.Errorf("401 without WWW-Authenticate")
@@ -225,7 +262,39 @@ func TestAuthorizationPerVerb(t *testing.T) {
 	if _, err := rpc.GetResult(as("imp", "impersonate-user", "system:serviceaccount:ci:alice"), &pb.GetResultRequest{Name: ciResult}); err != nil {
 		t.Errorf("gRPC impersonation: %v", err)
 	}
-	list, err := rpc.ListRecords(as("alice"), &pb.ListRecordsRequest{Parent: "-/results/-"})
+	// Logs over gRPC: get, and upload with logs/update.
+	logs := pb.NewLogsClient(dial(t, ts))
+	upload := func(caller, name string) error {
+		stream, err := logs.UpdateLog(as(caller))
+		if err != nil {
+			return err
+		}
+		stream.Send(&pb.Log{Name: name, Data: []byte("uploaded")})
+		_, err = stream.CloseAndRecv()
+		return err
+	}
+	wantCode(t, upload("alice", ciLog), codes.Unauthenticated, "permission denied")
+	wantCode(t, upload("frank", ciLog), codes.Unauthenticated, "permission denied")
+	if err := upload("bob", prodUpload); err != nil {
+		t.Errorf("gRPC UpdateLog allowed: %v", err)
+	}
+	get, err := logs.GetLog(as("frank"), &pb.GetLogRequest{Name: ciLog})
+	if err == nil {
+		_, err = get.Recv()
+	}
+	wantCode(t, err, codes.Unauthenticated, "permission denied")
+	get, err = logs.GetLog(as("bob"), &pb.GetLogRequest{Name: prodUpload})
+	if err == nil {
+		var m *httpbody.HttpBody
+		if m, err = get.Recv(); err == nil && string(m.GetData()) != "uploaded" {
+			t.Errorf("gRPC GetLog after upload: %q", m.GetData())
+		}
+	}
+	if err != nil {
+		t.Errorf("gRPC GetLog allowed: %v", err)
+	}
+
+	list, err := rpc.ListRecords(as("alice"), &pb.ListRecordsRequest{Parent: "-/results/-", Filter: "data_type == PIPELINE_RUN"})
 	if err != nil || len(list.Records) != 1 || list.Records[0].Name != ciResult+"/records/"+uidOf(ciResult) {
 		t.Errorf("gRPC list across namespaces: %v %v", list, err)
 	}

@@ -34,8 +34,8 @@ type Config struct {
 	// RequestID names a failure in the log and in the answer.
 	RequestID func(context.Context) string
 	// Logs serves tekton.results.v1alpha2.Logs and LogsV3
-	// tekton.results.v1alpha3.Logs; nil registers them answering
-	// Unimplemented.
+	// tekton.results.v1alpha3.Logs; nil serves the store's logs
+	// (LogsService, LogsV3Service).
 	Logs   pb.LogsServer
 	LogsV3 pb3.LogsServer
 	// RequestTimeout bounds each unary call (and cancels its SQL); 0: none.
@@ -65,12 +65,13 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, logs: cfg.Logs}
 	s.results = &Service{Store: cfg.Store, Access: access.Decider{Auth: authz, Namespaces: cfg.Store.Namespaces}, Logger: cfg.Logger, RequestID: cfg.RequestID}
+	builtin := &LogsService{Service: s.results}
 	if s.logs == nil {
-		s.logs = pb.UnimplementedLogsServer{}
+		s.logs = builtin
 	}
 	logsV3 := cfg.LogsV3
 	if logsV3 == nil {
-		logsV3 = pb3.UnimplementedLogsServer{}
+		logsV3 = &LogsV3Service{Logs: builtin}
 	}
 	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(s.unary), grpc.StreamInterceptor(s.stream))
 	pb.RegisterResultsServer(s.grpc, s.results)

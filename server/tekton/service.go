@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/annals-dev/annals/server/access"
 	pb "github.com/annals-dev/annals/server/tekton/proto/v1alpha2"
@@ -297,7 +299,7 @@ func (s *Service) record(ctx context.Context, name, verb string) (*store.Record,
 // ListRecords lists Records under "<parent>/results/<result>", where
 // either part may be "-".
 func (s *Service) ListRecords(ctx context.Context, req *pb.ListRecordsRequest) (*pb.ListRecordsResponse, error) {
-	opts, size, err := s.recordList(ctx, req.GetParent(), req.GetFilter(), req.GetPageSize(), req.GetOrderBy(), access.List)
+	opts, size, err := s.recordList(ctx, req.GetParent(), req.GetFilter(), req.GetPageSize(), req.GetOrderBy(), recordOrders, access.List, access.Records)
 	if errors.Is(err, errNothing) {
 		return &pb.ListRecordsResponse{}, nil
 	}
@@ -323,9 +325,9 @@ func (s *Service) ListRecords(ctx context.Context, req *pb.ListRecordsRequest) (
 // Tekton Results accepts but Annals could never have stored.
 var errNothing = errors.New("nothing can be there")
 
-// recordList validates a list of Records and decides access to it (verb
-// list, or get for the summary): the store options, and the page size.
-func (s *Service) recordList(ctx context.Context, parent, celFilter string, size int32, order, verb string) (store.ListOptions, int, error) {
+// recordList validates a list of Records and decides access to it (records
+// list, records get for the summary, logs list for ListLogs): the store options, and the page size.
+func (s *Service) recordList(ctx context.Context, parent, celFilter string, size int32, order string, orders map[string]store.OrderField, verb, resource string) (store.ListOptions, int, error) {
 	ns, result, err := parseRecordParent(parent)
 	if err != nil {
 		return store.ListOptions{}, 0, err
@@ -334,11 +336,11 @@ func (s *Service) recordList(ctx context.Context, parent, celFilter string, size
 	if err != nil {
 		return store.ListOptions{}, 0, err
 	}
-	ob, err := orderBy(order, recordOrders)
+	ob, err := orderBy(order, orders)
 	if err != nil {
 		return store.ListOptions{}, 0, err
 	}
-	visible, err := s.Access.ListScope(ctx, ns, access.Records, verb)
+	visible, err := s.Access.ListScope(ctx, ns, resource, verb)
 	if err := accessError(err); err != nil {
 		return store.ListOptions{}, 0, err
 	}
@@ -365,13 +367,37 @@ func (s *Service) recordList(ctx context.Context, parent, celFilter string, size
 	return opts, n, nil
 }
 
-// GetRecordListSummary aggregates Records; it needs records/get where they
-// are (B21). The aggregation itself is served by the Summary engine.
+// GetRecordListSummary aggregates the Records of a list scope (the same
+// parent, result and CEL filter as ListRecords, "-" restricted to the
+// namespaces the caller may see) with the Summary engine of the store. It
+// needs records/get where they are (B21). A missing summary is "total" (B3)
+// and order_by takes "ASC key" too (B10).
 func (s *Service) GetRecordListSummary(ctx context.Context, req *pb.RecordListSummaryRequest) (*pb.RecordListSummary, error) {
-	if _, _, err := s.recordList(ctx, req.GetParent(), req.GetFilter(), 0, "", access.Get); err != nil && !errors.Is(err, errNothing) {
+	opts, _, err := s.recordList(ctx, req.GetParent(), req.GetFilter(), 0, "", recordOrders, access.Get, access.Records)
+	nothing := errors.Is(err, errNothing)
+	if err != nil && !nothing {
 		return nil, err
 	}
-	return nil, status.Error(codes.Unimplemented, "record list summaries are not served by this Annals version")
+	sum := store.SummaryOptions{Parent: opts.Parent, Namespaces: opts.Namespaces, ResultName: opts.ResultName,
+		Filter: opts.Filter, FilterFlavor: opts.FilterFlavor, Summary: req.GetSummary(), GroupBy: req.GetGroupBy(), OrderBy: req.GetOrderBy()}
+	if nothing {
+		// Nothing can match, but the request is still validated and
+		// answers its empty shape: select no namespace at all.
+		sum = store.SummaryOptions{Parent: "-", Namespaces: []string{}, Summary: req.GetSummary(), GroupBy: req.GetGroupBy(), OrderBy: req.GetOrderBy()}
+	}
+	rows, err := s.Store.SummarizeRecords(ctx, sum)
+	if err != nil {
+		return nil, s.storeError(ctx, err, codes.Internal)
+	}
+	out := &pb.RecordListSummary{}
+	for _, row := range rows {
+		st, err := structpb.NewStruct(row)
+		if err != nil {
+			return nil, s.storeError(ctx, fmt.Errorf("summary row %v: %w", row, err), codes.Internal)
+		}
+		out.Summary = append(out.Summary, st)
+	}
+	return out, nil
 }
 
 // listError says plainly when a page token is to blame (B11: 400, not
