@@ -199,7 +199,16 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	// Tekton Results' own API: REST here, gRPC on the same port below.
 	tk := tekton.New(tekton.Config{Store: cfg.Store, Auth: cfg.Auth, Logger: cfg.Logger, RequestID: RequestID, RequestTimeout: cfg.RequestTimeout})
-	mux.Handle(tekton.RESTPrefix, limitClients(withTimeout(cfg.RequestTimeout, tk.REST())))
+	// Log downloads get the same longer time as /logs/: a big log on a slow
+	// link must not be cut at the request timeout.
+	tkREST := tk.REST()
+	mux.Handle(tekton.RESTPrefix, limitClients(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := cfg.RequestTimeout
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/logs/") {
+			d = 10 * cfg.RequestTimeout
+		}
+		withTimeout(d, tkREST).ServeHTTP(w, r)
+	})))
 	mux.HandleFunc("GET /healthz", tk.Healthz) // {"status":"SERVING"}, as Tekton Results answers
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
