@@ -146,6 +146,10 @@ func statsOutput(res *store.StatsResult, groupBy []*StatsGroupBy) *RecordStats {
 			QueueTime:   distributionOutput(row.Queue),
 			LastRunTime: row.LastRun,
 		}
+		if res.Failed > 0 {
+			share := float64(row.Statuses.Failed) / float64(res.Failed)
+			g.FailureShare = &share
+		}
 		for j, v := range row.Groups {
 			k := &StatsKey{Dimension: groupBy[j].Dimension}
 			switch {

@@ -203,6 +203,7 @@ type ComplexityRoot struct {
 	StatsGroup struct {
 		Count        func(childComplexity int) int
 		Duration     func(childComplexity int) int
+		FailureShare func(childComplexity int) int
 		Key          func(childComplexity int) int
 		LastRunTime  func(childComplexity int) int
 		QueueTime    func(childComplexity int) int
@@ -1108,6 +1109,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StatsGroup.Duration(childComplexity), true
+	case "StatsGroup.failureShare":
+		if e.ComplexityRoot.StatsGroup.FailureShare == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.FailureShare(childComplexity), true
 	case "StatsGroup.key":
 		if e.ComplexityRoot.StatsGroup.Key == nil {
 			break
@@ -1860,6 +1867,8 @@ func (ec *executionContext) childFields_StatsGroup(ctx context.Context, field gr
 		return ec.fieldContext_StatsGroup_statusCounts(ctx, field)
 	case "successRate":
 		return ec.fieldContext_StatsGroup_successRate(ctx, field)
+	case "failureShare":
+		return ec.fieldContext_StatsGroup_failureShare(ctx, field)
 	case "duration":
 		return ec.fieldContext_StatsGroup_duration(ctx, field)
 	case "queueTime":
@@ -6162,6 +6171,29 @@ func (ec *executionContext) fieldContext_StatsGroup_successRate(_ context.Contex
 	return graphql.NewScalarFieldContext("StatsGroup", field, false, false, "Float")
 }
 
+func (ec *executionContext) _StatsGroup_failureShare(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_failureShare(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailureShare, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_failureShare(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatsGroup", field, false, false, "Float")
+}
+
 func (ec *executionContext) _StatsGroup_duration(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10191,6 +10223,11 @@ func (ec *executionContext) _StatsGroup(ctx context.Context, sel ast.SelectionSe
 			}
 		case "successRate":
 			out.Values[i] = ec._StatsGroup_successRate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "failureShare":
+			out.Values[i] = ec._StatsGroup_failureShare(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

@@ -149,6 +149,10 @@ type StatsGroup struct {
 	StatusCounts *StatusCounts `json:"statusCounts"`
 	// Succeeded among finished runs (succeeded, failed, cancelled), 0 to 1; null when none finished.
 	SuccessRate *float64 `json:"successRate,omitempty"`
+	// This group's share of the failed runs of all groups (before first cuts
+	// them), 0 to 1; null when none failed. Grouped by TASK under a Pipeline and
+	// ordered by FAILED, the groups are the failure hot spots.
+	FailureShare *float64 `json:"failureShare,omitempty"`
 	// status.completionTime - status.startTime of the runs that have both.
 	Duration *DurationStats `json:"duration"`
 	// Queue time: status.startTime - metadata.creationTimestamp of the runs that have both.

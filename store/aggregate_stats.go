@@ -214,11 +214,13 @@ func (q StatsQuery) zone() *time.Location {
 	return q.TimeZone
 }
 
-// StatsResult is the groups of a StatsQuery, ordered and limited, and how
-// many groups there were before the limit.
+// StatsResult is the groups of a StatsQuery, ordered and limited, how many
+// groups there were before the limit, and the failures of them all (the
+// denominator of a failure hot spot's share).
 type StatsResult struct {
 	Rows        []StatsRow
 	TotalGroups int
+	Failed      int64 // failed runs of all groups, before the limit
 }
 
 var statsUnits = []TimeUnit{UnitHour, UnitDay, UnitWeek, UnitMonth}
@@ -373,6 +375,9 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (*StatsResult, error) {
 	}
 	sortStats(rows, q.OrderBy)
 	res := &StatsResult{TotalGroups: len(rows), Rows: rows}
+	for _, r := range rows {
+		res.Failed += r.Statuses.Failed
+	}
 	if q.Limit > 0 && len(rows) > q.Limit {
 		res.Rows = rows[:q.Limit]
 	}
