@@ -142,8 +142,8 @@ func statsOutput(res *store.StatsResult, groupBy []*StatsGroupBy) *RecordStats {
 			StatusCounts: &StatusCounts{Succeeded: int(row.Statuses.Succeeded), Failed: int(row.Statuses.Failed),
 				Cancelled: int(row.Statuses.Cancelled), Running: int(row.Statuses.Running), Unknown: int(row.Statuses.Unknown)},
 			SuccessRate: row.SuccessRate(),
-			Duration:    distributionOutput(row.Duration),
-			QueueTime:   distributionOutput(row.Queue),
+			Duration:    distributionOutput(row.Duration, res.Percentiles),
+			QueueTime:   distributionOutput(row.Queue, res.Percentiles),
 			LastRunTime: row.LastRun,
 		}
 		if res.Failed > 0 {
@@ -175,7 +175,8 @@ func statsOutput(res *store.StatsResult, groupBy []*StatsGroupBy) *RecordStats {
 	return out
 }
 
-func distributionOutput(d store.Distribution) *DurationStats {
+// distributionOutput leaves percentiles null unless they were computed.
+func distributionOutput(d store.Distribution, percentiles bool) *DurationStats {
 	out := &DurationStats{Count: int(d.N)}
 	if d.N == 0 {
 		return out
@@ -183,7 +184,9 @@ func distributionOutput(d store.Distribution) *DurationStats {
 	sec := func(us int64) *float64 { v := float64(us) / 1e6; return &v }
 	avg := d.Avg() / 1e6
 	out.Min, out.Avg, out.Max, out.Sum = sec(d.Min), &avg, sec(d.Max), sec(d.Sum)
-	out.P50, out.P90, out.P95, out.P99 = sec(d.P50), sec(d.P90), sec(d.P95), sec(d.P99)
+	if percentiles {
+		out.P50, out.P90, out.P95, out.P99 = sec(d.P50), sec(d.P90), sec(d.P95), sec(d.P99)
+	}
 	return out
 }
 

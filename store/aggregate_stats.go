@@ -221,6 +221,7 @@ type StatsResult struct {
 	Rows        []StatsRow
 	TotalGroups int
 	Failed      int64 // failed runs of all groups, before the limit
+	Percentiles bool  // whether the rows' percentiles were computed
 }
 
 var statsUnits = []TimeUnit{UnitHour, UnitDay, UnitWeek, UnitMonth}
@@ -374,7 +375,7 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (*StatsResult, error) {
 		}
 	}
 	sortStats(rows, q.OrderBy)
-	res := &StatsResult{TotalGroups: len(rows), Rows: rows}
+	res := &StatsResult{TotalGroups: len(rows), Rows: rows, Percentiles: q.Percentiles}
 	for _, r := range rows {
 		res.Failed += r.Statuses.Failed
 	}
