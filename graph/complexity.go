@@ -27,6 +27,14 @@ func Complexity() ComplexityRoot {
 	c.Query.Results = func(child int, _ string, first *int, _ *string, last *int, _ *string, filter *string, _ *ResultWhere, _ *Order) int {
 		return connectionCost(child, first, last) + filterCost(filter)
 	}
+	// Aggregations read their whole scope: a base cost, then each group
+	// the grouping may return (see statsGroupEstimate) pays for its fields.
+	c.Query.RecordStats = func(child int, _ string, _ *string, where *RecordWhere, filter *string, groupBy []*StatsGroupBy, _ *string, _ *bool, _ []*StatsOrder, first *int) int {
+		return StatsCost + statsGroupEstimate(where, groupBy, first)*child + filterCost(filter)
+	}
+	c.Query.RecordFacets = func(child int, _ string, _ *RecordWhere, filter *string, _ FacetDimension, _ *string, _ *string, first *int) int {
+		return StatsCost + min(max(deref(first), 20), store.MaxFacetValues)*child + filterCost(filter)
+	}
 	c.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
 	// Each reference is a lookup and an access decision.
 	c.Query.__resolve_entities = func(child int, representations []map[string]any) int { return 1 + len(representations)*child }

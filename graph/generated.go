@@ -50,11 +50,28 @@ type ComplexityRoot struct {
 		Name func(childComplexity int) int
 	}
 
+	DurationStats struct {
+		Avg   func(childComplexity int) int
+		Count func(childComplexity int) int
+		Max   func(childComplexity int) int
+		Min   func(childComplexity int) int
+		P50   func(childComplexity int) int
+		P90   func(childComplexity int) int
+		P95   func(childComplexity int) int
+		P99   func(childComplexity int) int
+		Sum   func(childComplexity int) int
+	}
+
 	Entity struct {
 		FindRecordByID   func(childComplexity int, id string) int
 		FindRecordByName func(childComplexity int, name string) int
 		FindResultByID   func(childComplexity int, id string) int
 		FindResultByName func(childComplexity int, name string) int
+	}
+
+	FacetValue struct {
+		Count func(childComplexity int) int
+		Value func(childComplexity int) int
 	}
 
 	KeyValue struct {
@@ -116,6 +133,8 @@ type ComplexityRoot struct {
 		Node               func(childComplexity int, id string) int
 		Nodes              func(childComplexity int, ids []string) int
 		Record             func(childComplexity int, name string) int
+		RecordFacets       func(childComplexity int, parent string, where *RecordWhere, filter *string, dimension FacetDimension, key *string, prefix *string, first *int) int
+		RecordStats        func(childComplexity int, parent string, result *string, where *RecordWhere, filter *string, groupBy []*StatsGroupBy, timeZone *string, fill *bool, orderBy []*StatsOrder, first *int) int
 		Records            func(childComplexity int, parent string, result *string, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) int
 		Result             func(childComplexity int, name string) int
 		Results            func(childComplexity int, parent string, first *int, after *string, last *int, before *string, filter *string, where *ResultWhere, orderBy *Order) int
@@ -150,6 +169,11 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	RecordStats struct {
+		Groups      func(childComplexity int) int
+		TotalGroups func(childComplexity int) int
+	}
+
 	Result struct {
 		Annotation  func(childComplexity int, key string) int
 		Annotations func(childComplexity int) int
@@ -174,6 +198,31 @@ type ComplexityRoot struct {
 	ResultEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	StatsGroup struct {
+		Count        func(childComplexity int) int
+		Duration     func(childComplexity int) int
+		FailureShare func(childComplexity int) int
+		Key          func(childComplexity int) int
+		LastRunTime  func(childComplexity int) int
+		QueueTime    func(childComplexity int) int
+		StatusCounts func(childComplexity int) int
+		SuccessRate  func(childComplexity int) int
+	}
+
+	StatsKey struct {
+		Dimension func(childComplexity int) int
+		Time      func(childComplexity int) int
+		Value     func(childComplexity int) int
+	}
+
+	StatusCounts struct {
+		Cancelled func(childComplexity int) int
+		Failed    func(childComplexity int) int
+		Running   func(childComplexity int) int
+		Succeeded func(childComplexity int) int
+		Unknown   func(childComplexity int) int
 	}
 
 	Step struct {
@@ -257,6 +306,8 @@ type QueryResolver interface {
 	Record(ctx context.Context, name string) (*store.Record, error)
 	Results(ctx context.Context, parent string, first *int, after *string, last *int, before *string, filter *string, where *ResultWhere, orderBy *Order) (*ResultConnection, error)
 	Records(ctx context.Context, parent string, result *string, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) (*RecordConnection, error)
+	RecordStats(ctx context.Context, parent string, result *string, where *RecordWhere, filter *string, groupBy []*StatsGroupBy, timeZone *string, fill *bool, orderBy []*StatsOrder, first *int) (*RecordStats, error)
+	RecordFacets(ctx context.Context, parent string, where *RecordWhere, filter *string, dimension FacetDimension, key *string, prefix *string, first *int) ([]*FacetValue, error)
 }
 type RecordResolver interface {
 	ID(ctx context.Context, obj *store.Record) (string, error)
@@ -310,6 +361,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeletePayload.Name(childComplexity), true
 
+	case "DurationStats.avg":
+		if e.ComplexityRoot.DurationStats.Avg == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.Avg(childComplexity), true
+	case "DurationStats.count":
+		if e.ComplexityRoot.DurationStats.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.Count(childComplexity), true
+	case "DurationStats.max":
+		if e.ComplexityRoot.DurationStats.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.Max(childComplexity), true
+	case "DurationStats.min":
+		if e.ComplexityRoot.DurationStats.Min == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.Min(childComplexity), true
+	case "DurationStats.p50":
+		if e.ComplexityRoot.DurationStats.P50 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.P50(childComplexity), true
+	case "DurationStats.p90":
+		if e.ComplexityRoot.DurationStats.P90 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.P90(childComplexity), true
+	case "DurationStats.p95":
+		if e.ComplexityRoot.DurationStats.P95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.P95(childComplexity), true
+	case "DurationStats.p99":
+		if e.ComplexityRoot.DurationStats.P99 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.P99(childComplexity), true
+	case "DurationStats.sum":
+		if e.ComplexityRoot.DurationStats.Sum == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DurationStats.Sum(childComplexity), true
+
 	case "Entity.findRecordByID":
 		if e.ComplexityRoot.Entity.FindRecordByID == nil {
 			break
@@ -354,6 +460,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Entity.FindResultByName(childComplexity, args["name"].(string)), true
+
+	case "FacetValue.count":
+		if e.ComplexityRoot.FacetValue.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetValue.Count(childComplexity), true
+	case "FacetValue.value":
+		if e.ComplexityRoot.FacetValue.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetValue.Value(childComplexity), true
 
 	case "KeyValue.key":
 		if e.ComplexityRoot.KeyValue.Key == nil {
@@ -666,6 +785,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Record(childComplexity, args["name"].(string)), true
+	case "Query.recordFacets":
+		if e.ComplexityRoot.Query.RecordFacets == nil {
+			break
+		}
+
+		args, err := ec.field_Query_recordFacets_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RecordFacets(childComplexity, args["parent"].(string), args["where"].(*RecordWhere), args["filter"].(*string), args["dimension"].(FacetDimension), args["key"].(*string), args["prefix"].(*string), args["first"].(*int)), true
+	case "Query.recordStats":
+		if e.ComplexityRoot.Query.RecordStats == nil {
+			break
+		}
+
+		args, err := ec.field_Query_recordStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RecordStats(childComplexity, args["parent"].(string), args["result"].(*string), args["where"].(*RecordWhere), args["filter"].(*string), args["groupBy"].([]*StatsGroupBy), args["timeZone"].(*string), args["fill"].(*bool), args["orderBy"].([]*StatsOrder), args["first"].(*int)), true
 	case "Query.records":
 		if e.ComplexityRoot.Query.Records == nil {
 			break
@@ -828,6 +969,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RecordEdge.Node(childComplexity), true
 
+	case "RecordStats.groups":
+		if e.ComplexityRoot.RecordStats.Groups == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordStats.Groups(childComplexity), true
+	case "RecordStats.totalGroups":
+		if e.ComplexityRoot.RecordStats.TotalGroups == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordStats.TotalGroups(childComplexity), true
+
 	case "Result.annotation":
 		if e.ComplexityRoot.Result.Annotation == nil {
 			break
@@ -942,6 +1096,105 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ResultEdge.Node(childComplexity), true
+
+	case "StatsGroup.count":
+		if e.ComplexityRoot.StatsGroup.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.Count(childComplexity), true
+	case "StatsGroup.duration":
+		if e.ComplexityRoot.StatsGroup.Duration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.Duration(childComplexity), true
+	case "StatsGroup.failureShare":
+		if e.ComplexityRoot.StatsGroup.FailureShare == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.FailureShare(childComplexity), true
+	case "StatsGroup.key":
+		if e.ComplexityRoot.StatsGroup.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.Key(childComplexity), true
+	case "StatsGroup.lastRunTime":
+		if e.ComplexityRoot.StatsGroup.LastRunTime == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.LastRunTime(childComplexity), true
+	case "StatsGroup.queueTime":
+		if e.ComplexityRoot.StatsGroup.QueueTime == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.QueueTime(childComplexity), true
+	case "StatsGroup.statusCounts":
+		if e.ComplexityRoot.StatsGroup.StatusCounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.StatusCounts(childComplexity), true
+	case "StatsGroup.successRate":
+		if e.ComplexityRoot.StatsGroup.SuccessRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsGroup.SuccessRate(childComplexity), true
+
+	case "StatsKey.dimension":
+		if e.ComplexityRoot.StatsKey.Dimension == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsKey.Dimension(childComplexity), true
+	case "StatsKey.time":
+		if e.ComplexityRoot.StatsKey.Time == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsKey.Time(childComplexity), true
+	case "StatsKey.value":
+		if e.ComplexityRoot.StatsKey.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatsKey.Value(childComplexity), true
+
+	case "StatusCounts.cancelled":
+		if e.ComplexityRoot.StatusCounts.Cancelled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatusCounts.Cancelled(childComplexity), true
+	case "StatusCounts.failed":
+		if e.ComplexityRoot.StatusCounts.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatusCounts.Failed(childComplexity), true
+	case "StatusCounts.running":
+		if e.ComplexityRoot.StatusCounts.Running == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatusCounts.Running(childComplexity), true
+	case "StatusCounts.succeeded":
+		if e.ComplexityRoot.StatusCounts.Succeeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatusCounts.Succeeded(childComplexity), true
+	case "StatusCounts.unknown":
+		if e.ComplexityRoot.StatusCounts.Unknown == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatusCounts.Unknown(childComplexity), true
 
 	case "Step.container":
 		if e.ComplexityRoot.Step.Container == nil {
@@ -1166,6 +1419,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("Order", ec.unmarshalInputOrder),
 			graphql.NewInputUnmarshaler("RecordWhere", ec.unmarshalInputRecordWhere),
 			graphql.NewInputUnmarshaler("ResultWhere", ec.unmarshalInputResultWhere),
+			graphql.NewInputUnmarshaler("StatsGroupBy", ec.unmarshalInputStatsGroupBy),
+			graphql.NewInputUnmarshaler("StatsOrder", ec.unmarshalInputStatsOrder),
 			graphql.NewInputUnmarshaler("TimeRange", ec.unmarshalInputTimeRange),
 		)
 	}
@@ -1259,7 +1514,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/federation.graphqls" "schema/schema.graphqls"
+//go:embed "schema/analytics.graphqls" "schema/federation.graphqls" "schema/schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1271,6 +1526,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "schema/analytics.graphqls", Input: sourceData("schema/analytics.graphqls"), BuiltIn: false},
 	{Name: "schema/federation.graphqls", Input: sourceData("schema/federation.graphqls"), BuiltIn: false},
 	{Name: "schema/schema.graphqls", Input: sourceData("schema/schema.graphqls"), BuiltIn: false},
 	{Name: "../federation/directives.graphql", Input: `
@@ -1359,6 +1615,40 @@ func (ec *executionContext) childFields_DeletePayload(ctx context.Context, field
 		return ec.fieldContext_DeletePayload_name(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeletePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DurationStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_DurationStats_count(ctx, field)
+	case "min":
+		return ec.fieldContext_DurationStats_min(ctx, field)
+	case "avg":
+		return ec.fieldContext_DurationStats_avg(ctx, field)
+	case "max":
+		return ec.fieldContext_DurationStats_max(ctx, field)
+	case "sum":
+		return ec.fieldContext_DurationStats_sum(ctx, field)
+	case "p50":
+		return ec.fieldContext_DurationStats_p50(ctx, field)
+	case "p90":
+		return ec.fieldContext_DurationStats_p90(ctx, field)
+	case "p95":
+		return ec.fieldContext_DurationStats_p95(ctx, field)
+	case "p99":
+		return ec.fieldContext_DurationStats_p99(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DurationStats", field.Name)
+}
+
+func (ec *executionContext) childFields_FacetValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "value":
+		return ec.fieldContext_FacetValue_value(ctx, field)
+	case "count":
+		return ec.fieldContext_FacetValue_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FacetValue", field.Name)
 }
 
 func (ec *executionContext) childFields_KeyValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1505,6 +1795,16 @@ func (ec *executionContext) childFields_RecordEdge(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type RecordEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_RecordStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "groups":
+		return ec.fieldContext_RecordStats_groups(ctx, field)
+	case "totalGroups":
+		return ec.fieldContext_RecordStats_totalGroups(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RecordStats", field.Name)
+}
+
 func (ec *executionContext) childFields_Result(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1555,6 +1855,56 @@ func (ec *executionContext) childFields_ResultEdge(ctx context.Context, field gr
 		return ec.fieldContext_ResultEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ResultEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_StatsGroup(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_StatsGroup_key(ctx, field)
+	case "count":
+		return ec.fieldContext_StatsGroup_count(ctx, field)
+	case "statusCounts":
+		return ec.fieldContext_StatsGroup_statusCounts(ctx, field)
+	case "successRate":
+		return ec.fieldContext_StatsGroup_successRate(ctx, field)
+	case "failureShare":
+		return ec.fieldContext_StatsGroup_failureShare(ctx, field)
+	case "duration":
+		return ec.fieldContext_StatsGroup_duration(ctx, field)
+	case "queueTime":
+		return ec.fieldContext_StatsGroup_queueTime(ctx, field)
+	case "lastRunTime":
+		return ec.fieldContext_StatsGroup_lastRunTime(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StatsGroup", field.Name)
+}
+
+func (ec *executionContext) childFields_StatsKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "dimension":
+		return ec.fieldContext_StatsKey_dimension(ctx, field)
+	case "value":
+		return ec.fieldContext_StatsKey_value(ctx, field)
+	case "time":
+		return ec.fieldContext_StatsKey_time(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StatsKey", field.Name)
+}
+
+func (ec *executionContext) childFields_StatusCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "succeeded":
+		return ec.fieldContext_StatusCounts_succeeded(ctx, field)
+	case "failed":
+		return ec.fieldContext_StatusCounts_failed(ctx, field)
+	case "cancelled":
+		return ec.fieldContext_StatusCounts_cancelled(ctx, field)
+	case "running":
+		return ec.fieldContext_StatusCounts_running(ctx, field)
+	case "unknown":
+		return ec.fieldContext_StatusCounts_unknown(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StatusCounts", field.Name)
 }
 
 func (ec *executionContext) childFields_Step(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2129,6 +2479,146 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_recordFacets_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "parent",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["parent"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*RecordWhere, error) {
+			return ec.unmarshalORecordWhere2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordWhere(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "dimension",
+		func(ctx context.Context, v any) (FacetDimension, error) {
+			return ec.unmarshalNFacetDimension2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFacetDimension(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dimension"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "prefix",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["prefix"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg6
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_recordStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "parent",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["parent"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "result",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["result"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*RecordWhere, error) {
+			return ec.unmarshalORecordWhere2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordWhere(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "groupBy",
+		func(ctx context.Context, v any) ([]*StatsGroupBy, error) {
+			return ec.unmarshalOStatsGroupBy2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsGroupByᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "timeZone",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["timeZone"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "fill",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["fill"] = arg6
+	arg7, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) ([]*StatsOrder, error) {
+			return ec.unmarshalOStatsOrder2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsOrderᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg7
+	arg8, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg8
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_record_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2522,6 +3012,213 @@ func (ec *executionContext) fieldContext_DeletePayload_name(_ context.Context, f
 	return graphql.NewScalarFieldContext("DeletePayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _DurationStats_count(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DurationStats_min(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_min(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Min, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_min(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DurationStats_avg(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_avg(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Avg, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_avg(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DurationStats_max(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_max(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DurationStats_sum(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_sum(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sum, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_sum(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DurationStats_p50(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_p50(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P50, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_p50(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DurationStats_p90(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_p90(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P90, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_p90(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DurationStats_p95(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_p95(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P95, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_p95(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DurationStats_p99(ctx context.Context, field graphql.CollectedField, obj *DurationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DurationStats_p99(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P99, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DurationStats_p99(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
+}
+
 func (ec *executionContext) _Entity_findRecordByID(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2696,6 +3393,52 @@ func (ec *executionContext) fieldContext_Entity_findResultByName(ctx context.Con
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _FacetValue_value(ctx context.Context, field graphql.CollectedField, obj *FacetValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetValue_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetValue_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetValue", field, false, false, "String")
+}
+
+func (ec *executionContext) _FacetValue_count(ctx context.Context, field graphql.CollectedField, obj *FacetValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetValue_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetValue_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetValue", field, false, false, "Int")
 }
 
 func (ec *executionContext) _KeyValue_key(ctx context.Context, field graphql.CollectedField, obj *KeyValue) (ret graphql.Marshaler) {
@@ -4059,6 +4802,94 @@ func (ec *executionContext) fieldContext_Query_records(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_recordStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_recordStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RecordStats(ctx, fc.Args["parent"].(string), fc.Args["result"].(*string), fc.Args["where"].(*RecordWhere), fc.Args["filter"].(*string), fc.Args["groupBy"].([]*StatsGroupBy), fc.Args["timeZone"].(*string), fc.Args["fill"].(*bool), fc.Args["orderBy"].([]*StatsOrder), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RecordStats) graphql.Marshaler {
+			return ec.marshalNRecordStats2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_recordStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RecordStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_recordStats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_recordFacets(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_recordFacets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RecordFacets(ctx, fc.Args["parent"].(string), fc.Args["where"].(*RecordWhere), fc.Args["filter"].(*string), fc.Args["dimension"].(FacetDimension), fc.Args["key"].(*string), fc.Args["prefix"].(*string), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*FacetValue) graphql.Marshaler {
+			return ec.marshalNFacetValue2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFacetValueᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_recordFacets(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FacetValue(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_recordFacets_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query__entities(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4688,6 +5519,61 @@ func (ec *executionContext) fieldContext_RecordEdge_node(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _RecordStats_groups(ctx context.Context, field graphql.CollectedField, obj *RecordStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordStats_groups(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Groups, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*StatsGroup) graphql.Marshaler {
+			return ec.marshalNStatsGroup2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsGroupᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecordStats_groups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RecordStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StatsGroup(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RecordStats_totalGroups(ctx context.Context, field graphql.CollectedField, obj *RecordStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordStats_totalGroups(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalGroups, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecordStats_totalGroups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecordStats", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Result_id(ctx context.Context, field graphql.CollectedField, obj *store.Result) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5173,6 +6059,410 @@ func (ec *executionContext) fieldContext_ResultEdge_node(_ context.Context, fiel
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _StatsGroup_key(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*StatsKey) graphql.Marshaler {
+			return ec.marshalNStatsKey2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsKeyᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StatsGroup",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StatsKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StatsGroup_count(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatsGroup", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StatsGroup_statusCounts(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_statusCounts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StatusCounts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *StatusCounts) graphql.Marshaler {
+			return ec.marshalNStatusCounts2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatusCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_statusCounts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StatsGroup",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StatusCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StatsGroup_successRate(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_successRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SuccessRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_successRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatsGroup", field, false, false, "Float")
+}
+
+func (ec *executionContext) _StatsGroup_failureShare(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_failureShare(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailureShare, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_failureShare(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatsGroup", field, false, false, "Float")
+}
+
+func (ec *executionContext) _StatsGroup_duration(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_duration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Duration, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *DurationStats) graphql.Marshaler {
+			return ec.marshalNDurationStats2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐDurationStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_duration(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StatsGroup",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DurationStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StatsGroup_queueTime(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_queueTime(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QueueTime, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *DurationStats) graphql.Marshaler {
+			return ec.marshalNDurationStats2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐDurationStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_queueTime(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StatsGroup",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DurationStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StatsGroup_lastRunTime(ctx context.Context, field graphql.CollectedField, obj *StatsGroup) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsGroup_lastRunTime(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastRunTime, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StatsGroup_lastRunTime(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatsGroup", field, false, false, "Time")
+}
+
+func (ec *executionContext) _StatsKey_dimension(ctx context.Context, field graphql.CollectedField, obj *StatsKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsKey_dimension(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Dimension, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v StatsDimension) graphql.Marshaler {
+			return ec.marshalNStatsDimension2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsDimension(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatsKey_dimension(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatsKey", field, false, false, "StatsDimension")
+}
+
+func (ec *executionContext) _StatsKey_value(ctx context.Context, field graphql.CollectedField, obj *StatsKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsKey_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StatsKey_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatsKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _StatsKey_time(ctx context.Context, field graphql.CollectedField, obj *StatsKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatsKey_time(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Time, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StatsKey_time(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatsKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _StatusCounts_succeeded(ctx context.Context, field graphql.CollectedField, obj *StatusCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatusCounts_succeeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Succeeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatusCounts_succeeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatusCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StatusCounts_failed(ctx context.Context, field graphql.CollectedField, obj *StatusCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatusCounts_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatusCounts_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatusCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StatusCounts_cancelled(ctx context.Context, field graphql.CollectedField, obj *StatusCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatusCounts_cancelled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cancelled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatusCounts_cancelled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatusCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StatusCounts_running(ctx context.Context, field graphql.CollectedField, obj *StatusCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatusCounts_running(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Running, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatusCounts_running(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatusCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StatusCounts_unknown(ctx context.Context, field graphql.CollectedField, obj *StatusCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatusCounts_unknown(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unknown, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatusCounts_unknown(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatusCounts", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Step_name(ctx context.Context, field graphql.CollectedField, obj *Step) (ret graphql.Marshaler) {
@@ -7590,6 +8880,129 @@ func UnmarshalResultWhere(ctx context.Context, raw any) (ResultWhere, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputStatsGroupBy(ctx context.Context, obj any) (StatsGroupBy, error) {
+	var it StatsGroupBy
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["timeField"]; !present {
+		asMap["timeField"] = "START"
+	}
+	if _, present := asMap["unit"]; !present {
+		asMap["unit"] = "DAY"
+	}
+
+	fieldsInOrder := [...]string{"dimension", "key", "timeField", "unit"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "dimension":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dimension"))
+			data, err := ec.unmarshalNStatsDimension2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsDimension(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Dimension = data
+		case "key":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("key"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Key = data
+		case "timeField":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeField"))
+			data, err := ec.unmarshalOStatsTimeField2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsTimeField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeField = data
+		case "unit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unit"))
+			data, err := ec.unmarshalOStatsTimeUnit2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsTimeUnit(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Unit = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalStatsGroupBy unmarshals raw into the StatsGroupBy input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalStatsGroupBy(ctx context.Context, raw any) (StatsGroupBy, error) {
+	var out StatsGroupBy
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "StatsGroupBy", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputStatsOrder(ctx context.Context, obj any) (StatsOrder, error) {
+	var it StatsOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "DESC"
+	}
+
+	fieldsInOrder := [...]string{"metric", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "metric":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("metric"))
+			data, err := ec.unmarshalNStatsMetric2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsMetric(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Metric = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalStatsOrder unmarshals raw into the StatsOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalStatsOrder(ctx context.Context, raw any) (StatsOrder, error) {
+	var out StatsOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "StatsOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputTimeRange(ctx context.Context, obj any) (TimeRange, error) {
 	var it TimeRange
 	if obj == nil {
@@ -7730,6 +9143,79 @@ func (ec *executionContext) _DeletePayload(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var durationStatsImplementors = []string{"DurationStats"}
+
+func (ec *executionContext) _DurationStats(ctx context.Context, sel ast.SelectionSet, obj *DurationStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, durationStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DurationStats")
+		case "count":
+			out.Values[i] = ec._DurationStats_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "min":
+			out.Values[i] = ec._DurationStats_min(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "avg":
+			out.Values[i] = ec._DurationStats_avg(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._DurationStats_max(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sum":
+			out.Values[i] = ec._DurationStats_sum(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "p50":
+			out.Values[i] = ec._DurationStats_p50(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "p90":
+			out.Values[i] = ec._DurationStats_p90(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "p95":
+			out.Values[i] = ec._DurationStats_p95(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "p99":
+			out.Values[i] = ec._DurationStats_p99(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var entityImplementors = []string{"Entity"}
 
 func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -7773,6 +9259,44 @@ func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) g
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Entity_findResultByName(ctx, field)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var facetValueImplementors = []string{"FacetValue"}
+
+func (ec *executionContext) _FacetValue(ctx context.Context, sel ast.SelectionSet, obj *FacetValue) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, facetValueImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FacetValue")
+		case "value":
+			out.Values[i] = ec._FacetValue_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._FacetValue_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8223,6 +9747,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_records(ctx, field)
 				})
+		case "recordStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_recordStats(ctx, field)
+				})
+		case "recordFacets":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_recordFacets(ctx, field)
+				})
 		case "_entities":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -8446,6 +9982,44 @@ func (ec *executionContext) _RecordEdge(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var recordStatsImplementors = []string{"RecordStats"}
+
+func (ec *executionContext) _RecordStats(ctx context.Context, sel ast.SelectionSet, obj *RecordStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, recordStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RecordStats")
+		case "groups":
+			out.Values[i] = ec._RecordStats_groups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalGroups":
+			out.Values[i] = ec._RecordStats_totalGroups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var resultImplementors = []string{"Result", "Node", "_Entity"}
 
 func (ec *executionContext) _Result(ctx context.Context, sel ast.SelectionSet, obj *store.Result) graphql.Marshaler {
@@ -8601,6 +10175,170 @@ func (ec *executionContext) _ResultEdge(ctx context.Context, sel ast.SelectionSe
 			}
 		case "node":
 			out.Values[i] = ec._ResultEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var statsGroupImplementors = []string{"StatsGroup"}
+
+func (ec *executionContext) _StatsGroup(ctx context.Context, sel ast.SelectionSet, obj *StatsGroup) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, statsGroupImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StatsGroup")
+		case "key":
+			out.Values[i] = ec._StatsGroup_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._StatsGroup_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "statusCounts":
+			out.Values[i] = ec._StatsGroup_statusCounts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "successRate":
+			out.Values[i] = ec._StatsGroup_successRate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "failureShare":
+			out.Values[i] = ec._StatsGroup_failureShare(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "duration":
+			out.Values[i] = ec._StatsGroup_duration(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "queueTime":
+			out.Values[i] = ec._StatsGroup_queueTime(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastRunTime":
+			out.Values[i] = ec._StatsGroup_lastRunTime(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var statsKeyImplementors = []string{"StatsKey"}
+
+func (ec *executionContext) _StatsKey(ctx context.Context, sel ast.SelectionSet, obj *StatsKey) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, statsKeyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StatsKey")
+		case "dimension":
+			out.Values[i] = ec._StatsKey_dimension(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._StatsKey_value(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "time":
+			out.Values[i] = ec._StatsKey_time(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var statusCountsImplementors = []string{"StatusCounts"}
+
+func (ec *executionContext) _StatusCounts(ctx context.Context, sel ast.SelectionSet, obj *StatusCounts) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, statusCountsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StatusCounts")
+		case "succeeded":
+			out.Values[i] = ec._StatusCounts_succeeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._StatusCounts_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelled":
+			out.Values[i] = ec._StatusCounts_cancelled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "running":
+			out.Values[i] = ec._StatusCounts_running(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unknown":
+			out.Values[i] = ec._StatusCounts_unknown(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9301,6 +11039,48 @@ func (ec *executionContext) marshalNDeletePayload2ᚖgithubᚗcomᚋannalsᚑdev
 	return ec._DeletePayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDurationStats2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐDurationStats(ctx context.Context, sel ast.SelectionSet, v *DurationStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DurationStats!")
+		return graphql.Null
+	}
+	return ec._DurationStats(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFacetDimension2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFacetDimension(ctx context.Context, v any) (FacetDimension, error) {
+	var res FacetDimension
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFacetDimension2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFacetDimension(ctx context.Context, sel ast.SelectionSet, v FacetDimension) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNFacetValue2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFacetValueᚄ(ctx context.Context, sel ast.SelectionSet, v []*FacetValue) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFacetValue2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFacetValue(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFacetValue2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFacetValue(ctx context.Context, sel ast.SelectionSet, v *FacetValue) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FacetValue!")
+		return graphql.Null
+	}
+	return ec._FacetValue(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNFieldSet2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9586,6 +11366,14 @@ func (ec *executionContext) marshalNRecordEdge2ᚖgithubᚗcomᚋannalsᚑdevᚋ
 	return ec._RecordEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRecordStats2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordStats(ctx context.Context, sel ast.SelectionSet, v *RecordStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RecordStats!")
+		return graphql.Null
+	}
+	return ec._RecordStats(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNResult2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Result) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -9650,6 +11438,92 @@ func (ec *executionContext) unmarshalNRunStatus2githubᚗcomᚋannalsᚑdevᚋan
 
 func (ec *executionContext) marshalNRunStatus2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunStatus(ctx context.Context, sel ast.SelectionSet, v RunStatus) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNStatsDimension2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsDimension(ctx context.Context, v any) (StatsDimension, error) {
+	var res StatsDimension
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNStatsDimension2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsDimension(ctx context.Context, sel ast.SelectionSet, v StatsDimension) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNStatsGroup2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsGroupᚄ(ctx context.Context, sel ast.SelectionSet, v []*StatsGroup) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNStatsGroup2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsGroup(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNStatsGroup2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsGroup(ctx context.Context, sel ast.SelectionSet, v *StatsGroup) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StatsGroup!")
+		return graphql.Null
+	}
+	return ec._StatsGroup(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNStatsGroupBy2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsGroupBy(ctx context.Context, v any) (*StatsGroupBy, error) {
+	res, err := ec.unmarshalInputStatsGroupBy(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNStatsKey2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*StatsKey) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNStatsKey2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsKey(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNStatsKey2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsKey(ctx context.Context, sel ast.SelectionSet, v *StatsKey) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StatsKey!")
+		return graphql.Null
+	}
+	return ec._StatsKey(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNStatsMetric2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsMetric(ctx context.Context, v any) (StatsMetric, error) {
+	var res StatsMetric
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNStatsMetric2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsMetric(ctx context.Context, sel ast.SelectionSet, v StatsMetric) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNStatsOrder2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsOrder(ctx context.Context, v any) (*StatsOrder, error) {
+	res, err := ec.unmarshalInputStatsOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNStatusCounts2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatusCounts(ctx context.Context, sel ast.SelectionSet, v *StatusCounts) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StatusCounts!")
+		return graphql.Null
+	}
+	return ec._StatusCounts(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNStep2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStepᚄ(ctx context.Context, sel ast.SelectionSet, v []*Step) graphql.Marshaler {
@@ -10273,6 +12147,72 @@ func (ec *executionContext) marshalORunStatus2ᚕgithubᚗcomᚋannalsᚑdevᚋa
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalOStatsGroupBy2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsGroupByᚄ(ctx context.Context, v any) ([]*StatsGroupBy, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*StatsGroupBy, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNStatsGroupBy2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsGroupBy(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOStatsOrder2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsOrderᚄ(ctx context.Context, v any) ([]*StatsOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*StatsOrder, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNStatsOrder2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsOrder(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOStatsTimeField2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsTimeField(ctx context.Context, v any) (*StatsTimeField, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(StatsTimeField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOStatsTimeField2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsTimeField(ctx context.Context, sel ast.SelectionSet, v *StatsTimeField) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOStatsTimeUnit2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsTimeUnit(ctx context.Context, v any) (*StatsTimeUnit, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(StatsTimeUnit)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOStatsTimeUnit2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐStatsTimeUnit(ctx context.Context, sel ast.SelectionSet, v *StatsTimeUnit) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {

@@ -32,6 +32,26 @@ type DeletePayload struct {
 	Name string `json:"name"`
 }
 
+// A distribution in seconds (microsecond precision). Percentiles are exact
+// and discrete (PostgreSQL's percentile_disc): each is a duration some run
+// had. All null when no run of the group has the value.
+type DurationStats struct {
+	Count int      `json:"count"`
+	Min   *float64 `json:"min,omitempty"`
+	Avg   *float64 `json:"avg,omitempty"`
+	Max   *float64 `json:"max,omitempty"`
+	Sum   *float64 `json:"sum,omitempty"`
+	P50   *float64 `json:"p50,omitempty"`
+	P90   *float64 `json:"p90,omitempty"`
+	P95   *float64 `json:"p95,omitempty"`
+	P99   *float64 `json:"p99,omitempty"`
+}
+
+type FacetValue struct {
+	Value string `json:"value"`
+	Count int    `json:"count"`
+}
+
 // A test on a label or annotation: EQUALS one value, IN several, EXISTS or NOT_EXISTS.
 type KeyMatch struct {
 	Key    string   `json:"key"`
@@ -78,6 +98,12 @@ type RecordEdge struct {
 	Node   *store.Record `json:"node"`
 }
 
+type RecordStats struct {
+	Groups []*StatsGroup `json:"groups"`
+	// How many groups there are before first cuts them.
+	TotalGroups int `json:"totalGroups"`
+}
+
 type RecordWhere struct {
 	Namespace *string     `json:"namespace,omitempty"`
 	DataTypes []string    `json:"dataTypes,omitempty"`
@@ -115,6 +141,59 @@ type ResultWhere struct {
 	Ended      *TimeRange `json:"ended,omitempty"`
 }
 
+type StatsGroup struct {
+	// One value per groupBy dimension, in its order.
+	Key []*StatsKey `json:"key"`
+	// Records in the group.
+	Count        int           `json:"count"`
+	StatusCounts *StatusCounts `json:"statusCounts"`
+	// Succeeded among finished runs (succeeded, failed, cancelled), 0 to 1; null when none finished.
+	SuccessRate *float64 `json:"successRate,omitempty"`
+	// This group's share of the failed runs of all groups (before first cuts
+	// them), 0 to 1; null when none failed. Grouped by TASK under a Pipeline and
+	// ordered by FAILED, the groups are the failure hot spots.
+	FailureShare *float64 `json:"failureShare,omitempty"`
+	// status.completionTime - status.startTime of the runs that have both.
+	Duration *DurationStats `json:"duration"`
+	// Queue time: status.startTime - metadata.creationTimestamp of the runs that have both.
+	QueueTime *DurationStats `json:"queueTime"`
+	// The latest status.startTime.
+	LastRunTime *time.Time `json:"lastRunTime,omitempty"`
+}
+
+// One dimension of a grouping.
+type StatsGroupBy struct {
+	Dimension StatsDimension `json:"dimension"`
+	// The key of a LABEL or ANNOTATION.
+	Key *string `json:"key,omitempty"`
+	// For TIME.
+	TimeField *StatsTimeField `json:"timeField,omitempty"`
+	// For TIME.
+	Unit *StatsTimeUnit `json:"unit,omitempty"`
+}
+
+type StatsKey struct {
+	Dimension StatsDimension `json:"dimension"`
+	// The value (for TIME, the bucket's start in RFC 3339, UTC); null for Records without one.
+	Value *string `json:"value,omitempty"`
+	// The bucket's start, for TIME.
+	Time *time.Time `json:"time,omitempty"`
+}
+
+// Order of groups by a metric; groups without the value last, ties by key.
+type StatsOrder struct {
+	Metric    StatsMetric    `json:"metric"`
+	Direction OrderDirection `json:"direction"`
+}
+
+type StatusCounts struct {
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	Cancelled int `json:"cancelled"`
+	Running   int `json:"running"`
+	Unknown   int `json:"unknown"`
+}
+
 type Step struct {
 	Name      string `json:"name"`
 	Container string `json:"container"`
@@ -145,6 +224,73 @@ type Summary struct {
 type TimeRange struct {
 	After  *time.Time `json:"after,omitempty"`
 	Before *time.Time `json:"before,omitempty"`
+}
+
+type FacetDimension string
+
+const (
+	FacetDimensionNamespace  FacetDimension = "NAMESPACE"
+	FacetDimensionPipeline   FacetDimension = "PIPELINE"
+	FacetDimensionTask       FacetDimension = "TASK"
+	FacetDimensionStatus     FacetDimension = "STATUS"
+	FacetDimensionReason     FacetDimension = "REASON"
+	FacetDimensionKind       FacetDimension = "KIND"
+	FacetDimensionLabel      FacetDimension = "LABEL"
+	FacetDimensionAnnotation FacetDimension = "ANNOTATION"
+)
+
+var AllFacetDimension = []FacetDimension{
+	FacetDimensionNamespace,
+	FacetDimensionPipeline,
+	FacetDimensionTask,
+	FacetDimensionStatus,
+	FacetDimensionReason,
+	FacetDimensionKind,
+	FacetDimensionLabel,
+	FacetDimensionAnnotation,
+}
+
+func (e FacetDimension) IsValid() bool {
+	switch e {
+	case FacetDimensionNamespace, FacetDimensionPipeline, FacetDimensionTask, FacetDimensionStatus, FacetDimensionReason, FacetDimensionKind, FacetDimensionLabel, FacetDimensionAnnotation:
+		return true
+	}
+	return false
+}
+
+func (e FacetDimension) String() string {
+	return string(e)
+}
+
+func (e *FacetDimension) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FacetDimension(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FacetDimension", str)
+	}
+	return nil
+}
+
+func (e FacetDimension) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FacetDimension) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FacetDimension) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type MatchOp string
@@ -379,6 +525,305 @@ func (e *RunStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e RunStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type StatsDimension string
+
+const (
+	// The run status: SUCCEEDED, FAILED, CANCELLED, RUNNING or UNKNOWN.
+	StatsDimensionStatus StatsDimension = "STATUS"
+	// The reason of the Succeeded condition.
+	StatsDimensionReason    StatsDimension = "REASON"
+	StatsDimensionNamespace StatsDimension = "NAMESPACE"
+	// The Pipeline's name (tekton.dev/pipeline label or pipelineRef); a TaskRun of a Pipeline has it too.
+	StatsDimensionPipeline StatsDimension = "PIPELINE"
+	// The Task's name (tekton.dev/task label or taskRef).
+	StatsDimensionTask StatsDimension = "TASK"
+	// PIPELINE_RUN or TASK_RUN, whatever the API version (v1, v1beta1).
+	StatsDimensionKind StatsDimension = "KIND"
+	// A label's value (key: the label key).
+	StatsDimensionLabel StatsDimension = "LABEL"
+	// An annotation's value (key: the annotation key, e.g. pipelinesascode.tekton.dev/repository).
+	StatsDimensionAnnotation StatsDimension = "ANNOTATION"
+	// A time bucket (timeField, unit) in timeZone.
+	StatsDimensionTime StatsDimension = "TIME"
+)
+
+var AllStatsDimension = []StatsDimension{
+	StatsDimensionStatus,
+	StatsDimensionReason,
+	StatsDimensionNamespace,
+	StatsDimensionPipeline,
+	StatsDimensionTask,
+	StatsDimensionKind,
+	StatsDimensionLabel,
+	StatsDimensionAnnotation,
+	StatsDimensionTime,
+}
+
+func (e StatsDimension) IsValid() bool {
+	switch e {
+	case StatsDimensionStatus, StatsDimensionReason, StatsDimensionNamespace, StatsDimensionPipeline, StatsDimensionTask, StatsDimensionKind, StatsDimensionLabel, StatsDimensionAnnotation, StatsDimensionTime:
+		return true
+	}
+	return false
+}
+
+func (e StatsDimension) String() string {
+	return string(e)
+}
+
+func (e *StatsDimension) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = StatsDimension(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid StatsDimension", str)
+	}
+	return nil
+}
+
+func (e StatsDimension) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *StatsDimension) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e StatsDimension) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type StatsMetric string
+
+const (
+	// The group's dimension values.
+	StatsMetricKey         StatsMetric = "KEY"
+	StatsMetricCount       StatsMetric = "COUNT"
+	StatsMetricSucceeded   StatsMetric = "SUCCEEDED"
+	StatsMetricFailed      StatsMetric = "FAILED"
+	StatsMetricCancelled   StatsMetric = "CANCELLED"
+	StatsMetricRunning     StatsMetric = "RUNNING"
+	StatsMetricUnknown     StatsMetric = "UNKNOWN"
+	StatsMetricSuccessRate StatsMetric = "SUCCESS_RATE"
+	StatsMetricDurationMin StatsMetric = "DURATION_MIN"
+	StatsMetricDurationAvg StatsMetric = "DURATION_AVG"
+	StatsMetricDurationMax StatsMetric = "DURATION_MAX"
+	StatsMetricDurationSum StatsMetric = "DURATION_SUM"
+	StatsMetricDurationP50 StatsMetric = "DURATION_P50"
+	StatsMetricDurationP90 StatsMetric = "DURATION_P90"
+	StatsMetricDurationP95 StatsMetric = "DURATION_P95"
+	StatsMetricDurationP99 StatsMetric = "DURATION_P99"
+	StatsMetricQueueMin    StatsMetric = "QUEUE_MIN"
+	StatsMetricQueueAvg    StatsMetric = "QUEUE_AVG"
+	StatsMetricQueueMax    StatsMetric = "QUEUE_MAX"
+	StatsMetricQueueSum    StatsMetric = "QUEUE_SUM"
+	StatsMetricQueueP50    StatsMetric = "QUEUE_P50"
+	StatsMetricQueueP90    StatsMetric = "QUEUE_P90"
+	StatsMetricQueueP95    StatsMetric = "QUEUE_P95"
+	StatsMetricQueueP99    StatsMetric = "QUEUE_P99"
+	StatsMetricLastRun     StatsMetric = "LAST_RUN"
+)
+
+var AllStatsMetric = []StatsMetric{
+	StatsMetricKey,
+	StatsMetricCount,
+	StatsMetricSucceeded,
+	StatsMetricFailed,
+	StatsMetricCancelled,
+	StatsMetricRunning,
+	StatsMetricUnknown,
+	StatsMetricSuccessRate,
+	StatsMetricDurationMin,
+	StatsMetricDurationAvg,
+	StatsMetricDurationMax,
+	StatsMetricDurationSum,
+	StatsMetricDurationP50,
+	StatsMetricDurationP90,
+	StatsMetricDurationP95,
+	StatsMetricDurationP99,
+	StatsMetricQueueMin,
+	StatsMetricQueueAvg,
+	StatsMetricQueueMax,
+	StatsMetricQueueSum,
+	StatsMetricQueueP50,
+	StatsMetricQueueP90,
+	StatsMetricQueueP95,
+	StatsMetricQueueP99,
+	StatsMetricLastRun,
+}
+
+func (e StatsMetric) IsValid() bool {
+	switch e {
+	case StatsMetricKey, StatsMetricCount, StatsMetricSucceeded, StatsMetricFailed, StatsMetricCancelled, StatsMetricRunning, StatsMetricUnknown, StatsMetricSuccessRate, StatsMetricDurationMin, StatsMetricDurationAvg, StatsMetricDurationMax, StatsMetricDurationSum, StatsMetricDurationP50, StatsMetricDurationP90, StatsMetricDurationP95, StatsMetricDurationP99, StatsMetricQueueMin, StatsMetricQueueAvg, StatsMetricQueueMax, StatsMetricQueueSum, StatsMetricQueueP50, StatsMetricQueueP90, StatsMetricQueueP95, StatsMetricQueueP99, StatsMetricLastRun:
+		return true
+	}
+	return false
+}
+
+func (e StatsMetric) String() string {
+	return string(e)
+}
+
+func (e *StatsMetric) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = StatsMetric(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid StatsMetric", str)
+	}
+	return nil
+}
+
+func (e StatsMetric) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *StatsMetric) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e StatsMetric) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type StatsTimeField string
+
+const (
+	// metadata.creationTimestamp
+	StatsTimeFieldCreation StatsTimeField = "CREATION"
+	// status.startTime
+	StatsTimeFieldStart StatsTimeField = "START"
+	// status.completionTime
+	StatsTimeFieldCompletion StatsTimeField = "COMPLETION"
+)
+
+var AllStatsTimeField = []StatsTimeField{
+	StatsTimeFieldCreation,
+	StatsTimeFieldStart,
+	StatsTimeFieldCompletion,
+}
+
+func (e StatsTimeField) IsValid() bool {
+	switch e {
+	case StatsTimeFieldCreation, StatsTimeFieldStart, StatsTimeFieldCompletion:
+		return true
+	}
+	return false
+}
+
+func (e StatsTimeField) String() string {
+	return string(e)
+}
+
+func (e *StatsTimeField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = StatsTimeField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid StatsTimeField", str)
+	}
+	return nil
+}
+
+func (e StatsTimeField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *StatsTimeField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e StatsTimeField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type StatsTimeUnit string
+
+const (
+	StatsTimeUnitHour StatsTimeUnit = "HOUR"
+	StatsTimeUnitDay  StatsTimeUnit = "DAY"
+	// Weeks start on Monday.
+	StatsTimeUnitWeek  StatsTimeUnit = "WEEK"
+	StatsTimeUnitMonth StatsTimeUnit = "MONTH"
+)
+
+var AllStatsTimeUnit = []StatsTimeUnit{
+	StatsTimeUnitHour,
+	StatsTimeUnitDay,
+	StatsTimeUnitWeek,
+	StatsTimeUnitMonth,
+}
+
+func (e StatsTimeUnit) IsValid() bool {
+	switch e {
+	case StatsTimeUnitHour, StatsTimeUnitDay, StatsTimeUnitWeek, StatsTimeUnitMonth:
+		return true
+	}
+	return false
+}
+
+func (e StatsTimeUnit) String() string {
+	return string(e)
+}
+
+func (e *StatsTimeUnit) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = StatsTimeUnit(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid StatsTimeUnit", str)
+	}
+	return nil
+}
+
+func (e StatsTimeUnit) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *StatsTimeUnit) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e StatsTimeUnit) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -219,6 +219,29 @@ func totalCount(want int) func(t *testing.T, w *authWorld, data json.RawMessage)
 	}
 }
 
+// facetValues checks that the "value"s in data are exactly these.
+func facetValues(want ...string) func(t *testing.T, w *authWorld, data json.RawMessage) {
+	return func(t *testing.T, _ *authWorld, data json.RawMessage) {
+		t.Helper()
+		var got []string
+		for _, part := range strings.Split(string(data), `"value":"`)[1:] {
+			got = append(got, part[:strings.IndexByte(part, '"')])
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("values %v, want %v in %s", got, want, data)
+		}
+	}
+}
+
+func jsonHas(want string) func(t *testing.T, w *authWorld, data json.RawMessage) {
+	return func(t *testing.T, _ *authWorld, data json.RawMessage) {
+		t.Helper()
+		if !strings.Contains(string(data), want) {
+			t.Errorf("want %s in %s", want, data)
+		}
+	}
+}
+
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 var authCases = []authCase{
@@ -233,6 +256,16 @@ var authCases = []authCase{
 	{field: "records", name: "typed where cannot either", caller: "alice", query: `{ records(parent: "-", where: {namespace: "prod"}) { totalCount } }`, check: totalCount(0)},
 	{field: "records", name: "editor of prod sees prod only", caller: "bob", query: `{ records(parent: "-") { nodes { name } } }`, check: onlyNamespace("prod", true)},
 	{field: "records", name: "other namespace", caller: "alice", query: `{ records(parent: "prod") { totalCount } }`, code: "PERMISSION_DENIED"},
+
+	// Analytics aggregate only what records would list.
+	{field: "recordStats", name: "all namespaces: own only", caller: "alice", query: `{ recordStats(parent: "-", groupBy: [{dimension: NAMESPACE}]) { groups { key { value } count } } }`, check: facetValues("ci")},
+	{field: "recordStats", name: "filter cannot reach another namespace", caller: "alice", query: `{ recordStats(parent: "-", filter: "data.metadata.namespace == 'prod'") { groups { count } } }`, check: jsonHas(`"count":0`)},
+	{field: "recordStats", name: "cluster-wide role sees both", caller: "admin", query: `{ recordStats(parent: "-", groupBy: [{dimension: NAMESPACE}]) { groups { key { value } count } } }`, check: facetValues("ci", "prod")},
+	{field: "recordStats", name: "other namespace", caller: "alice", query: `{ recordStats(parent: "prod") { groups { count } } }`, code: "PERMISSION_DENIED"},
+	{field: "recordStats", name: "no credentials", caller: "", query: `{ recordStats(parent: "ci") { groups { count } } }`, code: "UNAUTHENTICATED"},
+	{field: "recordFacets", name: "all namespaces: own only", caller: "alice", query: `{ recordFacets(parent: "-", dimension: NAMESPACE) { value count } }`, check: facetValues("ci")},
+	{field: "recordFacets", name: "no rights: nothing", caller: "carol", query: `{ recordFacets(parent: "-", dimension: NAMESPACE) { value count } }`, check: facetValues()},
+	{field: "recordFacets", name: "other namespace", caller: "alice", query: `{ recordFacets(parent: "prod", dimension: PIPELINE) { value } }`, code: "PERMISSION_DENIED"},
 
 	{field: "result", name: "own", caller: "alice", query: `query($ci_result: String!) { result(name: $ci_result) { name } }`, vars: names("ci-result"), check: onlyNamespace("ci", true)},
 	{field: "result", name: "other team's", caller: "alice", query: `query($prod_result: String!) { result(name: $prod_result) { name } }`, vars: names("prod-result"), code: "PERMISSION_DENIED"},

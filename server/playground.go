@@ -57,6 +57,36 @@ query Dashboard {
     pageInfo { hasNextPage endCursor }
   }
 }
+
+# Trends: PipelineRuns per Pipeline and day (in your time zone), with success
+# rate and duration percentiles (seconds); empty days filled with zeros.
+query Trends {
+  recordStats(parent: "-", where: {dataTypes: ["tekton.dev/v1.PipelineRun", "tekton.dev/v1beta1.PipelineRun"]},
+              groupBy: [{dimension: PIPELINE}, {dimension: TIME, timeField: START, unit: DAY}],
+              timeZone: "UTC", fill: true, first: 500) {
+    totalGroups
+    groups {
+      key { dimension value }
+      count successRate
+      duration { p50 p95 max }
+      queueTime { avg p95 }
+    }
+  }
+}
+
+# Failure hot spots: the Tasks that fail most, and their share of failures.
+query HotSpots {
+  recordStats(parent: "-", where: {dataTypes: ["tekton.dev/v1.TaskRun", "tekton.dev/v1beta1.TaskRun"]},
+              groupBy: [{dimension: PIPELINE}, {dimension: TASK}],
+              orderBy: [{metric: FAILED}], first: 10) {
+    groups { key { value } count statusCounts { failed } successRate failureShare }
+  }
+}
+
+# Values for a filter dropdown: Pipelines with their number of Records.
+query PipelineFacet {
+  recordFacets(parent: "-", dimension: PIPELINE, prefix: "", first: 20) { value count }
+}
 ` + "`" + `;
 ReactDOM.createRoot(document.getElementById("graphiql")).render(
   React.createElement(GraphiQL, { fetcher, defaultQuery, defaultEditorToolsVisibility: true }));

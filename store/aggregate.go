@@ -41,6 +41,17 @@ const (
 	// DimReason is the reason of the Succeeded condition; no value without one.
 	DimReason
 	DimDataType
+	// DimPipelineName is the Pipeline's name alone (the tekton.dev/pipeline
+	// label, else the spec's reference); no value without one.
+	DimPipelineName
+	// DimTask is the Task's name (the tekton.dev/task label, else the
+	// spec's reference); no value without one.
+	DimTask
+	// DimKind is PIPELINE_RUN or TASK_RUN, whatever the API version; no
+	// value for what is not a run.
+	DimKind
+	// DimAnnotation is the value of the annotation Dimension.Key.
+	DimAnnotation
 )
 
 // TimeField is the time a DimTime dimension truncates.
@@ -69,7 +80,7 @@ type Dimension struct {
 	Kind DimensionKind
 	Time TimeField // DimTime
 	Unit TimeUnit  // DimTime
-	Key  string    // DimLabel: the label key
+	Key  string    // DimLabel, DimAnnotation: the key
 }
 
 // MetricKind is what a Metric computes over the Records of a group.

@@ -1,0 +1,147 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/annals-dev/annals/store"
+	"github.com/annals-dev/annals/store/storetest"
+)
+
+// TestRecordStatsOverGraphQL runs analytics over the sample runs: failure
+// hot spots of a Pipeline, daily buckets with percentiles, facets, and the
+// refusals of bad arguments and of groupings that could be too large.
+func TestRecordStatsOverGraphQL(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := fixture(t, s)
+		ctx := context.Background()
+
+		// Hot spots: the tasks of build-web that fail most, with their share.
+		r := post(t, ctx, h, `{ recordStats(parent: "ci", where: {pipeline: "build-web", dataTypes: ["tekton.dev/v1.TaskRun"]},
+			groupBy: [{dimension: TASK}], orderBy: [{metric: FAILED}, {metric: KEY, direction: ASC}], first: 2) {
+			totalGroups groups { key { dimension value } count statusCounts { failed succeeded } successRate failureShare } } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("%+v", r.Errors)
+		}
+		want := `{"recordStats":{"totalGroups":3,"groups":[` +
+			`{"key":[{"dimension":"TASK","value":"compile"}],"count":2,"statusCounts":{"failed":1,"succeeded":1},"successRate":0.5,"failureShare":1},` +
+			`{"key":[{"dimension":"TASK","value":"fetch"}],"count":3,"statusCounts":{"failed":0,"succeeded":2},"successRate":1,"failureShare":0}]}}`
+		if string(r.Data) != want {
+			t.Errorf("hot spots:\n got %s\nwant %s", r.Data, want)
+		}
+
+		// Per kind and day in a zone, with percentiles: counts add up to
+		// what records counts, and a group with durations has its p95.
+		r = post(t, ctx, h, `{ recordStats(parent: "-", groupBy: [{dimension: KIND}, {dimension: TIME, timeField: START, unit: DAY}], timeZone: "Europe/Berlin") {
+			groups { key { value time } count duration { count p50 p95 max } queueTime { count avg } lastRunTime } }
+			records(parent: "-", where: {dataTypes: ["tekton.dev/v1.PipelineRun", "tekton.dev/v1.TaskRun", "tekton.dev/v1beta1.TaskRun"]}) { totalCount } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("%+v", r.Errors)
+		}
+		var out struct {
+			RecordStats struct {
+				Groups []struct {
+					Count    int
+					Duration struct {
+						Count    int
+						P95, Max *float64
+					}
+				}
+			}
+			Records struct{ TotalCount int }
+		}
+		if err := json.Unmarshal(r.Data, &out); err != nil {
+			t.Fatal(err)
+		}
+		sum, withP95 := 0, 0
+		for _, g := range out.RecordStats.Groups {
+			sum += g.Count
+			if g.Duration.Count > 0 {
+				if g.Duration.P95 == nil || *g.Duration.P95 > *g.Duration.Max {
+					t.Errorf("p95 missing or above the max: %s", r.Data)
+				}
+				withP95++
+			}
+		}
+		if sum != out.Records.TotalCount || withP95 == 0 {
+			t.Errorf("groups add up to %d, records count %d; %d groups with durations: %s", sum, out.Records.TotalCount, withP95, r.Data)
+		}
+
+		r = post(t, ctx, h, `{ recordFacets(parent: "-", dimension: TASK, prefix: "f") { value count } s: recordFacets(parent: "-", dimension: STATUS, first: 2) { value count } }`, nil)
+		if want := `{"recordFacets":[{"value":"fetch","count":3}],"s":[{"value":"SUCCEEDED","count":6},{"value":"FAILED","count":3}]}`; string(r.Data) != want {
+			t.Errorf("facets:\n got %s %+v\nwant %s", r.Data, r.Errors, want)
+		}
+
+		for _, c := range []struct{ query, code, message string }{
+			{`{ recordStats(parent: "-", timeZone: "Mars/Olympus") { totalGroups } }`, "INVALID_ARGUMENT", "IANA time zone"},
+			{`{ recordStats(parent: "-", groupBy: [{dimension: LABEL}]) { totalGroups } }`, "INVALID_ARGUMENT", "needs key"},
+			{`{ recordStats(parent: "-", groupBy: [{dimension: NAMESPACE}], fill: true) { totalGroups } }`, "INVALID_ARGUMENT", "one time dimension"},
+			{`{ recordStats(parent: "-", first: 0) { totalGroups } }`, "INVALID_ARGUMENT", "first must be"},
+			{`{ recordFacets(parent: "-", dimension: ANNOTATION, key: "a\"b") { value } }`, "INVALID_ARGUMENT", "label key"},
+			{`{ recordStats(parent: "-", groupBy: [{dimension: TIME, unit: HOUR}], fill: true, where: {started: {after: "2020-01-01T00:00:00Z", before: "2026-01-01T00:00:00Z"}}) { totalGroups } }`,
+				"INVALID_ARGUMENT", "more than 10000 groups"},
+			// Three dimensions of unknown size without first: up to 10,000 groups.
+			{`{ recordStats(parent: "-", groupBy: [{dimension: NAMESPACE}, {dimension: PIPELINE}, {dimension: TASK}]) { groups { key { value } count successRate } } }`,
+				"COMPLEXITY_LIMIT_EXCEEDED", "complexity"},
+		} {
+			r := post(t, ctx, h, c.query, nil)
+			if r.code() != c.code || !strings.Contains(strings.ToLower(r.Errors[0].Message), strings.ToLower(c.message)) {
+				t.Errorf("%s: %+v, want %s about %q", c.query, r.Errors, c.code, c.message)
+			}
+		}
+		// The same grouping with first is priced by first, and runs.
+		r = post(t, ctx, h, `{ recordStats(parent: "-", groupBy: [{dimension: NAMESPACE}, {dimension: PIPELINE}, {dimension: TASK}], first: 100) { totalGroups } }`, nil)
+		if len(r.Errors) > 0 {
+			t.Errorf("with first: %+v", r.Errors)
+		}
+	})
+}
+
+// TestPlaygroundExamplesRun runs every operation the playground opens with
+// over the sample runs: the examples stay valid as the schema moves.
+func TestPlaygroundExamplesRun(t *testing.T) {
+	s, _ := storetest.Open(t, "sqlite")
+	h := fixture(t, s)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/", nil))
+	page, _ := io.ReadAll(rec.Body)
+	_, rest, ok := strings.Cut(string(page), "const defaultQuery = `")
+	doc, _, ok2 := strings.Cut(rest, "`;")
+	if !ok || !ok2 {
+		t.Fatalf("no defaultQuery in the playground page")
+	}
+	var ops []string
+	for _, line := range strings.Split(doc, "\n") {
+		if name, found := strings.CutPrefix(line, "query "); found {
+			ops = append(ops, strings.TrimSuffix(name, " {"))
+		}
+	}
+	if len(ops) < 4 {
+		t.Fatalf("operations %v", ops)
+	}
+	for _, op := range ops {
+		r := postOperation(t, h, doc, op)
+		if len(r.Errors) > 0 || len(r.Data) < 20 {
+			t.Errorf("%s: %+v %s", op, r.Errors, r.Data)
+		}
+	}
+}
+
+func postOperation(t *testing.T, h http.Handler, doc, op string) gqlResponse {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": doc, "operationName": op})
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/graphql", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out gqlResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("%s: %s", op, rec.Body)
+	}
+	return out
+}
