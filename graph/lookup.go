@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -45,12 +46,10 @@ func (r *Resolver) entities(ctx context.Context) *entityBatch {
 // ahead under them.
 func (r *Resolver) readEntities(ctx context.Context, fc *graphql.FieldContext, b *entityBatch) {
 	reps, _ := fc.Args["representations"].([]map[string]any)
-	var recordNames, resultNames []string
+	type ref struct{ typ, name, namespace string }
+	var refs []ref
 	for _, rep := range reps {
 		typ, _ := rep["__typename"].(string)
-		if typ != "Record" && typ != "Result" {
-			continue
-		}
 		// As the generated code does: by id when given, else by name.
 		var name string
 		var err error
@@ -59,15 +58,50 @@ func (r *Resolver) readEntities(ctx context.Context, fc *graphql.FieldContext, b
 		} else if name, ok = rep["name"].(string); !ok {
 			continue
 		}
-		if err != nil {
+		switch {
+		case err != nil:
+			continue
+		case typ == "Record":
+			_, _, _, err = store.ParseRecordName(name)
+		case typ == "Result":
+			_, _, err = store.ParseResultName(name)
+		default:
 			continue
 		}
-		if typ == "Record" {
-			if _, _, _, err := store.ParseRecordName(name); err == nil && r.allowName(ctx, name, resRecords, verbGet) == nil {
-				recordNames = append(recordNames, name)
-			}
-		} else if _, _, err := store.ParseResultName(name); err == nil && r.allowName(ctx, name, resResults, verbGet) == nil {
-			resultNames = append(resultNames, name)
+		if err == nil {
+			namespace, _, _ := strings.Cut(name, "/")
+			refs = append(refs, ref{typ, name, namespace})
+		}
+	}
+	// Each resolver checks its own reference too; asking here once per
+	// namespace and type, all at once, keeps unreadable references out of
+	// the statement without serializing the checks of many namespaces.
+	type check struct{ namespace, resource string }
+	var checks []check
+	for _, f := range refs {
+		resource := resRecords
+		if f.typ == "Result" {
+			resource = resResults
+		}
+		checks = append(checks, check{f.namespace, resource})
+	}
+	checks = distinct(checks, func(c check) check { return c })
+	allowedChecks := make([]bool, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() { allowedChecks[i] = r.allow(ctx, c.namespace, c.resource, verbGet) == nil })
+	}
+	wg.Wait()
+	ok := map[check]bool{}
+	for i, c := range checks {
+		ok[c] = allowedChecks[i]
+	}
+	var recordNames, resultNames []string
+	for _, f := range refs {
+		if f.typ == "Record" && ok[check{f.namespace, resRecords}] {
+			recordNames = append(recordNames, f.name)
+		} else if f.typ == "Result" && ok[check{f.namespace, resResults}] {
+			resultNames = append(resultNames, f.name)
 		}
 	}
 	recordNames = distinct(recordNames, func(s string) string { return s })
