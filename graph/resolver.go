@@ -67,7 +67,7 @@ func (r *Resolver) listScope(ctx context.Context, parent, resource string) ([]st
 	return r.access().ListScope(ctx, parent, resource, verbList)
 }
 
-func (r *Resolver) loaders(ctx context.Context) *Loaders { return loadersFrom(ctx, r.Store) }
+func (r *Resolver) loaders(ctx context.Context) *Loaders { return loadersFrom(ctx) }
 
 // Global IDs are the base64 of "<type>:<name>", opaque to clients.
 func globalID(typ, name string) string {
@@ -86,9 +86,8 @@ func parseGlobalID(id string) (typ, name string, err error) {
 	return "", "", fmt.Errorf("%w: %q is not an ID given out by this API", store.ErrInvalidArgument, id)
 }
 
-// loadNode authorizes the lookup of a global ID and asks its loader,
-// returning the thunk that waits for the answer: callers can ask for many
-// before waiting, so that they share one statement per type.
+// loadNode authorizes the lookup of a global ID and returns the thunk that
+// reads it.
 func (r *Resolver) loadNode(ctx context.Context, id string) (func() (Node, error), error) {
 	typ, name, err := parseGlobalID(id)
 	if err != nil {
@@ -98,14 +97,12 @@ func (r *Resolver) loadNode(ctx context.Context, id string) (func() (Node, error
 		if err := r.allowName(ctx, name, resResults, verbGet); err != nil {
 			return nil, err
 		}
-		load := r.loaders(ctx).resultByName.Load(ctx, name)
-		return func() (Node, error) { return asNode(load()) }, nil
+		return func() (Node, error) { return asNode(r.resultByName(ctx, name)) }, nil
 	}
 	if err := r.allowName(ctx, name, resRecords, verbGet); err != nil {
 		return nil, err
 	}
-	load := r.loaders(ctx).recordByName.Load(ctx, name)
-	return func() (Node, error) { return asNode(load()) }, nil
+	return func() (Node, error) { return asNode(r.recordByName(ctx, name)) }, nil
 }
 
 // entityName reads the name out of a global ID of the given type, for

@@ -105,15 +105,24 @@ func (r *pipelineRunResolver) TaskRuns(ctx context.Context, obj *PipelineRun, fi
 	if err := r.allow(ctx, obj.Record.Namespace, resRecords, verbList); err != nil {
 		return nil, err
 	}
-	o := listArgs{first, last, after, before, filter, orderBy}.options()
-	o.RecordWhere = recordWhere(where)
-	key := taskRunsKey{PipelineRun: obj.Record, Opts: optionsKey(o)}
-	page, err := r.loaders(ctx).taskRuns.Load(ctx, key)()
+	o := nestedListOptions(first, after, last, before, filter, where, orderBy)
+	key := nestedKey[*store.Record]{obj.Record, optionsKey(o)}
+	page, err, readAhead := r.loaders(ctx).taskRuns.getOr(key, func() (*store.Page[*store.Record], error) {
+		pages, err := r.Store.ListTaskRunsForPipelineRuns(ctx, []*store.Record{obj.Record}, o)
+		return pages[obj.Record.Name], err
+	})
 	if err != nil {
 		return nil, err
 	}
+	if !readAhead {
+		r.lookAheadRecordPage(ctx, page.Items, fieldSelections(ctx))
+	}
 	return &RecordConnection{connection[*store.Record]{page: page, count: func(ctx context.Context) (int, error) {
-		return r.loaders(ctx).countTaskRuns.Load(ctx, key)()
+		n, err, _ := r.loaders(ctx).taskRunCount.getOr(key, func() (int, error) {
+			counts, err := r.Store.CountTaskRunsForPipelineRuns(ctx, []*store.Record{obj.Record}, o)
+			return counts[obj.Record.Name], err
+		})
+		return n, err
 	}}}, nil
 }
 
@@ -131,24 +140,49 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]Node, error)
 	if len(ids) > store.MaxPageSize {
 		return nil, fmt.Errorf("%w: at most %d ids at once", store.ErrInvalidArgument, store.MaxPageSize)
 	}
-	// Authorize and ask the loaders for every id first, then wait: the
-	// loaders batch the lot into one statement per type.
-	thunks := make([]func() (Node, error), len(ids))
+	// Authorize every id, then read them all: one statement per type.
+	types, names := make([]string, len(ids)), make([]string, len(ids))
+	var recordNames, resultNames []string
 	for i, id := range ids {
-		load, err := r.loadNode(ctx, id)
+		typ, name, err := parseGlobalID(id)
 		if err != nil {
 			return nil, err
 		}
-		thunks[i] = load
+		resource, list := resRecords, &recordNames
+		if typ == "Result" {
+			resource, list = resResults, &resultNames
+		}
+		if err := r.allowName(ctx, name, resource, verbGet); err != nil {
+			return nil, err
+		}
+		types[i], names[i] = typ, name
+		*list = append(*list, name)
+	}
+	recordNames = distinct(recordNames, func(s string) string { return s })
+	resultNames = distinct(resultNames, func(s string) string { return s })
+	var records map[string]*store.Record
+	var results map[string]*store.Result
+	var err error
+	if len(recordNames) > 0 {
+		if records, err = r.Store.GetRecordsByName(ctx, recordNames); err != nil {
+			return nil, err
+		}
+	}
+	if len(resultNames) > 0 {
+		if results, err = r.Store.GetResultsByName(ctx, resultNames); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]Node, len(ids))
-	for i, thunk := range thunks {
-		n, err := thunk()
-		if err != nil {
-			return nil, err
+	for i := range ids {
+		if types[i] == "Result" {
+			out[i], _ = asNode(results[names[i]], nil)
+		} else {
+			out[i], _ = asNode(records[names[i]], nil)
 		}
-		out[i] = n
 	}
+	r.lookAheadRecords(ctx, found(recordNames, records), fieldSelections(ctx))
+	r.lookAheadResults(ctx, found(resultNames, results), fieldSelections(ctx))
 	return out, nil
 }
 
@@ -160,7 +194,7 @@ func (r *queryResolver) Result(ctx context.Context, name string) (*store.Result,
 	if _, _, err := store.ParseResultName(name); err != nil {
 		return nil, err
 	}
-	return r.loaders(ctx).resultByName.Load(ctx, name)()
+	return r.resultByName(ctx, name)
 }
 
 // Record is the resolver for the record field.
@@ -171,7 +205,7 @@ func (r *queryResolver) Record(ctx context.Context, name string) (*store.Record,
 	if _, _, _, err := store.ParseRecordName(name); err != nil {
 		return nil, err
 	}
-	return r.loaders(ctx).recordByName.Load(ctx, name)()
+	return r.recordByName(ctx, name)
 }
 
 // Results is the resolver for the results field.
@@ -186,6 +220,7 @@ func (r *queryResolver) Results(ctx context.Context, parent string, first *int, 
 	if err != nil {
 		return nil, err
 	}
+	r.lookAheadResultPage(ctx, page.Items, fieldSelections(ctx))
 	return &ResultConnection{connection[*store.Result]{page: page, count: func(ctx context.Context) (int, error) {
 		return r.Store.CountResults(ctx, o)
 	}}}, nil
@@ -203,7 +238,7 @@ func (r *queryResolver) Records(ctx context.Context, parent string, result *stri
 	if err != nil {
 		return nil, err
 	}
-	r.prefetchTaskRuns(ctx, page.Items)
+	r.lookAheadRecordPage(ctx, page.Items, fieldSelections(ctx))
 	return &RecordConnection{connection[*store.Record]{page: page, count: func(ctx context.Context) (int, error) {
 		return r.Store.CountRecords(ctx, o)
 	}}}, nil
@@ -220,7 +255,13 @@ func (r *recordResolver) Result(ctx context.Context, obj *store.Record) (*store.
 		return nil, err
 	}
 	// By name: a Record's Result is the one of its own namespace.
-	res, err := r.loaders(ctx).resultByName.Load(ctx, obj.ResultName)()
+	res, err, readAhead := r.loaders(ctx).resultOf.getOr(obj, func() (*store.Result, error) {
+		found, err := r.Store.GetResultsByName(ctx, []string{obj.ResultName})
+		return found[obj.ResultName], err
+	})
+	if !readAhead && res != nil {
+		r.lookAheadResults(ctx, []*store.Result{res}, fieldSelections(ctx))
+	}
 	if err == nil && res == nil {
 		err = fmt.Errorf("%w: result of record %q", store.ErrNotFound, obj.Name)
 	}
@@ -255,7 +296,7 @@ func (r *resultResolver) ID(ctx context.Context, obj *store.Result) (string, err
 
 // Annotations is the resolver for the annotations field.
 func (r *resultResolver) Annotations(ctx context.Context, obj *store.Result) ([]*KeyValue, error) {
-	anns, err := r.loaders(ctx).annotations.Load(ctx, obj.Key())()
+	anns, err := r.annotationsOf(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +309,7 @@ func (r *resultResolver) Annotations(ctx context.Context, obj *store.Result) ([]
 
 // Annotation is the resolver for the annotation field.
 func (r *resultResolver) Annotation(ctx context.Context, obj *store.Result, key string) (*string, error) {
-	anns, err := r.loaders(ctx).annotations.Load(ctx, obj.Key())()
+	anns, err := r.annotationsOf(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -296,15 +337,24 @@ func (r *resultResolver) Records(ctx context.Context, obj *store.Result, first *
 	if err := r.allow(ctx, obj.Namespace, resRecords, verbList); err != nil {
 		return nil, err
 	}
-	o := listArgs{first, last, after, before, filter, orderBy}.options()
-	o.RecordWhere = recordWhere(where)
-	key := nestedKey{Parent: obj.Name, Opts: optionsKey(o)}
-	page, err := r.loaders(ctx).recordsOfResult.Load(ctx, key)()
+	o := nestedListOptions(first, after, last, before, filter, where, orderBy)
+	key := nestedKey[*store.Result]{obj, optionsKey(o)}
+	page, err, readAhead := r.loaders(ctx).records.getOr(key, func() (*store.Page[*store.Record], error) {
+		pages, err := r.Store.ListRecordsForResults(ctx, []string{obj.Name}, o)
+		return pages[obj.Name], err
+	})
 	if err != nil {
 		return nil, err
 	}
+	if !readAhead {
+		r.lookAheadRecordPage(ctx, page.Items, fieldSelections(ctx))
+	}
 	return &RecordConnection{connection[*store.Record]{page: page, count: func(ctx context.Context) (int, error) {
-		return r.loaders(ctx).countOfResult.Load(ctx, key)()
+		n, err, _ := r.loaders(ctx).recordCount.getOr(key, func() (int, error) {
+			counts, err := r.Store.CountRecordsForResults(ctx, []string{obj.Name}, o)
+			return counts[obj.Name], err
+		})
+		return n, err
 	}}}, nil
 }
 
@@ -361,7 +411,15 @@ func (r *taskRunResolver) PipelineRun(ctx context.Context, obj *TaskRun) (*store
 	if obj.Record.PipelineRunName == "" {
 		return nil, nil
 	}
-	return r.loaders(ctx).pipelineRunOf.Load(ctx, pipelineRunKey{ResultName: obj.Record.ResultName, RunName: obj.Record.PipelineRunName})()
+	owner := [2]string{obj.Record.ResultName, obj.Record.PipelineRunName}
+	pr, err, readAhead := r.loaders(ctx).pipelineRunOf.getOr(obj.Record, func() (*store.Record, error) {
+		found, err := r.Store.PipelineRunRecords(ctx, [][2]string{owner})
+		return found[owner], err
+	})
+	if !readAhead && pr != nil {
+		r.lookAheadRecords(ctx, []*store.Record{pr}, fieldSelections(ctx))
+	}
+	return pr, err
 }
 
 // Logs is the resolver for the logs field.
@@ -369,9 +427,15 @@ func (r *taskRunResolver) Logs(ctx context.Context, obj *TaskRun) ([]*Log, error
 	if err := r.allow(ctx, obj.Record.Namespace, resLogs, verbGet); err != nil {
 		return nil, err
 	}
-	recs, err := r.loaders(ctx).logsOfTaskRun.Load(ctx, obj.Record.Key())()
+	recs, err, readAhead := r.loaders(ctx).logsOf.getOr(obj.Record, func() ([]*store.Record, error) {
+		found, err := r.Store.LogsForTaskRuns(ctx, []store.Key{obj.Record.Key()})
+		return found[obj.Record.Key()], err
+	})
 	if err != nil {
 		return nil, err
+	}
+	if !readAhead {
+		r.lookAheadLogs(ctx, recs, fieldSelections(ctx))
 	}
 	logs := make([]*Log, len(recs))
 	for i, rec := range recs {
