@@ -107,10 +107,10 @@ func (r *Resolver) readEntities(ctx context.Context, fc *graphql.FieldContext, b
 	recordNames = distinct(recordNames, func(s string) string { return s })
 	resultNames = distinct(resultNames, func(s string) string { return s })
 	if len(recordNames) > 0 {
-		b.records, b.recordsErr = r.Store.GetRecordsByName(ctx, recordNames)
+		b.records, b.recordsErr = readBatch(ctx, recordNames, r.Store.GetRecordsByName)
 	}
 	if len(resultNames) > 0 {
-		b.results, b.resultsErr = r.Store.GetResultsByName(ctx, resultNames)
+		b.results, b.resultsErr = readBatch(ctx, resultNames, r.Store.GetResultsByName)
 	}
 	r.lookAheadRecords(ctx, found(recordNames, b.records), fc.Field.Selections)
 	r.lookAheadResults(ctx, found(resultNames, b.results), fc.Field.Selections)

@@ -121,7 +121,7 @@ func (r *Resolver) lookAheadResultOf(ctx context.Context, recs []*store.Record, 
 		return
 	}
 	names := distinct(recs, func(rec *store.Record) string { return rec.ResultName })
-	found, err := r.Store.GetResultsByName(ctx, names)
+	found, err := readBatch(ctx, names, r.Store.GetResultsByName)
 	l := r.loaders(ctx)
 	for _, rec := range recs {
 		l.resultOf.put(rec, found[rec.ResultName], err)

@@ -164,12 +164,12 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]Node, error)
 	var results map[string]*store.Result
 	var err error
 	if len(recordNames) > 0 {
-		if records, err = r.Store.GetRecordsByName(ctx, recordNames); err != nil {
+		if records, err = readBatch(ctx, recordNames, r.Store.GetRecordsByName); err != nil {
 			return nil, err
 		}
 	}
 	if len(resultNames) > 0 {
-		if results, err = r.Store.GetResultsByName(ctx, resultNames); err != nil {
+		if results, err = readBatch(ctx, resultNames, r.Store.GetResultsByName); err != nil {
 			return nil, err
 		}
 	}
