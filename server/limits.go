@@ -156,11 +156,15 @@ func measure(doc *ast.QueryDocument, maxSelections int) shape {
 		for _, f := range unspread {
 			r.walk(f.SelectionSet, "fragment "+f.Name)
 		}
+		// The most repeated field is named; among equals the shallowest,
+		// then the first in byte order, so that the message does not
+		// depend on map order.
+		best := ""
 		for place, n := range r.at {
 			s.repeatedPairs = capAdd(s.repeatedPairs, n*(n-1)/2)
-			if n > s.mostRepeatedCount {
+			if n > s.mostRepeatedCount || n == s.mostRepeatedCount && (len(place) < len(best) || len(place) == len(best) && place < best) {
 				at, name, _ := cutLast(place, ".")
-				s.mostRepeated, s.mostRepeatedAt, s.mostRepeatedCount = name, at, n
+				s.mostRepeated, s.mostRepeatedAt, s.mostRepeatedCount, best = name, at, n, place
 			}
 		}
 	}

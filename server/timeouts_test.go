@@ -182,9 +182,33 @@ func TestSubscriptionQueriesHaveADeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.subscribe("p", recordChanged, map[string]any{"parent": "ci"})
-	name := writeTaskRun(t, s, "ci", uuid.NewString(), "Unknown")
-	if got, _ := c.nextRecord("p"); got != name {
-		t.Fatalf("first change: %s, want %s", got, name)
+	// The subscription listens a moment after the subscribe message: write
+	// until one write is heard.
+	written := make(chan string, 64)
+	stopWriting := make(chan struct{})
+	go func() {
+		for {
+			uid := uuid.NewString()
+			data, _ := json.Marshal(map[string]any{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": map[string]any{"name": "live", "namespace": "ci", "uid": uid}})
+			if s.UpsertRecords(context.Background(), []store.RecordWrite{{ResultName: store.ResultName("ci", uid), UID: uid, DataType: store.TypeTaskRun, Data: data}}) == nil {
+				written <- store.RecordName("ci", uid, uid)
+			}
+			select {
+			case <-stopWriting:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	got, _ := c.nextRecord("p")
+	close(stopWriting)
+	for heard := false; !heard; {
+		select {
+		case name := <-written:
+			heard = name == got
+		case <-time.After(5 * time.Second):
+			t.Fatalf("first change: %q, not one of the TaskRuns written", got)
+		}
 	}
 	lockRecords(t, dbURL)
 	// A change announced while Records cannot be read.
