@@ -168,6 +168,7 @@ func New(cfg Config) http.Handler {
 	gql.Use(graph.PerResponseLoaders{Store: cfg.Store})
 	gql.Use(tracing{})
 	gql.Use(newMetrics(cfg.Metrics))
+	gql.Use(unavailableStatus{})
 	gql.Use(representationLimit{max: cfg.MaxRepresentations})
 	if cfg.Auth != nil {
 		gql.Use(decisionScope{perRequest: cfg.Auth.ReviewsPerRequest()})
@@ -181,7 +182,7 @@ func New(cfg Config) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	overHTTP := authenticate(limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, gql)))
+	overHTTP := authenticate(limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, withResponseStatus(gql))))
 	overWebSocket := longLived(gql)
 	if cfg.Auth != nil {
 		overWebSocket = cfg.Auth.WebSocketMiddleware(overWebSocket)
