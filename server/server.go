@@ -138,7 +138,8 @@ func New(cfg Config) http.Handler {
 		limitClients = newClientLimits(cfg.Auth.KnownCaller, cfg).middleware
 	}
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver, Complexity: graph.Complexity()}))
-	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitTimeout: 10 * time.Second}
+	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitTimeout: 10 * time.Second,
+		Implementation: goingAway{transport.CoderWebsocketImplementation{}}}
 	if cfg.Auth != nil {
 		// Browsers cannot set headers on a WebSocket: the token may come
 		// in the connection_init payload instead ({"Authorization": "Bearer ..."}).
