@@ -14,7 +14,9 @@ import (
 // goingAway accepts WebSockets as gqlgen's default does, but closes those
 // the server's shutdown ends with 1001 (going away) instead of 1000: a
 // client can tell "reconnect elsewhere" from "the server is done with you".
-type goingAway struct{ transport.WebsocketImplementation }
+type goingAway struct {
+	transport.WebsocketImplementation
+}
 
 func (g goingAway) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
 	conn, err := g.WebsocketImplementation.Accept(w, r, opts)

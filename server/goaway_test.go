@@ -28,7 +28,9 @@ func TestShutdownClosesWebSocketsGoingAway(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- server.ServeListener(ctx, ln, server.New(server.Config{Store: s, Logger: quiet}), log, time.Second) }()
+	go func() {
+		served <- server.ServeListener(ctx, ln, server.New(server.Config{Store: s, Logger: quiet}), log, time.Second)
+	}()
 	c, err := dialGraphQL(t, "http://"+ln.Addr().String(), nil)
 	if err != nil {
 		t.Fatal(err)
