@@ -20,8 +20,12 @@ type Info struct {
 // Read returns the build's Info; stamped, if not "" or "dev", wins over the
 // module version recorded by the Go toolchain.
 func Read(stamped string) Info {
-	info := Info{Version: stamped, GoVersion: runtime.Version()}
 	bi, ok := debug.ReadBuildInfo()
+	return fromBuildInfo(stamped, bi, ok)
+}
+
+func fromBuildInfo(stamped string, bi *debug.BuildInfo, ok bool) Info {
+	info := Info{Version: stamped, GoVersion: runtime.Version()}
 	if ok {
 		if (info.Version == "" || info.Version == "dev") && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			info.Version = bi.Main.Version
