@@ -9,12 +9,14 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/annals-dev/annals/server"
+	"github.com/annals-dev/annals/server/auth"
 	"github.com/annals-dev/annals/store/storetest"
 )
 
@@ -105,4 +107,45 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("access log line lacks %s: %s", want, lines[0])
 		}
 	}
+}
+
+// TestAccessLogNamesTheCaller: with Kubernetes auth the access log line
+// names the caller TokenReview found, and never holds the token.
+func TestAccessLogNamesTheCaller(t *testing.T) {
+	w := setupAuthWorld(t)
+	var logged lockedBuffer
+	ts := httptest.NewServer(server.New(server.Config{Store: w.store, Logger: slog.New(slog.NewJSONHandler(&logged, nil)),
+		Auth: auth.NewKubernetes(w.env.Kube, auth.Options{CacheTTL: time.Second})}))
+	defer ts.Close()
+	w.url = ts.URL
+	if status, r := w.do(t, "alice", `query Mine { results(parent: "ci") { totalCount } }`, nil, nil); status != http.StatusOK || len(r.Errors) > 0 {
+		t.Fatalf("status %d %+v", status, r.Errors)
+	}
+	line := logged.String()
+	for _, want := range []string{`"caller":"system:serviceaccount:ci:alice"`, `"operation":"Mine"`, `"client":"127.0.0.1"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("access log lacks %s: %s", want, line)
+		}
+	}
+	if strings.Contains(line, w.tokens["alice"]) {
+		t.Errorf("access log holds the token: %s", line)
+	}
+}
+
+// lockedBuffer is a log destination written by server goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
