@@ -77,12 +77,15 @@ func (unavailableStatus) Validate(graphql.ExecutableSchema) error { return nil }
 func (unavailableStatus) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
 	holder, _ := ctx.Value(responseStatusKey{}).(*responseStatus)
-	if resp == nil || holder == nil || !nothingAnswered(resp.Data) {
+	if resp == nil || holder == nil {
 		return resp
 	}
+	// The errors first: the data is read only when one is UNAVAILABLE.
 	for _, e := range resp.Errors {
 		if e.Extensions["code"] == graph.CodeUnavailable {
-			holder.status = http.StatusServiceUnavailable
+			if nothingAnswered(resp.Data) {
+				holder.status = http.StatusServiceUnavailable
+			}
 			break
 		}
 	}
