@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -42,6 +43,15 @@ func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) gr
 			code = coded.ErrorCode() // refusals of the auth layer: UNAUTHENTICATED, PERMISSION_DENIED
 		case errors.Is(err, store.ErrInvalidArgument), errors.Is(err, filter.ErrInvalid):
 			code = CodeInvalidArgument
+			gqlErr.Message = invalidArgumentMessage(err)
+			var at *filter.PositionError
+			if errors.As(err, &at) {
+				// Where, for a client to point at; the message stays one line.
+				if gqlErr.Extensions == nil {
+					gqlErr.Extensions = map[string]any{}
+				}
+				gqlErr.Extensions["filter"] = map[string]any{"line": at.Line, "column": at.Column, "context": at.Context}
+			}
 		case errors.Is(err, store.ErrNotFound):
 			code = CodeNotFound
 		case errors.Is(err, store.ErrConflict):
@@ -94,4 +104,22 @@ func ErrorPresenter(log *slog.Logger, requestID func(context.Context) string) gr
 		gqlErr.Extensions["code"] = code
 		return gqlErr
 	}
+}
+
+// invalidArgumentMessage is the message of a caller's mistake said once:
+// the code already says "invalid argument", and the layers that wrapped the
+// sentinel each added it again.
+func invalidArgumentMessage(err error) string {
+	var at *filter.PositionError
+	if errors.As(err, &at) {
+		return at.Error()
+	}
+	msg := strings.ReplaceAll(err.Error(), store.ErrInvalidArgument.Error()+": ", "")
+	// gqlgen writes the input path of an argument error as "input: a.b.c message".
+	if rest, ok := strings.CutPrefix(msg, "input: "); ok {
+		if path, text, ok := strings.Cut(rest, " "); ok {
+			msg = path + ": " + text
+		}
+	}
+	return msg
 }

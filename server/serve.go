@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,18 +28,38 @@ const cancelGrace = 5 * time.Second
 
 // ServeTLS is Serve with TLS when tlsConfig is not nil.
 func ServeTLS(ctx context.Context, addr string, tlsConfig *tls.Config, h http.Handler, log *slog.Logger, drain time.Duration) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := Listen(addr, tlsConfig)
 	if err != nil {
 		return err
 	}
+	return ServeListener(ctx, ln, h, log, drain)
+}
+
+// Listener is a bound address of Listen.
+type Listener struct {
+	net.Listener
+	scheme string // http:// or https://
+}
+
+// Listen binds addr (with TLS when tlsConfig is not nil), so that a caller
+// learns that the port is taken before it starts anything else.
+func Listen(addr string, tlsConfig *tls.Config) (*Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	if tlsConfig != nil {
+		return &Listener{tls.NewListener(ln, tlsConfig), "https://"}, nil
+	}
+	return &Listener{ln, "http://"}, nil
+}
+
+// ServeListener is Serve on a listener of Listen, which it closes.
+func ServeListener(ctx context.Context, ln *Listener, h http.Handler, log *slog.Logger, drain time.Duration) error {
 	// Requests outlive ctx (they drain) but not base, cancelled when the
 	// drain ends.
 	base, cancelBase := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelBase(nil)
-	scheme := "http://"
-	if tlsConfig != nil {
-		ln, scheme = tls.NewListener(ln, tlsConfig), "https://"
-	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -48,17 +69,17 @@ func ServeTLS(ctx context.Context, addr string, tlsConfig *tls.Config, h http.Ha
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	address := scheme + ln.Addr().String()
+	address := ln.scheme + ln.Addr().String()
 	log.Info("listening", "address", address, "playground", address+"/", "graphql", address+"/graphql")
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining requests", "timeout", drain)
+	log.Info("shutting down: draining requests", "timeout", drain.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
+	err := srv.Shutdown(shutdownCtx)
 	// Whatever is left (requests past the drain, subscriptions on hijacked
 	// WebSocket connections, which Shutdown does not wait for) is cancelled.
 	cancelBase(graph.ErrShuttingDown)
@@ -66,7 +87,7 @@ func ServeTLS(ctx context.Context, addr string, tlsConfig *tls.Config, h http.Ha
 		if !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
-		log.Warn("shutting down: drain over, cancelled the requests still running", "timeout", drain)
+		log.Warn("shutting down: drain over, cancelled the requests still running", "timeout", drain.String())
 		graceCtx, cancel := context.WithTimeout(context.Background(), cancelGrace)
 		defer cancel()
 		if err := srv.Shutdown(graceCtx); err != nil {
@@ -77,5 +98,6 @@ func ServeTLS(ctx context.Context, addr string, tlsConfig *tls.Config, h http.Ha
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	log.Info("stopped")
 	return nil
 }

@@ -49,6 +49,7 @@ type Config struct {
 	RequestTimeout time.Duration        // per request (and per query of a subscription), cancels the SQL; default 20s
 	Introspection  bool                 // allow schema introspection
 	Metrics        *prometheus.Registry // served at /metrics; nil: a registry of the server's own
+	Version        string               // of the build, for annals_build_info; "": the module's
 	// Operations costing ExpensiveCost or more run at most
 	// ExpensiveConcurrency at a time; defaults 5000 and half the CPUs.
 	ExpensiveCost, ExpensiveConcurrency int
@@ -137,7 +138,8 @@ func New(cfg Config) http.Handler {
 		limitClients = newClientLimits(cfg.Auth.KnownCaller, cfg).middleware
 	}
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver, Complexity: graph.Complexity()}))
-	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitTimeout: 10 * time.Second}
+	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitTimeout: 10 * time.Second,
+		Implementation: goingAway{transport.CoderWebsocketImplementation{}}}
 	if cfg.Auth != nil {
 		// Browsers cannot set headers on a WebSocket: the token may come
 		// in the connection_init payload instead ({"Authorization": "Bearer ..."}).
@@ -168,6 +170,9 @@ func New(cfg Config) http.Handler {
 	gql.Use(graph.PerResponseLoaders{Store: cfg.Store})
 	gql.Use(tracing{})
 	gql.Use(newMetrics(cfg.Metrics))
+	service := newServiceMetrics(cfg.Metrics, cfg.Store, cfg.Version)
+	gql.Use(service)
+	gql.Use(unavailableStatus{})
 	gql.Use(representationLimit{max: cfg.MaxRepresentations})
 	if cfg.Auth != nil {
 		gql.Use(decisionScope{perRequest: cfg.Auth.ReviewsPerRequest()})
@@ -181,8 +186,8 @@ func New(cfg Config) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	overHTTP := authenticate(limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, gql)))
-	overWebSocket := longLived(gql)
+	overHTTP := authenticate(noteCaller(limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, withResponseStatus(gql)))))
+	overWebSocket := service.countWebSockets(longLived(noteCaller(gql)))
 	if cfg.Auth != nil {
 		overWebSocket = cfg.Auth.WebSocketMiddleware(overWebSocket)
 	}
@@ -194,7 +199,7 @@ func New(cfg Config) http.Handler {
 		overHTTP.ServeHTTP(w, r)
 	})))
 	mux.HandleFunc("GET /{$}", playground)
-	mux.Handle("GET /logs/{name...}", limitClients(authenticate(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, access.Decider{Auth: resolver.Auth, Namespaces: cfg.Store.Namespaces}, cfg.Logger)))))
+	mux.Handle("GET /logs/{name...}", limitClients(authenticate(noteCaller(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, access.Decider{Auth: resolver.Auth, Namespaces: cfg.Store.Namespaces}, cfg.Logger))))))
 	mux.Handle("GET /assets/", http.FileServerFS(assets))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	// Tekton Results' own API: REST here, gRPC on the same port below.
@@ -224,7 +229,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Auth == nil {
 		h = localOnly(cfg.AnyHost, h)
 	}
-	return withGRPC(tk, traceRequests(withRequestLog(cfg.Logger, h)))
+	return withGRPC(tk, traceRequests(withRequestLog(cfg.Logger, service, h)))
 }
 
 // withGRPC sends gRPC calls to the Tekton Results API and everything else
@@ -261,7 +266,11 @@ func (s *statusRecorder) WriteHeader(code int) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func withRequestLog(log *slog.Logger, next http.Handler) http.Handler {
+// withRequestLog gives each request its id, counts it by status, and
+// writes its access log line: what was asked (operation name and cost for
+// GraphQL), by whom (address, caller name), how it went and how long it
+// took. Probes, scrapes and asset loads get no line.
+func withRequestLog(log *slog.Logger, m *serviceMetrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if id == "" || len(id) > 64 {
@@ -270,15 +279,19 @@ func withRequestLog(log *slog.Logger, next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		info := &requestInfo{}
+		ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey{}, id), requestInfoKey{}, info)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		next.ServeHTTP(rec, r.WithContext(ctx))
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
+		m.countRequest(r.URL.Path, rec.status)
+		switch route(r.URL.Path) {
+		case "health", "metrics", "assets":
 			return
 		}
-		log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-			"status", rec.status, "duration_ms", time.Since(start).Milliseconds())
+		attrs := append([]any{"request_id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"duration", time.Since(start).Round(time.Microsecond).String(), "client", peerAddress(r)}, info.attrs()...)
+		log.InfoContext(ctx, "request", attrs...)
 	})
 }
 

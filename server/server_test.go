@@ -372,6 +372,7 @@ func TestFiltersOverGraphQL(t *testing.T) {
 			{"results typed status", "results", `where: {statuses: [SUCCEEDED]}`, 2},
 			{"results cel status", "results", `filter: "summary.status == FAILURE"`, 2},
 			{"results cel type", "results", `filter: "summary.type == 'tekton.dev/v1.PipelineRun' && summary.status != SUCCESS"`, 3},
+			{"results cel type constant", "results", `filter: "summary.type == PIPELINE_RUN && summary.status != SUCCESS"`, 3},
 			{"results namespace", "results", `where: {namespace: "prod"}`, 2},
 		}
 		for _, tt := range tests {

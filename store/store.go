@@ -133,6 +133,9 @@ func sqliteDSN(path string) string {
 	return "file:" + path + "?" + v.Encode()
 }
 
+// PoolStats reports the connection pool, for metrics.
+func (s *Store) PoolStats() sql.DBStats { return s.db.DB.Stats() }
+
 // Close releases the database connections.
 func (s *Store) Close() error {
 	s.close()

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/annals-dev/annals/buildinfo"
 	"github.com/annals-dev/annals/store"
 )
 
@@ -29,7 +30,7 @@ type command struct {
 var version = "dev"
 
 var commands = map[string]command{
-	"version":   {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
+	"version":   {"print the version and the VCS revision it was built from", runVersion},
 	"serve":     {"serve the GraphQL API and playground", runServe},
 	"migrate":   {"apply database migrations and report the schema version", runMigrate},
 	"import":    {"load TaskRuns and PipelineRuns from kubectl JSON or YAML output", runImport},
@@ -54,9 +55,32 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
-		fmt.Fprintf(os.Stderr, "annals %s: %v\n", os.Args[1], err)
+		reportFailure(os.Stderr, os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+// commandLog is the logger of the running command once its flags are
+// parsed: its failure is then logged in the format the operator chose.
+var commandLog *slog.Logger
+
+// reportFailure says why the command failed: through its logger when it
+// has one (a JSON log stays JSON to its last line), else as plain text.
+func reportFailure(stderr io.Writer, name string, err error) {
+	if commandLog != nil {
+		commandLog.Error("annals "+name+" failed", "error", err)
+		return
+	}
+	fmt.Fprintf(stderr, "annals %s: %v\n", name, err)
+}
+
+func runVersion(_ context.Context, args []string) error {
+	fs := newFlagSet("version", "Prints the version of this binary and, when it was built from a checkout, the VCS revision.")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Println(buildinfo.Read(version))
+	return nil
 }
 
 func usage(w io.Writer) {
@@ -167,6 +191,10 @@ func parseAndLog(fs *flag.FlagSet, args []string, logger func() (*slog.Logger, e
 	if err != nil {
 		return nil, err
 	}
+	// Every line through the chosen handler, those of packages that log
+	// through slog's default too.
+	slog.SetDefault(log)
+	commandLog = log
 	logConfig(log, fs)
 	return log, nil
 }
@@ -176,7 +204,8 @@ func parseAndLog(fs *flag.FlagSet, args []string, logger func() (*slog.Logger, e
 // other flag holding a URL), so that what a process runs with is in its
 // first log line.
 func logConfig(log *slog.Logger, fs *flag.FlagSet) {
-	attrs := []any{"version", version}
+	bi := buildinfo.Read(version)
+	attrs := []any{"version", bi.Version, "revision", bi.Revision}
 	fs.VisitAll(func(f *flag.Flag) {
 		v := store.RedactDatabaseURL(f.Value.String())
 		attrs = append(attrs, f.Name, v)
@@ -189,7 +218,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: readableDurations}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -198,4 +227,13 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
+}
+
+// readableDurations writes durations as "1.5s", not as nanoseconds (the
+// JSON handler's way).
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

@@ -100,7 +100,7 @@ func TestImportThenServe(t *testing.T) {
 }
 
 func TestBadDatabaseAndFile(t *testing.T) {
-	err := runServe(context.Background(), []string{"--database-url", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", "--log-level", "error"})
+	err := runServe(context.Background(), []string{"--database-url", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", "--listen", "127.0.0.1:0", "--log-level", "error"})
 	if err == nil || !strings.Contains(err.Error(), "database unreachable") {
 		t.Errorf("unreachable database: %v", err)
 	}

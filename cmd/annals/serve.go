@@ -114,6 +114,13 @@ func runServe(ctx context.Context, args []string) error {
 	} else if *clientCA != "" {
 		return fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
 	}
+	// The port first: when it is taken, nothing else has started (no
+	// migrations applied by a server that cannot serve).
+	ln, err := server.Listen(*listen, tlsConfig)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	if *migrate {
 		// Migrations (and the wait for another replica's) may take longer
 		// than a statement may when serving: a pool of their own.
@@ -133,9 +140,9 @@ func runServe(ctx context.Context, args []string) error {
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
 		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote, MaxSelections: *maxSelections,
 		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency, MaxRepresentations: *maxReps,
-		ClientConcurrency: int(noLimitIfZero(float64(*clientConcurrency))), ClientRate: *clientRate, ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
+		Version: version, ClientConcurrency: int(noLimitIfZero(float64(*clientConcurrency))), ClientRate: *clientRate, ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
 	})
-	return server.ServeTLS(ctx, *listen, tlsConfig, h, log, *drain)
+	return server.ServeListener(ctx, ln, h, log, *drain)
 }
 
 // noLimitIfZero maps a rate flag's 0 ("no limit") to server.Config's

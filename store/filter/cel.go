@@ -98,6 +98,11 @@ func newEnv(e Entity, f Flavor) (*cel.Env, error) {
 	if f == Tekton {
 		opts = append(opts, cel.Variable("parent", cel.StringType))
 	}
+	// The v1 data types, for data_type of Records and summary.type of Results.
+	opts = append(opts,
+		cel.Constant("PIPELINE_RUN", cel.StringType, types.String("tekton.dev/v1.PipelineRun")),
+		cel.Constant("TASK_RUN", cel.StringType, types.String("tekton.dev/v1.TaskRun")),
+	)
 	if e == Records {
 		if f == Annals {
 			opts = append(opts, cel.Variable("parent", cel.StringType))
@@ -107,8 +112,6 @@ func newEnv(e Entity, f Flavor) (*cel.Env, error) {
 		return cel.NewEnv(append(opts,
 			cel.Variable("data_type", cel.StringType),
 			cel.Variable("data", cel.DynType),
-			cel.Constant("PIPELINE_RUN", cel.StringType, types.String("tekton.dev/v1.PipelineRun")),
-			cel.Constant("TASK_RUN", cel.StringType, types.String("tekton.dev/v1.TaskRun")),
 		)...)
 	}
 	opts = append(opts,
@@ -148,7 +151,8 @@ func compile(entity Entity, flavor Flavor, expr string, d Dialect) (Expr, error)
 	}
 	checked, iss := env.Compile(expr)
 	if iss.Err() != nil {
-		return Expr{}, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimSpace(iss.Err().Error()))
+		first := iss.Errors()[0] // the rest usually follow from it
+		return Expr{}, positionError(expr, first.Location.Line(), first.Location.Column()+1, first.Message)
 	}
 	t := &translator{d: d, entity: entity, flavor: flavor, ast: checked.NativeRep(), src: expr}
 	out, err := t.condition(t.ast.Expr(), true, 0)
@@ -219,7 +223,7 @@ type pathElem struct {
 
 func (t *translator) fail(e celast.Expr, format string, args ...any) error {
 	loc := t.ast.SourceInfo().GetStartLocation(e.ID())
-	return fmt.Errorf("%w: %s (at column %d)", ErrInvalid, fmt.Sprintf(format, args...), loc.Column()+1)
+	return positionError(t.src, loc.Line(), loc.Column()+1, fmt.Sprintf(format, args...))
 }
 
 // condition translates a boolean expression. positive tells whether the
@@ -421,9 +425,9 @@ func (t *translator) ident(e celast.Expr) (operand, error) {
 	switch {
 	case t.entity == Records && name == "data":
 		return operand{json: &jsonRef{column: "r.data"}}, nil
-	case t.entity == Records && name == "PIPELINE_RUN":
+	case name == "PIPELINE_RUN":
 		return operand{literal: types.String("tekton.dev/v1.PipelineRun")}, nil
-	case t.entity == Records && name == "TASK_RUN":
+	case name == "TASK_RUN":
 		return operand{literal: types.String("tekton.dev/v1.TaskRun")}, nil
 	case t.entity == Results && name == "summary":
 		return operand{isSummary: true}, nil
