@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/annals-dev/annals/buildinfo"
+	"github.com/annals-dev/annals/server/buildinfo"
 	"github.com/annals-dev/annals/store"
 )
 

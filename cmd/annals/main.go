@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/annals-dev/annals/buildinfo"
+	"github.com/annals-dev/annals/server/buildinfo"
 	"github.com/annals-dev/annals/store"
 )
 
