@@ -167,8 +167,28 @@ type representationLimit struct{ max int }
 
 var _ interface {
 	graphql.HandlerExtension
+	graphql.OperationParameterMutator
 	graphql.OperationContextMutator
 } = representationLimit{}
+
+// MutateOperationParameters refuses, before the document is validated and
+// its variables coerced (which for thousands of representations costs more
+// than everything else the request does), an _entities request whose
+// variables hold a list longer than the limit. MutateOperationContext below
+// is the exact check, for representations written inline too.
+func (l representationLimit) MutateOperationParameters(_ context.Context, params *graphql.RawParams) *gqlerror.Error {
+	if !strings.Contains(params.Query, "_entities") {
+		return nil
+	}
+	for name, v := range params.Variables {
+		if list, ok := v.([]any); ok && len(list) > l.max {
+			err := gqlerror.Errorf("variable $%s holds %d representations for _entities; the limit is %d per request (--max-representations): send them in batches of at most %d", name, len(list), l.max, l.max)
+			err.Extensions = map[string]any{"code": graph.CodeInvalidArgument}
+			return err
+		}
+	}
+	return nil
+}
 
 func (representationLimit) ExtensionName() string                   { return "RepresentationLimit" }
 func (representationLimit) Validate(graphql.ExecutableSchema) error { return nil }
