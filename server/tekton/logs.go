@@ -288,20 +288,9 @@ func (s *LogsService) ListLogs(ctx context.Context, req *pb.ListRecordsRequest) 
 	if f := strings.TrimSpace(req.GetFilter()); f != "" {
 		cond = "(" + f + ") && " + cond
 	}
-	opts, size, err := s.recordList(ctx, req.GetParent(), cond, req.GetPageSize(), req.GetOrderBy(), logOrders, access.List, access.Logs)
-	if errors.Is(err, errNothing) {
-		return &pb.ListRecordsResponse{}, nil
-	}
+	items, next, err := s.listRecordItems(ctx, req, cond, logOrders, access.Logs)
 	if err != nil {
 		return nil, err
-	}
-	items, next, err := collect(ctx, size, req.GetPageToken(), func(ctx context.Context, first int, after string) (*store.Page[*store.Record], error) {
-		o := opts
-		o.First, o.After = first, after
-		return s.Store.ListRecords(ctx, o)
-	})
-	if err != nil {
-		return nil, s.listError(ctx, err, req.GetPageToken())
 	}
 	out := &pb.ListRecordsResponse{NextPageToken: next}
 	for _, r := range items {

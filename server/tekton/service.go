@@ -299,20 +299,9 @@ func (s *Service) record(ctx context.Context, name, verb string) (*store.Record,
 // ListRecords lists Records under "<parent>/results/<result>", where
 // either part may be "-".
 func (s *Service) ListRecords(ctx context.Context, req *pb.ListRecordsRequest) (*pb.ListRecordsResponse, error) {
-	opts, size, err := s.recordList(ctx, req.GetParent(), req.GetFilter(), req.GetPageSize(), req.GetOrderBy(), recordOrders, access.List, access.Records)
-	if errors.Is(err, errNothing) {
-		return &pb.ListRecordsResponse{}, nil
-	}
+	items, next, err := s.listRecordItems(ctx, req, req.GetFilter(), recordOrders, access.Records)
 	if err != nil {
 		return nil, err
-	}
-	items, next, err := collect(ctx, size, req.GetPageToken(), func(ctx context.Context, first int, after string) (*store.Page[*store.Record], error) {
-		o := opts
-		o.First, o.After = first, after
-		return s.Store.ListRecords(ctx, o)
-	})
-	if err != nil {
-		return nil, s.listError(ctx, err, req.GetPageToken())
 	}
 	out := &pb.ListRecordsResponse{NextPageToken: next}
 	for _, r := range items {
@@ -327,6 +316,29 @@ var errNothing = errors.New("nothing can be there")
 
 // recordList validates a list of Records and decides access to it (records
 // list, records get for the summary, logs list for ListLogs): the store options, and the page size.
+// listRecordItems reads the page of Records a ListRecords-shaped request
+// asks for (scope, celFilter, order, size, token), in as many store pages as
+// its size needs, checking list on resource; a scope where nothing can be
+// is an empty page.
+func (s *Service) listRecordItems(ctx context.Context, req *pb.ListRecordsRequest, celFilter string, orders map[string]store.OrderField, resource string) ([]*store.Record, string, error) {
+	opts, size, err := s.recordList(ctx, req.GetParent(), celFilter, req.GetPageSize(), req.GetOrderBy(), orders, access.List, resource)
+	if errors.Is(err, errNothing) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	items, next, err := collect(ctx, size, req.GetPageToken(), func(ctx context.Context, first int, after string) (*store.Page[*store.Record], error) {
+		o := opts
+		o.First, o.After = first, after
+		return s.Store.ListRecords(ctx, o)
+	})
+	if err != nil {
+		return nil, "", s.listError(ctx, err, req.GetPageToken())
+	}
+	return items, next, nil
+}
+
 func (s *Service) recordList(ctx context.Context, parent, celFilter string, size int32, order string, orders map[string]store.OrderField, verb, resource string) (store.ListOptions, int, error) {
 	ns, result, err := parseRecordParent(parent)
 	if err != nil {
