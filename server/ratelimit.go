@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/annals-dev/annals/graph"
 	"github.com/annals-dev/annals/server/auth"
+	"github.com/annals-dev/annals/server/tekton"
 )
 
 // Defaults of the per-client limits (Config).
@@ -104,7 +106,7 @@ func (l *clientLimits) middleware(next http.Handler) http.Handler {
 			addr := clientAddress(r)
 			if l.unknown > 0 {
 				if wait, ok := l.reserve("address\x00"+addr, l.unknown, l.unknownBurst); !ok {
-					tooMany(w, wait, fmt.Sprintf("too many requests from address %s without credentials known to this server: the limit is %g per second (bursts of %d)", addr, float64(l.unknown), l.unknownBurst))
+					tooMany(w, r, wait, fmt.Sprintf("too many requests from address %s without credentials known to this server: the limit is %g per second (bursts of %d)", addr, float64(l.unknown), l.unknownBurst))
 					return
 				}
 			}
@@ -116,7 +118,7 @@ func (l *clientLimits) middleware(next http.Handler) http.Handler {
 		key := "caller\x00" + name + "\x00" + r.Header.Get("Impersonate-User")
 		if l.known > 0 {
 			if wait, ok := l.reserve(key, l.known, l.knownBurst); !ok {
-				tooMany(w, wait, fmt.Sprintf("too many requests from %s: the limit is %g per second (bursts of %d)", name, float64(l.known), l.knownBurst))
+				tooMany(w, r, wait, fmt.Sprintf("too many requests from %s: the limit is %g per second (bursts of %d)", name, float64(l.known), l.knownBurst))
 				return
 			}
 		}
@@ -125,7 +127,7 @@ func (l *clientLimits) middleware(next http.Handler) http.Handler {
 		if l.concurrency > 0 && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			leave, ok := l.enter(key)
 			if !ok {
-				tooMany(w, time.Second, fmt.Sprintf("%s has %d requests under way already, the limit: wait for some to finish", name, l.concurrency))
+				tooMany(w, r, time.Second, fmt.Sprintf("%s has %d requests under way already, the limit: wait for some to finish", name, l.concurrency))
 				return
 			}
 			defer leave()
@@ -135,9 +137,18 @@ func (l *clientLimits) middleware(next http.Handler) http.Handler {
 }
 
 // tooMany answers 429 with Retry-After, in the shape GraphQL clients read.
-func tooMany(w http.ResponseWriter, wait time.Duration, msg string) {
+func tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, msg string) {
 	retry := int(math.Ceil(wait.Seconds()))
 	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	if tekton.IsGRPC(r) {
+		// A gRPC client reads the status from a trailers-only answer:
+		// RESOURCE_EXHAUSTED (8), with the same message.
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Grpc-Status", "8")
+		w.Header().Set("Grpc-Message", url.PathEscape(fmt.Sprintf("%s; retry in %d s", msg, retry)))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusTooManyRequests)
 	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{

@@ -229,16 +229,18 @@ func New(cfg Config) http.Handler {
 	if cfg.Auth == nil {
 		h = localOnly(cfg.AnyHost, h)
 	}
-	return withGRPC(tk, traceRequests(withRequestLog(cfg.Logger, service, h)))
+	return withGRPC(tk, limitClients, traceRequests(withRequestLog(cfg.Logger, service, h)))
 }
 
 // withGRPC sends gRPC calls to the Tekton Results API and everything else
 // to next, on one port: over TLS with ALPN h2, and in clear text with h2c
 // (HTTP/2 with prior knowledge) beside HTTP/1.1.
-func withGRPC(tk *tekton.Server, next http.Handler) http.Handler {
+// gRPC calls are counted by the same per-client limits as HTTP requests.
+func withGRPC(tk *tekton.Server, limit func(http.Handler) http.Handler, next http.Handler) http.Handler {
+	grpcCalls := limit(http.HandlerFunc(tk.ServeGRPC))
 	return h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if tekton.IsGRPC(r) {
-			tk.ServeGRPC(w, r)
+			grpcCalls.ServeHTTP(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)
