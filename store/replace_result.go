@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -35,49 +32,23 @@ func (s *Store) ReplaceResult(ctx context.Context, name, etag string, annotation
 	if summary == nil {
 		summary = &ResultSummary{Status: StatusUnknown}
 	}
-	var res Result
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&res).Where("name = ?", name).Scan(ctx); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%w: result %q", ErrNotFound, name)
-			}
-			return dbError(err)
-		}
-		if etag != "" && etag != res.Etag() {
-			return staleEtag("result", name, etag, res.Etag())
-		}
+	var summaryAnnotations JSONMap
+	if len(summary.Annotations) > 0 {
+		summaryAnnotations = summary.Annotations
+	}
+	return s.changeResult(ctx, name, etag, func(ctx context.Context, tx bun.Tx, res *Result) error {
 		if _, err := tx.NewDelete().Model((*Annotation)(nil)).Where("namespace = ?", res.Namespace).Where("result_uid = ?", res.UID).Exec(ctx); err != nil {
 			return dbError(err)
 		}
-		if err := setAnnotations(ctx, tx, Key{res.Namespace, res.UID}, annotations); err != nil {
-			return err
-		}
-		var summaryAnnotations JSONMap
-		if len(summary.Annotations) > 0 {
-			summaryAnnotations = summary.Annotations
-		}
-		out, err := tx.NewUpdate().Model(&res).
-			Set("summary_record = ?", summary.Record).
+		return setAnnotations(ctx, tx, res.Key(), annotations)
+	}, func(q *bun.UpdateQuery) *bun.UpdateQuery {
+		return q.Set("summary_record = ?", summary.Record).
 			Set("summary_type = ?", summary.Type).
 			Set("summary_status = ?", summary.Status).
 			Set("summary_start_time = ?", summary.StartTime).
 			Set("summary_end_time = ?", summary.EndTime).
-			Set("summary_annotations = ?", summaryAnnotations).
-			Set("version = version + 1").Set("updated_at = ?", now()).
-			Where("namespace = ?", res.Namespace).Where("uid = ?", res.UID).Where("version = ?", res.Version).
-			Returning("*").Exec(ctx)
-		if err != nil {
-			return dbError(err)
-		}
-		if n, _ := out.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: result %q changed meanwhile: read it again", ErrConflict, name)
-		}
-		return nil
+			Set("summary_annotations = ?", summaryAnnotations)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &res, nil
 }
 
 // RecordReasons returns the Succeeded-condition reasons of the named

@@ -120,6 +120,25 @@ func (s *Store) UpdateResultAnnotations(ctx context.Context, name string, set ma
 	if err := checkAnnotationKeys(set); err != nil {
 		return nil, err
 	}
+	return s.changeResult(ctx, name, etag, func(ctx context.Context, tx bun.Tx, res *Result) error {
+		if err := setAnnotations(ctx, tx, res.Key(), set); err != nil {
+			return err
+		}
+		if len(remove) > 0 {
+			if _, err := tx.NewDelete().Model((*Annotation)(nil)).Where("namespace = ?", res.Namespace).Where("result_uid = ?", res.UID).
+				Where("key IN (?)", bun.In(remove)).Exec(ctx); err != nil {
+				return dbError(err)
+			}
+		}
+		return nil
+	}, nil)
+}
+
+// changeResult reads the named Result, checks etag (empty: no check), runs
+// change in the same transaction, then bumps the version, with set adding
+// columns to that update (nil: none). A Result changed meanwhile is
+// ErrConflict. It returns the Result as updated.
+func (s *Store) changeResult(ctx context.Context, name, etag string, change func(context.Context, bun.Tx, *Result) error, set func(*bun.UpdateQuery) *bun.UpdateQuery) (*Result, error) {
 	var res Result
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(&res).Where("name = ?", name).Scan(ctx); err != nil {
@@ -131,18 +150,14 @@ func (s *Store) UpdateResultAnnotations(ctx context.Context, name string, set ma
 		if etag != "" && etag != res.Etag() {
 			return staleEtag("result", name, etag, res.Etag())
 		}
-		if err := setAnnotations(ctx, tx, res.Key(), set); err != nil {
+		if err := change(ctx, tx, &res); err != nil {
 			return err
 		}
-		if len(remove) > 0 {
-			if _, err := tx.NewDelete().Model((*Annotation)(nil)).Where("namespace = ?", res.Namespace).Where("result_uid = ?", res.UID).
-				Where("key IN (?)", bun.In(remove)).Exec(ctx); err != nil {
-				return dbError(err)
-			}
+		q := tx.NewUpdate().Model(&res).Set("version = version + 1").Set("updated_at = ?", now())
+		if set != nil {
+			q = set(q)
 		}
-		out, err := tx.NewUpdate().Model(&res).
-			Set("version = version + 1").Set("updated_at = ?", now()).
-			Where("namespace = ?", res.Namespace).Where("uid = ?", res.UID).Where("version = ?", res.Version).
+		out, err := q.Where("namespace = ?", res.Namespace).Where("uid = ?", res.UID).Where("version = ?", res.Version).
 			Returning("*").Exec(ctx)
 		if err != nil {
 			return dbError(err)
