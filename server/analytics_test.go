@@ -3,9 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -100,48 +97,4 @@ func TestRecordStatsOverGraphQL(t *testing.T) {
 			t.Errorf("with first: %+v", r.Errors)
 		}
 	})
-}
-
-// TestPlaygroundExamplesRun runs every operation the playground opens with
-// over the sample runs: the examples stay valid as the schema moves.
-func TestPlaygroundExamplesRun(t *testing.T) {
-	s, _ := storetest.Open(t, "sqlite")
-	h := fixture(t, s)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/", nil))
-	page, _ := io.ReadAll(rec.Body)
-	_, rest, ok := strings.Cut(string(page), "const defaultQuery = `")
-	doc, _, ok2 := strings.Cut(rest, "`;")
-	if !ok || !ok2 {
-		t.Fatalf("no defaultQuery in the playground page")
-	}
-	var ops []string
-	for _, line := range strings.Split(doc, "\n") {
-		if name, found := strings.CutPrefix(line, "query "); found {
-			ops = append(ops, strings.TrimSuffix(name, " {"))
-		}
-	}
-	if len(ops) < 4 {
-		t.Fatalf("operations %v", ops)
-	}
-	for _, op := range ops {
-		r := postOperation(t, h, doc, op)
-		if len(r.Errors) > 0 || len(r.Data) < 20 {
-			t.Errorf("%s: %+v %s", op, r.Errors, r.Data)
-		}
-	}
-}
-
-func postOperation(t *testing.T, h http.Handler, doc, op string) gqlResponse {
-	t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": doc, "operationName": op})
-	req := httptest.NewRequest(http.MethodPost, "http://localhost/graphql", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	var out gqlResponse
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
-		t.Fatalf("%s: %s", op, rec.Body)
-	}
-	return out
 }

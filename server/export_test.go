@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 )
@@ -15,3 +17,9 @@ func MeasureQuery(query string, maxSelections int) (selections, visits int, err 
 	m := measure(doc, maxSelections)
 	return m.selections, m.visits, nil
 }
+
+// PlaygroundExamples are the operations the playground opens as tabs.
+var PlaygroundExamples = playgroundExamples
+
+// PlaygroundTabs are the playground's tabs, with their variables, at now.
+func PlaygroundTabs(now time.Time) []playgroundTab { return playgroundTabs(now) }

@@ -1,102 +1,128 @@
 package server
 
 import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
 	"net/http"
+	"path"
+	"time"
+
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
-// playgroundPage loads GraphiQL and React from /assets, bundled in the
-// binary, so the playground works without internet access.
-const playgroundPage = `<!doctype html>
+// The example operations the playground opens, one tab each, in file name
+// order. TestPlaygroundExamples validates them against the schema and runs
+// them.
+//
+//go:embed examples/*.graphql
+var exampleFiles embed.FS
+
+// playgroundExample is one tab of the playground: one named operation.
+type playgroundExample struct {
+	File      string
+	Operation string // its name
+	Query     string // the file, comments included
+}
+
+var playgroundExamples = mustLoadExamples()
+
+func mustLoadExamples() []playgroundExample {
+	names, err := fs.Glob(exampleFiles, "examples/*.graphql")
+	if err != nil {
+		panic(err)
+	}
+	var examples []playgroundExample
+	for _, name := range names {
+		content, err := fs.ReadFile(exampleFiles, name)
+		if err != nil {
+			panic(err)
+		}
+		doc, gqlErr := parser.ParseQuery(&ast.Source{Name: name, Input: string(content)})
+		if gqlErr != nil || len(doc.Operations) != 1 || doc.Operations[0].Name == "" {
+			panic(fmt.Sprintf("playground example %s must hold one named operation: %v", name, gqlErr))
+		}
+		examples = append(examples, playgroundExample{File: path.Base(name), Operation: doc.Operations[0].Name, Query: string(content)})
+	}
+	return examples
+}
+
+// exampleVariables gives an example its variables when the page is
+// served: "the last day" is the day before the page was opened.
+var exampleVariables = map[string]func(now time.Time) map[string]any{
+	"FailedRuns": func(now time.Time) map[string]any {
+		return map[string]any{"since": now.Add(-24 * time.Hour).UTC().Format(time.RFC3339)}
+	},
+}
+
+// playgroundTab is GraphiQL's tab definition (defaultTabs).
+type playgroundTab struct {
+	Query     string `json:"query"`
+	Variables string `json:"variables,omitempty"` // JSON text, as the Variables editor shows it
+}
+
+// playgroundTabs are the tabs the playground opens with at now.
+func playgroundTabs(now time.Time) []playgroundTab {
+	tabs := make([]playgroundTab, 0, len(playgroundExamples))
+	for _, e := range playgroundExamples {
+		tab := playgroundTab{Query: e.Query}
+		if vars := exampleVariables[e.Operation]; vars != nil {
+			text, err := json.MarshalIndent(vars(now), "", "  ")
+			if err != nil {
+				panic(err) // maps of strings always marshal
+			}
+			tab.Variables = string(text)
+		}
+		tabs = append(tabs, tab)
+	}
+	return tabs
+}
+
+// The page loads one script and one stylesheet, both bundled in the
+// binary (server/assets/src), so the playground works without internet
+// access. Its configuration is JSON data, not script: the page runs no
+// inline script.
+var playgroundPage = template.Must(template.New("playground").Parse(`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>Annals GraphQL playground</title>
-<link rel="stylesheet" href="/assets/graphiql.min.css">
-<style>body{margin:0;height:100vh}#graphiql{height:100vh}</style>
+<link rel="icon" type="image/svg+xml" href="{{.Favicon}}">
+<link rel="stylesheet" href="{{.CSS}}">
 </head>
 <body>
 <div id="graphiql">Loading the playground…</div>
-<script src="/assets/react.production.min.js"></script>
-<script src="/assets/react-dom.production.min.js"></script>
-<script src="/assets/graphiql.min.js"></script>
-<script src="/assets/graphql-ws.min.js"></script>
-<script>
-// Subscriptions go over WebSocket; the token, if any, is the Authorization
-// header set in the playground's Headers tab.
-const wsClient = graphqlWs.createClient({
-  url: location.origin.replace(/^http/, "ws") + "/graphql",
-  lazy: true,
-  connectionParams: () => {
-    try {
-      const h = JSON.parse(localStorage.getItem("graphiql:headers") || "{}");
-      return h.Authorization ? { Authorization: h.Authorization } : {};
-    } catch (e) {
-      return {};
-    }
-  },
-});
-const fetcher = GraphiQL.createFetcher({ url: "/graphql", wsClient });
-const defaultQuery = ` + "`" + `# Welcome to Annals: the history of your Tekton runs.
-# The newest PipelineRuns of every namespace, with their TaskRuns and steps:
-query Dashboard {
-  records(parent: "-", where: {dataTypes: ["tekton.dev/v1.PipelineRun"]}, first: 10) {
-    totalCount
-    edges {
-      node {
-        name
-        pipelineRun {
-          name status reason startTime duration pipelineName
-          taskRuns(first: 20) {
-            nodes {
-              taskRun { name status duration steps { name exitCode } }
-            }
-          }
-        }
-      }
-    }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-
-# Trends: PipelineRuns per Pipeline and day (in your time zone), with success
-# rate and duration percentiles (seconds); empty days filled with zeros.
-query Trends {
-  recordStats(parent: "-", where: {dataTypes: ["tekton.dev/v1.PipelineRun", "tekton.dev/v1beta1.PipelineRun"]},
-              groupBy: [{dimension: PIPELINE}, {dimension: TIME, timeField: START, unit: DAY}],
-              timeZone: "UTC", fill: true, first: 500) {
-    totalGroups
-    groups {
-      key { dimension value }
-      count successRate
-      duration { p50 p95 max }
-      queueTime { avg p95 }
-    }
-  }
-}
-
-# Failure hot spots: the Tasks that fail most, and their share of failures.
-query HotSpots {
-  recordStats(parent: "-", where: {dataTypes: ["tekton.dev/v1.TaskRun", "tekton.dev/v1beta1.TaskRun"]},
-              groupBy: [{dimension: PIPELINE}, {dimension: TASK}],
-              orderBy: [{metric: FAILED}], first: 10) {
-    groups { key { value } count statusCounts { failed } successRate failureShare }
-  }
-}
-
-# Values for a filter dropdown: Pipelines with their number of Records.
-query PipelineFacet {
-  recordFacets(parent: "-", dimension: PIPELINE, prefix: "", first: 20) { value count }
-}
-` + "`" + `;
-ReactDOM.createRoot(document.getElementById("graphiql")).render(
-  React.createElement(GraphiQL, { fetcher, defaultQuery, defaultEditorToolsVisibility: true }));
-</script>
+<script type="application/json" id="annals-playground">{{.Config}}</script>
+<script src="{{.JS}}"></script>
 </body>
 </html>
-`
+`))
 
 func playground(w http.ResponseWriter, r *http.Request) {
+	// json.Marshal escapes <, > and &: the JSON cannot end the script element.
+	config, err := json.Marshal(map[string]any{"tabs": playgroundTabs(time.Now())})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var page bytes.Buffer
+	err = playgroundPage.Execute(&page, map[string]any{
+		"Favicon": playgroundAssets.url("favicon.svg"),
+		"CSS":     playgroundAssets.url("playground.css"),
+		"JS":      playgroundAssets.url("playground.js"),
+		"Config":  template.JS(config),
+	})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:")
-	w.Write([]byte(playgroundPage))
+	// The page names the current assets and dates its examples: always ask.
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	w.Write(page.Bytes())
 }

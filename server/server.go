@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -125,9 +124,6 @@ func (c *Config) defaults() {
 // DefaultExpensiveConcurrency leaves half the CPUs to cheap operations.
 func DefaultExpensiveConcurrency() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
-//go:embed assets/*.js assets/*.css
-var assets embed.FS
-
 // New returns the HTTP handler of the whole service.
 func New(cfg Config) http.Handler {
 	cfg.defaults()
@@ -200,7 +196,7 @@ func New(cfg Config) http.Handler {
 	})))
 	mux.HandleFunc("GET /{$}", playground)
 	mux.Handle("GET /logs/{name...}", limitClients(authenticate(noteCaller(withTimeout(10*cfg.RequestTimeout, downloadLog(cfg.Store, access.Decider{Auth: resolver.Auth, Namespaces: cfg.Store.Namespaces}, cfg.Logger))))))
-	mux.Handle("GET /assets/", http.FileServerFS(assets))
+	mux.Handle("GET /assets/", playgroundAssets)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	// Tekton Results' own API: REST here, gRPC on the same port below.
 	tk := tekton.New(tekton.Config{Store: cfg.Store, Auth: cfg.Auth, Logger: cfg.Logger, RequestID: RequestID, RequestTimeout: cfg.RequestTimeout})
