@@ -8,7 +8,8 @@ import { chromium } from "playwright-core";
 
 const [url, executablePath, expectInDashboard] = process.argv.slice(2);
 const problems = [];
-const step = (what) => console.log("step: " + what);
+// Seconds since node started (loading Playwright included).
+const step = (what) => console.log(`${process.uptime().toFixed(1)}s ${what}`);
 
 const browser = await chromium.launch({
   executablePath,
@@ -16,9 +17,12 @@ const browser = await chromium.launch({
   // Root in a container has no user namespaces for Chromium's sandbox.
   args: ["--no-sandbox"],
 });
+step("Chromium started");
 try {
   const page = await browser.newPage();
-  page.setDefaultTimeout(15000);
+  // Generous: on a busy CI machine parsing the bundle alone can take
+  // seconds. A failure shows which step did not finish.
+  page.setDefaultTimeout(90000);
   page.on("console", (msg) => {
     if (msg.type() === "error") problems.push(`console error: ${msg.text()}`);
   });
@@ -97,11 +101,13 @@ try {
   step(`assets: ${assets.map((a) => `${a.path} ${a.status} ${a.encoding || "identity"}`).join(", ")}`);
 } catch (err) {
   problems.push(String(err.stack || err));
-} finally {
-  await browser.close();
 }
+// No browser.close(): its graceful shutdown takes seconds on a busy
+// machine. On exit Playwright kills the browser it launched and removes
+// its profile.
 if (problems.length > 0) {
   console.error(problems.join("\n"));
   process.exit(1);
 }
 console.log("playground ok");
+process.exit(0);
