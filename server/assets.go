@@ -121,27 +121,30 @@ func (s *assetSet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("Vary", "Accept-Encoding")
 	h.Set("X-Content-Type-Options", "nosniff")
-	// The content never changes under its name: whichever encoding the
-	// browser holds, it is current.
-	if etagMatches(r.Header.Get("If-None-Match"), a.hash) {
-		h.Set("ETag", `"`+a.hash+`"`)
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
 	accepts := acceptedEncodings(r.Header.Get("Accept-Encoding"))
 	var body []byte
-	var encoding string
+	encoding, etag := "", `"`+a.hash+`"`
 	switch {
 	case a.brotli != nil && accepts["br"]:
 		body, encoding = a.brotli, "br"
 	case a.gzip != nil && accepts["gzip"]:
 		body, encoding = a.gzip, "gzip"
-	case a.plain != nil:
-		body = a.plain
+	default:
+		body = a.plain // nil when only gzip is stored: gunzipped below
+	}
+	if encoding != "" {
+		h.Set("Content-Encoding", encoding)
+		etag = `"` + a.hash + "-" + encoding + `"`
+	}
+	h.Set("ETag", etag)
+	// The content never changes under its name: whichever encoding the
+	// browser holds, it is current.
+	if etagMatches(r.Header.Get("If-None-Match"), a.hash) {
+		h.Del("Content-Encoding")
+		w.WriteHeader(http.StatusNotModified)
+		return
 	}
 	if body == nil {
-		// Only gzip is stored and the client refuses it: gunzip as it goes.
-		h.Set("ETag", `"`+a.hash+`"`)
 		zr, err := gzip.NewReader(bytes.NewReader(a.gzip))
 		if err != nil {
 			http.Error(w, "the stored asset is damaged", http.StatusInternalServerError)
@@ -149,12 +152,6 @@ func (s *assetSet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		io.Copy(w, zr)
 		return
-	}
-	if encoding != "" {
-		h.Set("Content-Encoding", encoding)
-		h.Set("ETag", `"`+a.hash+"-"+encoding+`"`)
-	} else {
-		h.Set("ETag", `"`+a.hash+`"`)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
