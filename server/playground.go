@@ -37,9 +37,11 @@ const wsClient = graphqlWs.createClient({
 });
 const fetcher = GraphiQL.createFetcher({ url: "/graphql", wsClient });
 const defaultQuery = ` + "`" + `# Welcome to Annals: the history of your Tekton runs.
-# The newest PipelineRuns of every namespace, with their TaskRuns and steps:
+# The PipelineRuns of every namespace, running ones first, then the latest
+# started, with their TaskRuns and steps:
 query Dashboard {
-  records(parent: "-", where: {dataTypes: ["tekton.dev/v1.PipelineRun"]}, first: 10) {
+  records(parent: "-", where: {kinds: [PIPELINE_RUN]}, first: 10,
+          orderBy: {field: START_TIME, direction: DESC, unfinishedFirst: true}) {
     totalCount
     edges {
       node {
