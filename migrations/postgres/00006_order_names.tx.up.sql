@@ -27,7 +27,10 @@ BEGIN
     END;
     SELECT n.nspname INTO trgm_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm';
     IF trgm_schema IS NOT NULL THEN
-        EXECUTE format('CREATE INDEX records_run_name_trgm ON records USING gin (run_name %I.gin_trgm_ops)', trgm_schema);
+        -- fastupdate off: every write goes into the index itself, so that a
+        -- search never reads a long list of pending entries (30,000 new runs
+        -- made one search 100 ms instead of under 1 ms until a vacuum).
+        EXECUTE format('CREATE INDEX records_run_name_trgm ON records USING gin (run_name %I.gin_trgm_ops) WITH (fastupdate = off)', trgm_schema);
     END IF;
 END
 $$;
