@@ -3,6 +3,7 @@ package store_test
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -427,4 +428,37 @@ func TestResultOrders(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestNameSearchIndexOnPostgres: migration 00006 creates the trigram index
+// of nameContains, and the planner uses it once the table is big enough to
+// make a scan the worse choice.
+func TestNameSearchIndexOnPostgres(t *testing.T) {
+	s, url := storetest.Open(t, "postgres")
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'records_run_name_trgm'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("trigram index: %d (%v)", n, err)
+	}
+	var ws []store.RecordWrite
+	for i := range 2000 {
+		uid := uuid.NewString()
+		ws = append(ws, store.RecordWrite{ResultName: store.ResultName("ci", uid), UID: uid, DataType: store.TypeTaskRun,
+			Data: run("TaskRun", "ci", fmt.Sprintf("build-%05d", i), uid, "True", "", nil, nil, nil)})
+	}
+	if err := s.UpsertRecords(context.Background(), ws); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("ANALYZE records"); err != nil {
+		t.Fatal(err)
+	}
+	text := "build-01234"
+	plan, err := s.ExplainRecords(context.Background(), store.ListOptions{RecordWhere: &filter.RecordWhere{NameContains: &text}})
+	if err != nil || !strings.Contains(plan, "records_run_name_trgm") {
+		t.Errorf("nameContains does not use the trigram index (%v):\n%s", err, plan)
+	}
 }
