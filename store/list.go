@@ -104,13 +104,13 @@ const (
 // orderColumn is what a list can be sorted by: a column or expression of
 // its table, and how to read the same value from a row for the cursor.
 type orderColumn struct {
-	sql      string
+	sql string
+	// kind keyText sorts byte by byte on both databases: PostgreSQL
+	// compares in the C collation (whatever the database's), as SQLite does.
 	kind     keyKind
 	nullable bool
-	// text sorts byte by byte on both databases: PostgreSQL compares in
-	// the C collation (whatever the database's), as SQLite always does.
-	record func(*Record) any // *time.Time, *int64 or *string; nil for NULL
-	result func(*Result) any
+	record   func(*Record) any // *time.Time, *int64 or *string; nil for NULL
+	result   func(*Result) any
 }
 
 // nonEmpty is a text sort value: an empty text sorts as "no value", last.

@@ -303,7 +303,9 @@ func TestRunFiltersMatchInMemory(t *testing.T) {
 			{"contains a dot", filter.RecordWhere{NameContains: text(".")},
 				func(f fakeRun) bool { return strings.Contains(f.runName(), ".") }},
 			{"created by Kubernetes in a window", filter.RecordWhere{CreationTime: filter.TimeRange{After: at(2), Before: at(6)}},
-				func(f fakeRun) bool { return f.creation != nil && f.creation.After(*at(2)) && f.creation.Before(*at(6)) }},
+				func(f fakeRun) bool {
+					return f.creation != nil && f.creation.After(*at(2)) && f.creation.Before(*at(6))
+				}},
 			{"task runs named build in a namespace", filter.RecordWhere{Kinds: []string{"TASK_RUN"}, NameContains: text("build"), Namespace: text("ci")},
 				func(f fakeRun) bool {
 					return f.kind() == "TaskRun" && strings.Contains(f.runName(), "build") && f.namespace == "ci"

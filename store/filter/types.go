@@ -98,7 +98,7 @@ type RecordWhere struct {
 	PipelineRunName *string
 	PipelineName    *string
 	TaskName        *string
-	NamePrefix      *string // prefix of the run's metadata.name
+	NamePrefix      *string  // prefix of the run's metadata.name
 	Kinds           []string // RunKinds keys: every API version of those kinds
 	RunNames        []string // exact metadata.name of the run
 	NameContains    *string  // text anywhere in metadata.name, case-sensitive
