@@ -47,6 +47,9 @@ func Complexity() ComplexityRoot {
 	c.Subscription.RecordChanged = func(child int, _ string, _ *RecordWhere, filter *string) int {
 		return 1 + child + filterCost(filter)
 	}
+	c.Subscription.RecordEvents = func(child int, _ string, _ *RecordWhere, filter *string) int {
+		return 1 + child + filterCost(filter)
+	}
 	return c
 }
 

@@ -169,6 +169,13 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	RecordEvent struct {
+		DataType func(childComplexity int) int
+		Kind     func(childComplexity int) int
+		Name     func(childComplexity int) int
+		Record   func(childComplexity int) int
+	}
+
 	RecordStats struct {
 		Groups      func(childComplexity int) int
 		TotalGroups func(childComplexity int) int
@@ -237,6 +244,7 @@ type ComplexityRoot struct {
 	Subscription struct {
 		LogLines      func(childComplexity int, log string) int
 		RecordChanged func(childComplexity int, parent string, where *RecordWhere, filter *string) int
+		RecordEvents  func(childComplexity int, parent string, where *RecordWhere, filter *string) int
 	}
 
 	Summary struct {
@@ -330,6 +338,7 @@ type ResultResolver interface {
 type SubscriptionResolver interface {
 	RecordChanged(ctx context.Context, parent string, where *RecordWhere, filter *string) (<-chan *store.Record, error)
 	LogLines(ctx context.Context, log string) (<-chan []string, error)
+	RecordEvents(ctx context.Context, parent string, where *RecordWhere, filter *string) (<-chan *RecordEvent, error)
 }
 type TaskRunResolver interface {
 	PipelineRun(ctx context.Context, obj *TaskRun) (*store.Record, error)
@@ -969,6 +978,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RecordEdge.Node(childComplexity), true
 
+	case "RecordEvent.dataType":
+		if e.ComplexityRoot.RecordEvent.DataType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordEvent.DataType(childComplexity), true
+	case "RecordEvent.kind":
+		if e.ComplexityRoot.RecordEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordEvent.Kind(childComplexity), true
+	case "RecordEvent.name":
+		if e.ComplexityRoot.RecordEvent.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordEvent.Name(childComplexity), true
+	case "RecordEvent.record":
+		if e.ComplexityRoot.RecordEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordEvent.Record(childComplexity), true
+
 	case "RecordStats.groups":
 		if e.ComplexityRoot.RecordStats.Groups == nil {
 			break
@@ -1255,6 +1289,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.RecordChanged(childComplexity, args["parent"].(string), args["where"].(*RecordWhere), args["filter"].(*string)), true
+	case "Subscription.recordEvents":
+		if e.ComplexityRoot.Subscription.RecordEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_recordEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.RecordEvents(childComplexity, args["parent"].(string), args["where"].(*RecordWhere), args["filter"].(*string)), true
 
 	case "Summary.annotations":
 		if e.ComplexityRoot.Summary.Annotations == nil {
@@ -1514,7 +1559,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/analytics.graphqls" "schema/federation.graphqls" "schema/schema.graphqls"
+//go:embed "schema/analytics.graphqls" "schema/events.graphqls" "schema/federation.graphqls" "schema/order.graphqls" "schema/schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1527,7 +1572,9 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "schema/analytics.graphqls", Input: sourceData("schema/analytics.graphqls"), BuiltIn: false},
+	{Name: "schema/events.graphqls", Input: sourceData("schema/events.graphqls"), BuiltIn: false},
 	{Name: "schema/federation.graphqls", Input: sourceData("schema/federation.graphqls"), BuiltIn: false},
+	{Name: "schema/order.graphqls", Input: sourceData("schema/order.graphqls"), BuiltIn: false},
 	{Name: "schema/schema.graphqls", Input: sourceData("schema/schema.graphqls"), BuiltIn: false},
 	{Name: "../federation/directives.graphql", Input: `
 	directive @authenticated on FIELD_DEFINITION | OBJECT | INTERFACE | SCALAR | ENUM
@@ -1793,6 +1840,20 @@ func (ec *executionContext) childFields_RecordEdge(ctx context.Context, field gr
 		return ec.fieldContext_RecordEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RecordEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_RecordEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_RecordEvent_kind(ctx, field)
+	case "name":
+		return ec.fieldContext_RecordEvent_name(ctx, field)
+	case "dataType":
+		return ec.fieldContext_RecordEvent_dataType(ctx, field)
+	case "record":
+		return ec.fieldContext_RecordEvent_record(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RecordEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_RecordStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2886,6 +2947,36 @@ func (ec *executionContext) field_Subscription_logLines_args(ctx context.Context
 }
 
 func (ec *executionContext) field_Subscription_recordChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "parent",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["parent"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*RecordWhere, error) {
+			return ec.unmarshalORecordWhere2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordWhere(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_recordEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "parent",
@@ -5519,6 +5610,107 @@ func (ec *executionContext) fieldContext_RecordEdge_node(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _RecordEvent_kind(ctx context.Context, field graphql.CollectedField, obj *RecordEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v RecordEventKind) graphql.Marshaler {
+			return ec.marshalNRecordEventKind2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordEventKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecordEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecordEvent", field, false, false, "RecordEventKind")
+}
+
+func (ec *executionContext) _RecordEvent_name(ctx context.Context, field graphql.CollectedField, obj *RecordEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordEvent_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecordEvent_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecordEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _RecordEvent_dataType(ctx context.Context, field graphql.CollectedField, obj *RecordEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordEvent_dataType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DataType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecordEvent_dataType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecordEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _RecordEvent_record(ctx context.Context, field graphql.CollectedField, obj *RecordEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Record) graphql.Marshaler {
+			return ec.marshalORecord2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐRecord(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecordEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RecordEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Record(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RecordStats_groups(ctx context.Context, field graphql.CollectedField, obj *RecordStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6685,6 +6877,50 @@ func (ec *executionContext) fieldContext_Subscription_logLines(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_logLines_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_recordEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_recordEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().RecordEvents(ctx, fc.Args["parent"].(string), fc.Args["where"].(*RecordWhere), fc.Args["filter"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RecordEvent) graphql.Marshaler {
+			return ec.marshalNRecordEvent2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_recordEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RecordEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_recordEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8624,8 +8860,11 @@ func (ec *executionContext) unmarshalInputOrder(ctx context.Context, obj any) (O
 	if _, present := asMap["direction"]; !present {
 		asMap["direction"] = "DESC"
 	}
+	if _, present := asMap["unfinishedFirst"]; !present {
+		asMap["unfinishedFirst"] = false
+	}
 
-	fieldsInOrder := [...]string{"field", "direction"}
+	fieldsInOrder := [...]string{"field", "direction", "unfinishedFirst"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8646,6 +8885,13 @@ func (ec *executionContext) unmarshalInputOrder(ctx context.Context, obj any) (O
 				return it, err
 			}
 			it.Direction = data
+		case "unfinishedFirst":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unfinishedFirst"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UnfinishedFirst = data
 		}
 	}
 	return it, nil
@@ -8674,7 +8920,7 @@ func (ec *executionContext) unmarshalInputRecordWhere(ctx context.Context, obj a
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"namespace", "dataTypes", "statuses", "reasons", "labels", "pipelineRun", "pipeline", "task", "namePrefix", "created", "started", "completed"}
+	fieldsInOrder := [...]string{"namespace", "dataTypes", "statuses", "reasons", "labels", "pipelineRun", "pipeline", "task", "namePrefix", "created", "started", "completed", "kinds", "runNames", "nameContains", "creationTimestamp"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8765,6 +9011,34 @@ func (ec *executionContext) unmarshalInputRecordWhere(ctx context.Context, obj a
 				return it, err
 			}
 			it.Completed = data
+		case "kinds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kinds"))
+			data, err := ec.unmarshalORunKind2ᚕgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunKindᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kinds = data
+		case "runNames":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("runNames"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RunNames = data
+		case "nameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameContains = data
+		case "creationTimestamp":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("creationTimestamp"))
+			data, err := ec.unmarshalOTimeRange2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐTimeRange(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreationTimestamp = data
 		}
 	}
 	return it, nil
@@ -9982,6 +10256,54 @@ func (ec *executionContext) _RecordEdge(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var recordEventImplementors = []string{"RecordEvent"}
+
+func (ec *executionContext) _RecordEvent(ctx context.Context, sel ast.SelectionSet, obj *RecordEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, recordEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RecordEvent")
+		case "kind":
+			out.Values[i] = ec._RecordEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._RecordEvent_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dataType":
+			out.Values[i] = ec._RecordEvent_dataType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._RecordEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var recordStatsImplementors = []string{"RecordStats"}
 
 func (ec *executionContext) _RecordStats(ctx context.Context, sel ast.SelectionSet, obj *RecordStats) graphql.Marshaler {
@@ -10434,6 +10756,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_recordChanged(ctx, fields[0])
 	case "logLines":
 		return ec._Subscription_logLines(ctx, fields[0])
+	case "recordEvents":
+		return ec._Subscription_recordEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -11366,6 +11690,24 @@ func (ec *executionContext) marshalNRecordEdge2ᚖgithubᚗcomᚋannalsᚑdevᚋ
 	return ec._RecordEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRecordEvent2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordEvent(ctx context.Context, sel ast.SelectionSet, v *RecordEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RecordEvent!")
+		return graphql.Null
+	}
+	return ec._RecordEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRecordEventKind2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordEventKind(ctx context.Context, v any) (RecordEventKind, error) {
+	var res RecordEventKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRecordEventKind2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordEventKind(ctx context.Context, sel ast.SelectionSet, v RecordEventKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNRecordStats2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordStats(ctx context.Context, sel ast.SelectionSet, v *RecordStats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "RecordStats!")
@@ -11428,6 +11770,16 @@ func (ec *executionContext) marshalNResultEdge2ᚖgithubᚗcomᚋannalsᚑdevᚋ
 		return graphql.Null
 	}
 	return ec._ResultEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRunKind2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunKind(ctx context.Context, v any) (RunKind, error) {
+	var res RunKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRunKind2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunKind(ctx context.Context, sel ast.SelectionSet, v RunKind) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNRunStatus2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunStatus(ctx context.Context, v any) (RunStatus, error) {
@@ -12111,6 +12463,42 @@ func (ec *executionContext) unmarshalOResultWhere2ᚖgithubᚗcomᚋannalsᚑdev
 	}
 	res, err := ec.unmarshalInputResultWhere(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalORunKind2ᚕgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunKindᚄ(ctx context.Context, v any) ([]RunKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]RunKind, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNRunKind2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunKind(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalORunKind2ᚕgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunKindᚄ(ctx context.Context, sel ast.SelectionSet, v []RunKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRunKind2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunKind(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalORunStatus2ᚕgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRunStatusᚄ(ctx context.Context, v any) ([]RunStatus, error) {

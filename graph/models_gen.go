@@ -76,6 +76,8 @@ type Mutation struct {
 type Order struct {
 	Field     OrderField     `json:"field"`
 	Direction OrderDirection `json:"direction"`
+	// Runs not finished yet (running or pending: no completion time) before all others; each group sorted by field.
+	UnfinishedFirst bool `json:"unfinishedFirst"`
 }
 
 type PageInfo struct {
@@ -98,6 +100,15 @@ type RecordEdge struct {
 	Node   *store.Record `json:"node"`
 }
 
+type RecordEvent struct {
+	Kind RecordEventKind `json:"kind"`
+	// The Record's name: <namespace>/results/<uid>/records/<uid>.
+	Name     string `json:"name"`
+	DataType string `json:"dataType"`
+	// The Record as stored now; null when deleted.
+	Record *store.Record `json:"record,omitempty"`
+}
+
 type RecordStats struct {
 	Groups []*StatsGroup `json:"groups"`
 	// How many groups there are before first cuts them.
@@ -117,10 +128,19 @@ type RecordWhere struct {
 	// Name of the Task (tekton.dev/task label or taskRef).
 	Task *string `json:"task,omitempty"`
 	// Prefix of the run's metadata.name.
-	NamePrefix *string    `json:"namePrefix,omitempty"`
-	Created    *TimeRange `json:"created,omitempty"`
-	Started    *TimeRange `json:"started,omitempty"`
-	Completed  *TimeRange `json:"completed,omitempty"`
+	NamePrefix *string `json:"namePrefix,omitempty"`
+	// When Annals stored the Record (see creationTimestamp).
+	Created   *TimeRange `json:"created,omitempty"`
+	Started   *TimeRange `json:"started,omitempty"`
+	Completed *TimeRange `json:"completed,omitempty"`
+	// Runs of these kinds, whatever their API version.
+	Kinds []RunKind `json:"kinds,omitempty"`
+	// The run's exact metadata.name: any of these (at most 1000).
+	RunNames []string `json:"runNames,omitempty"`
+	// Text anywhere in the run's metadata.name, case-sensitive.
+	NameContains *string `json:"nameContains,omitempty"`
+	// When Kubernetes created the run (metadata.creationTimestamp); created is when Annals stored it.
+	CreationTimestamp *TimeRange `json:"creationTimestamp,omitempty"`
 }
 
 type ResultEdge struct {
@@ -410,12 +430,22 @@ func (e OrderDirection) MarshalJSON() ([]byte, error) {
 type OrderField string
 
 const (
-	OrderFieldCreateTime     OrderField = "CREATE_TIME"
-	OrderFieldUpdateTime     OrderField = "UPDATE_TIME"
+	// When Annals stored the object: for imported runs, the import's time (see CREATION_TIMESTAMP).
+	OrderFieldCreateTime OrderField = "CREATE_TIME"
+	OrderFieldUpdateTime OrderField = "UPDATE_TIME"
+	// When the run started (Results: their run's).
 	OrderFieldStartTime      OrderField = "START_TIME"
 	OrderFieldCompletionTime OrderField = "COMPLETION_TIME"
 	// Records only.
 	OrderFieldDuration OrderField = "DURATION"
+	// The run's metadata.creationTimestamp: when Kubernetes created it, kept by imports. Records only.
+	OrderFieldCreationTimestamp OrderField = "CREATION_TIMESTAMP"
+	// The run's metadata.name, byte by byte. Records only.
+	OrderFieldName OrderField = "NAME"
+	// The run's status (Records) or its summary's (Results), alphabetically: CANCELLED, FAILED, RUNNING, SUCCEEDED, UNKNOWN.
+	OrderFieldStatus OrderField = "STATUS"
+	// The name of the run's Pipeline. Records only.
+	OrderFieldPipeline OrderField = "PIPELINE"
 )
 
 var AllOrderField = []OrderField{
@@ -424,11 +454,15 @@ var AllOrderField = []OrderField{
 	OrderFieldStartTime,
 	OrderFieldCompletionTime,
 	OrderFieldDuration,
+	OrderFieldCreationTimestamp,
+	OrderFieldName,
+	OrderFieldStatus,
+	OrderFieldPipeline,
 }
 
 func (e OrderField) IsValid() bool {
 	switch e {
-	case OrderFieldCreateTime, OrderFieldUpdateTime, OrderFieldStartTime, OrderFieldCompletionTime, OrderFieldDuration:
+	case OrderFieldCreateTime, OrderFieldUpdateTime, OrderFieldStartTime, OrderFieldCompletionTime, OrderFieldDuration, OrderFieldCreationTimestamp, OrderFieldName, OrderFieldStatus, OrderFieldPipeline:
 		return true
 	}
 	return false
@@ -464,6 +498,120 @@ func (e *OrderField) UnmarshalJSON(b []byte) error {
 }
 
 func (e OrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type RecordEventKind string
+
+const (
+	// Stored for the first time.
+	RecordEventKindCreated RecordEventKind = "CREATED"
+	RecordEventKindUpdated RecordEventKind = "UPDATED"
+	RecordEventKindDeleted RecordEventKind = "DELETED"
+)
+
+var AllRecordEventKind = []RecordEventKind{
+	RecordEventKindCreated,
+	RecordEventKindUpdated,
+	RecordEventKindDeleted,
+}
+
+func (e RecordEventKind) IsValid() bool {
+	switch e {
+	case RecordEventKindCreated, RecordEventKindUpdated, RecordEventKindDeleted:
+		return true
+	}
+	return false
+}
+
+func (e RecordEventKind) String() string {
+	return string(e)
+}
+
+func (e *RecordEventKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RecordEventKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RecordEventKind", str)
+	}
+	return nil
+}
+
+func (e RecordEventKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RecordEventKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RecordEventKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// A kind of Tekton run, in every API version Annals stores (tekton.dev/v1 and v1beta1).
+type RunKind string
+
+const (
+	RunKindPipelineRun RunKind = "PIPELINE_RUN"
+	RunKindTaskRun     RunKind = "TASK_RUN"
+)
+
+var AllRunKind = []RunKind{
+	RunKindPipelineRun,
+	RunKindTaskRun,
+}
+
+func (e RunKind) IsValid() bool {
+	switch e {
+	case RunKindPipelineRun, RunKindTaskRun:
+		return true
+	}
+	return false
+}
+
+func (e RunKind) String() string {
+	return string(e)
+}
+
+func (e *RunKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RunKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RunKind", str)
+	}
+	return nil
+}
+
+func (e RunKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RunKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RunKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -126,7 +126,8 @@ type listArgs struct {
 func (a listArgs) options() store.ListOptions {
 	o := store.ListOptions{First: deref(a.first), Last: deref(a.last), After: deref(a.after), Before: deref(a.before), Filter: deref(a.filter)}
 	if a.orderBy != nil {
-		o.OrderBy = store.OrderBy{Field: store.OrderField(a.orderBy.Field), Asc: a.orderBy.Direction == OrderDirectionAsc}
+		o.OrderBy = store.OrderBy{Field: store.OrderField(a.orderBy.Field), Asc: a.orderBy.Direction == OrderDirectionAsc,
+			UnfinishedFirst: a.orderBy.UnfinishedFirst}
 	}
 	return o
 }
@@ -147,7 +148,16 @@ func recordWhere(w *RecordWhere) *filter.RecordWhere {
 		Namespace: w.Namespace, DataTypes: w.DataTypes, Statuses: storeStatuses(w.Statuses), Reasons: w.Reasons,
 		Labels: keyMatches(w.Labels), PipelineRunName: w.PipelineRun, PipelineName: w.Pipeline, TaskName: w.Task,
 		NamePrefix: w.NamePrefix, Created: timeRange(w.Created), Started: timeRange(w.Started), Completed: timeRange(w.Completed),
+		Kinds: runKinds(w.Kinds), RunNames: w.RunNames, NameContains: w.NameContains, CreationTime: timeRange(w.CreationTimestamp),
 	}
+}
+
+func runKinds(in []RunKind) []string {
+	out := make([]string, len(in))
+	for i, k := range in {
+		out[i] = string(k)
+	}
+	return out
 }
 
 func resultWhere(w *ResultWhere) *filter.ResultWhere {

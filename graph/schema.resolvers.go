@@ -360,18 +360,7 @@ func (r *resultResolver) Records(ctx context.Context, obj *store.Result, first *
 
 // RecordChanged is the resolver for the recordChanged field.
 func (r *subscriptionResolver) RecordChanged(ctx context.Context, parent string, where *RecordWhere, filter *string) (<-chan *store.Record, error) {
-	o := store.ListOptions{Parent: parent, RecordWhere: recordWhere(where), Filter: deref(filter)}
-	var err error
-	if o.Namespaces, err = r.listScope(ctx, parent, resRecords); err != nil {
-		return nil, err
-	}
-	// A bad filter fails the subscribe, not the stream.
-	qctx, cancel := r.subscriptionQueryContext(ctx)
-	defer cancel()
-	if _, err := r.Store.MatchingRecords(qctx, o, []store.Key{noRecord}); err != nil {
-		return nil, err
-	}
-	changes, err := r.Store.Subscribe(ctx)
+	o, changes, err := r.subscribeRecords(ctx, parent, where, filter)
 	if err != nil {
 		return nil, err
 	}

@@ -30,36 +30,101 @@ func (r *Resolver) subscriptionQueryContext(ctx context.Context) (context.Contex
 	return context.WithTimeout(ctx, d)
 }
 
+// subscribeRecords checks a Record subscription's arguments and the
+// caller's scope, and subscribes to the store's changes.
+func (r *Resolver) subscribeRecords(ctx context.Context, parent string, where *RecordWhere, filter *string) (store.ListOptions, <-chan store.Change, error) {
+	o := store.ListOptions{Parent: parent, RecordWhere: recordWhere(where), Filter: deref(filter)}
+	var err error
+	if o.Namespaces, err = r.listScope(ctx, parent, resRecords); err != nil {
+		return o, nil, err
+	}
+	// A bad filter fails the subscribe, not the stream.
+	qctx, cancel := r.subscriptionQueryContext(ctx)
+	defer cancel()
+	if _, err := r.Store.MatchingRecords(qctx, o, []store.Key{noRecord}); err != nil {
+		return o, nil, err
+	}
+	changes, err := r.Store.Subscribe(ctx)
+	return o, changes, err
+}
+
 // streamRecords sends the changed Records that the subscription's listing
 // would show, re-checking access per namespace (decisions are cached), so
 // that a revoked right stops the flow.
 func (r *Resolver) streamRecords(ctx context.Context, o store.ListOptions, changes <-chan store.Change, out chan<- *store.Record) {
 	defer close(out)
+	r.streamEvents(ctx, o, changes, func(ev *RecordEvent) bool {
+		if ev.Record == nil {
+			return true // recordChanged says nothing of deletes
+		}
+		select {
+		case out <- ev.Record:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+// streamRecordEvents is streamRecords with deletes, as RecordEvents.
+func (r *Resolver) streamRecordEvents(ctx context.Context, o store.ListOptions, changes <-chan store.Change, out chan<- *RecordEvent) {
+	defer close(out)
+	r.streamEvents(ctx, o, changes, func(ev *RecordEvent) bool {
+		select {
+		case out <- ev:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+// streamEvents turns batches of changes into events until the feed ends,
+// a query fails or send reports a subscriber too slow (false). A written
+// Record is sent if the listing with o shows it; a deleted one if what is
+// left of it (namespace, name, data type) matches o.
+func (r *Resolver) streamEvents(ctx context.Context, o store.ListOptions, changes <-chan store.Change, send func(*RecordEvent) bool) {
 	for {
-		keys, ok := gather(changes, o)
+		batch, ok := gather(changes, o)
 		if !ok {
 			return
 		}
-		if len(keys) == 0 {
-			continue
-		}
-		qctx, cancel := r.subscriptionQueryContext(ctx)
-		recs, err := r.Store.MatchingRecords(qctx, o, keys)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				slog.WarnContext(ctx, "subscription ended: reading changed records failed", "error", err,
-					"statement_timeout", store.IsStatementTimeout(err), "deadline", errors.Is(err, context.DeadlineExceeded))
+		var written []store.Key
+		for _, c := range batch {
+			if !c.Deleted {
+				written = append(written, c.Key())
 			}
-			return
 		}
-		for _, rec := range recs {
-			if r.allow(ctx, rec.Namespace, resRecords, verbList) != nil {
+		matching := map[store.Key]*store.Record{}
+		if len(written) > 0 {
+			qctx, cancel := r.subscriptionQueryContext(ctx)
+			recs, err := r.Store.MatchingRecords(qctx, o, written)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					slog.WarnContext(ctx, "subscription ended: reading changed records failed", "error", err,
+						"statement_timeout", store.IsStatementTimeout(err), "deadline", errors.Is(err, context.DeadlineExceeded))
+				}
+				return
+			}
+			for _, rec := range recs {
+				matching[rec.Key()] = rec
+			}
+		}
+		for _, c := range batch {
+			var ev *RecordEvent
+			if rec := matching[c.Key()]; rec != nil && !c.Deleted {
+				ev = &RecordEvent{Kind: RecordEventKindUpdated, Name: rec.Name, DataType: rec.DataType, Record: rec}
+				if rec.Version == 1 {
+					ev.Kind = RecordEventKindCreated
+				}
+			} else if store.DeletedMatches(o, c) {
+				ev = &RecordEvent{Kind: RecordEventKindDeleted, Name: c.Name, DataType: c.DataType}
+			}
+			if ev == nil || r.allow(ctx, c.Namespace, resRecords, verbList) != nil {
 				continue
 			}
-			select {
-			case out <- rec:
-			default:
+			if !send(ev) {
 				slog.InfoContext(ctx, "subscriber too slow: disconnected")
 				return
 			}
@@ -68,36 +133,41 @@ func (r *Resolver) streamRecords(ctx context.Context, o store.ListOptions, chang
 }
 
 // gather waits for a change, then collects those that follow within the
-// batch window, keeping the Records in o's namespaces. false: the feed ended.
-func gather(changes <-chan store.Change, o store.ListOptions) ([]store.Key, bool) {
+// batch window, keeping the Records in o's namespaces, each once with its
+// last change. false: the feed ended.
+func gather(changes <-chan store.Change, o store.ListOptions) ([]store.Change, bool) {
 	c, ok := <-changes
 	if !ok {
 		return nil, false
 	}
-	seen := map[store.Key]bool{}
-	var keys []store.Key
+	index := map[store.Key]int{}
+	var batch []store.Change
 	add := func(c store.Change) {
-		if !inScope(o, c.Namespace) || seen[c.Key()] {
+		if !inScope(o, c.Namespace) {
 			return
 		}
-		seen[c.Key()] = true
-		keys = append(keys, c.Key())
+		if i, seen := index[c.Key()]; seen {
+			batch[i] = c // a write then a delete is a delete, and the reverse a write
+			return
+		}
+		index[c.Key()] = len(batch)
+		batch = append(batch, c)
 	}
 	add(c)
 	timer := time.NewTimer(changeBatchWindow)
 	defer timer.Stop()
-	for len(keys) < store.MaxPageSize {
+	for len(batch) < store.MaxPageSize {
 		select {
 		case c, ok := <-changes:
 			if !ok {
-				return keys, true // send these; the next call ends the stream
+				return batch, true // send these; the next call ends the stream
 			}
 			add(c)
 		case <-timer.C:
-			return keys, true
+			return batch, true
 		}
 	}
-	return keys, true
+	return batch, true
 }
 
 func inScope(o store.ListOptions, namespace string) bool {

@@ -256,6 +256,13 @@ var authCases = []authCase{
 	{field: "records", name: "typed where cannot either", caller: "alice", query: `{ records(parent: "-", where: {namespace: "prod"}) { totalCount } }`, check: totalCount(0)},
 	{field: "records", name: "editor of prod sees prod only", caller: "bob", query: `{ records(parent: "-") { nodes { name } } }`, check: onlyNamespace("prod", true)},
 	{field: "records", name: "other namespace", caller: "alice", query: `{ records(parent: "prod") { totalCount } }`, code: "PERMISSION_DENIED"},
+	// The run filters and orders of issue 16 stay within the caller's namespaces.
+	{field: "records", name: "runNames of another team's run", caller: "alice", query: `{ records(parent: "-", where: {runNames: ["deploy-api-2mzpq", "backup-db-z1x9c"]}) { totalCount nodes { name } } }`, check: totalCount(0)},
+	{field: "records", name: "nameContains of another team's run", caller: "alice", query: `{ records(parent: "-", where: {nameContains: "deploy-api"}) { totalCount } }`, check: totalCount(0)},
+	{field: "records", name: "kinds: own only", caller: "alice", query: `{ records(parent: "-", where: {kinds: [PIPELINE_RUN, TASK_RUN]}, orderBy: {field: NAME, unfinishedFirst: true}) { totalCount nodes { name } } }`, check: onlyNamespace("ci", true)},
+	{field: "records", name: "kinds and names of the other team, cluster-wide role", caller: "admin", query: `{ records(parent: "-", where: {kinds: [TASK_RUN], nameContains: "backup-db"}) { totalCount nodes { name } } }`, check: onlyNamespace("prod", true)},
+	{field: "records", name: "order by pipeline: own only", caller: "alice", query: `{ records(parent: "-", orderBy: {field: PIPELINE, direction: ASC}) { nodes { name } } }`, check: onlyNamespace("ci", true)},
+	{field: "records", name: "unknown data type refused", caller: "alice", query: `{ records(parent: "ci", where: {dataTypes: ["PipelineRun"]}) { totalCount } }`, code: "INVALID_ARGUMENT"},
 
 	// Analytics aggregate only what records would list.
 	{field: "recordStats", name: "all namespaces: own only", caller: "alice", query: `{ recordStats(parent: "-", groupBy: [{dimension: NAMESPACE}]) { groups { key { value } count } } }`, check: facetValues("ci")},
@@ -399,6 +406,9 @@ var subscriptionAuthCases = []authCase{
 	{field: "recordChanged", name: "all namespaces: own only", caller: "alice", query: `subscription { recordChanged(parent: "-") { name } }`},
 	{field: "recordChanged", name: "other namespace", caller: "alice", query: `subscription { recordChanged(parent: "prod") { name } }`, code: "PERMISSION_DENIED"},
 	{field: "recordChanged", name: "no credentials", caller: "", query: `subscription { recordChanged(parent: "ci") { name } }`, code: "UNAUTHENTICATED"},
+	{field: "recordEvents", name: "all namespaces: own only, deletes too", caller: "alice", query: `subscription { recordEvents(parent: "-") { kind name record { name } } }`},
+	{field: "recordEvents", name: "other namespace", caller: "alice", query: `subscription { recordEvents(parent: "prod") { name } }`, code: "PERMISSION_DENIED"},
+	{field: "recordEvents", name: "no credentials", caller: "", query: `subscription { recordEvents(parent: "ci") { name } }`, code: "UNAUTHENTICATED"},
 	{field: "logLines", name: "own log", caller: "alice", query: `subscription($ci_log: String!) { logLines(log: $ci_log) }`, vars: names("ci-log")},
 	{field: "logLines", name: "needs logs get", caller: "dave", query: `subscription($ci_log: String!) { logLines(log: $ci_log) }`, vars: names("ci-log"), code: "PERMISSION_DENIED"},
 	{field: "logLines", name: "other team's log", caller: "alice", query: `subscription($prod_log: String!) { logLines(log: $prod_log) }`, vars: names("prod-log"), code: "PERMISSION_DENIED"},
@@ -440,6 +450,25 @@ func TestSubscriptionAuthorization(t *testing.T) {
 				return
 			}
 			time.Sleep(300 * time.Millisecond)
+			if c.field == "recordEvents" {
+				// The other team's write and delete must not arrive, nor its name.
+				theirs := writeTaskRun(t, w.store, "prod", uuid.NewString(), "Unknown")
+				if err := w.store.DeleteRecord(context.Background(), theirs, ""); err != nil {
+					t.Fatal(err)
+				}
+				mine := writeTaskRun(t, w.store, "ci", uuid.NewString(), "Unknown")
+				expect := func(want string) {
+					if m := client.next("s"); !strings.Contains(string(m.Payload), want) || strings.Contains(string(m.Payload), "prod/") {
+						t.Errorf("event %s, want %s", m.Payload, want)
+					}
+				}
+				expect(`{"kind":"CREATED","name":"` + mine + `","record":{"name":"` + mine + `"}}`)
+				if err := w.store.DeleteRecord(context.Background(), mine, ""); err != nil {
+					t.Fatal(err)
+				}
+				expect(`{"kind":"DELETED","name":"` + mine + `","record":null}`)
+				return
+			}
 			writeTaskRun(t, w.store, "prod", uuid.NewString(), "Unknown")
 			mine := writeTaskRun(t, w.store, "ci", uuid.NewString(), "Unknown")
 			var p struct {

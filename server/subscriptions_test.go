@@ -279,3 +279,48 @@ func TestSubscriptionsAcrossProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordEventsAnnounceDeletes: recordEvents sends a run's creation,
+// update and deletion, also when its Result is deleted, and a kinds filter
+// selects deletes by data type; nothing of another namespace arrives.
+func TestRecordEventsAnnounceDeletes(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		ts := httptest.NewServer(server.New(server.Config{Store: s, Logger: quiet}))
+		defer ts.Close()
+		c, err := dialGraphQL(t, ts.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.subscribe("1", `subscription { recordEvents(parent: "ci", where: {kinds: [TASK_RUN]}) { kind name dataType record { name } } }`, nil)
+		time.Sleep(300 * time.Millisecond) // subscribed (and listening, on PostgreSQL)
+		other := writeTaskRun(t, s, "prod", uuid.NewString(), "Unknown")
+		if err := s.DeleteRecord(ctx, other, ""); err != nil {
+			t.Fatal(err)
+		}
+		expect := func(want string) {
+			t.Helper()
+			if m := c.next("1"); !strings.Contains(string(m.Payload), want) {
+				t.Fatalf("event %s %s, want %s", m.Type, m.Payload, want)
+			}
+		}
+		// Each step waits for its event: changes within one batch window
+		// are sent once, as their last (a write then a delete, a delete).
+		uid := uuid.NewString()
+		name := writeTaskRun(t, s, "ci", uid, "Unknown")
+		expect(`{"kind":"CREATED","name":"` + name + `","dataType":"tekton.dev/v1.TaskRun","record":{"name":"` + name + `"}}`)
+		writeTaskRun(t, s, "ci", uid, "True")
+		expect(`{"kind":"UPDATED","name":"` + name + `"`)
+		if err := s.DeleteRecord(ctx, name, ""); err != nil {
+			t.Fatal(err)
+		}
+		expect(`{"kind":"DELETED","name":"` + name + `","dataType":"tekton.dev/v1.TaskRun","record":null}`)
+		second := writeTaskRun(t, s, "ci", uuid.NewString(), "True")
+		expect(`{"kind":"CREATED","name":"` + second + `"`)
+		resultName, _, _ := strings.Cut(second, "/records/")
+		if err := s.DeleteResult(ctx, resultName, ""); err != nil {
+			t.Fatal(err)
+		}
+		expect(`{"kind":"DELETED","name":"` + second + `","dataType":"tekton.dev/v1.TaskRun","record":null}`)
+	})
+}

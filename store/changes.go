@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,11 +17,16 @@ import (
 	"github.com/annals-dev/annals/store/filter"
 )
 
-// Change says that a Record was written. Subscribers read the Record
-// itself; the change carries only what is needed to route it.
+// Change says that a Record was written or deleted. Subscribers read a
+// written Record itself; the change carries only what is needed to route
+// it. A deleted Record is gone, so its change also carries its name and
+// data type (never its data).
 type Change struct {
 	UID       string `json:"u"`
 	Namespace string `json:"n"`
+	Deleted   bool   `json:"d,omitempty"`
+	Name      string `json:"m,omitempty"` // deletes only
+	DataType  string `json:"t,omitempty"` // deletes only
 }
 
 // Key is the changed Record's namespace and uid.
@@ -158,9 +165,8 @@ func (s *Store) listenOnce(listening func()) error {
 	}
 }
 
-// notifyBatch bounds one NOTIFY payload (PostgreSQL allows 8000 bytes; a
-// change takes about 90).
-const notifyBatch = 60
+// notifyLimit bounds one NOTIFY payload: PostgreSQL allows 8000 bytes.
+const notifyLimit = 7500
 
 // announce tells subscribers about written Records: on PostgreSQL with
 // NOTIFY inside tx, so that they hear of it only if it commits; on SQLite
@@ -170,16 +176,61 @@ func (s *Store) announce(ctx context.Context, tx bun.IDB, recs []*Record) (after
 	for i, r := range recs {
 		changes[i] = Change{UID: r.UID, Namespace: r.Namespace}
 	}
+	return s.announceChanges(ctx, tx, changes)
+}
+
+func (s *Store) announceChanges(ctx context.Context, tx bun.IDB, changes []Change) (after func(), err error) {
 	if s.dialect != filter.Postgres {
 		return func() { s.changes.publish(changes) }, nil
 	}
-	for start := 0; start < len(changes); start += notifyBatch {
-		payload, _ := json.Marshal(changes[start:min(start+notifyBatch, len(changes))])
-		if _, err := tx.ExecContext(ctx, "SELECT pg_notify(?, ?)", changeChannel, string(payload)); err != nil {
+	for _, payload := range notifyPayloads(changes) {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_notify(?, ?)", changeChannel, payload); err != nil {
 			return nil, dbError(err)
 		}
 	}
 	return func() {}, nil
+}
+
+// notifyPayloads packs changes into JSON arrays of at most notifyLimit bytes.
+func notifyPayloads(changes []Change) []string {
+	var out []string
+	batch := []byte{'['}
+	for _, c := range changes {
+		one, _ := json.Marshal(c)
+		if len(batch) > 1 && len(batch)+len(one)+1 > notifyLimit {
+			out = append(out, string(append(batch, ']')))
+			batch = []byte{'['}
+		}
+		if len(batch) > 1 {
+			batch = append(batch, ',')
+		}
+		batch = append(batch, one...)
+	}
+	if len(batch) > 1 {
+		out = append(out, string(append(batch, ']')))
+	}
+	return out
+}
+
+// deletedRecords reads, inside the deleting transaction and before the
+// delete, the Records a delete will remove (also by cascade from their
+// Result), as the changes that announce them.
+func deletedRecords(ctx context.Context, tx bun.IDB, cond string, args ...any) ([]Change, error) {
+	var rows []struct {
+		Namespace string `bun:"namespace"`
+		UID       string `bun:"uid"`
+		Name      string `bun:"name"`
+		DataType  string `bun:"data_type"`
+	}
+	if err := tx.NewSelect().TableExpr("records AS r").ColumnExpr("r.namespace, r.uid, r.name, r.data_type").
+		Where(cond, args...).Scan(ctx, &rows); err != nil {
+		return nil, dbError(err)
+	}
+	changes := make([]Change, len(rows))
+	for i, r := range rows {
+		changes[i] = Change{UID: r.UID, Namespace: r.Namespace, Deleted: true, Name: r.Name, DataType: r.DataType}
+	}
+	return changes, nil
 }
 
 // MatchingRecords returns those of the given Records that a listing with o
@@ -198,4 +249,37 @@ func (s *Store) MatchingRecords(ctx context.Context, o ListOptions, keys []Key) 
 		return nil, err
 	}
 	return page.Items, nil
+}
+
+// DeletedMatches tells whether a listing with o could have shown the
+// deleted Record of c, from what a delete leaves: its namespace, name and
+// data type. Conditions on anything else (status, labels, a CEL filter)
+// cannot be tested any more and let it pass; the caller still checks access.
+func DeletedMatches(o ListOptions, c Change) bool {
+	if !c.Deleted {
+		return false
+	}
+	if o.Parent != "" && o.Parent != "-" && c.Namespace != o.Parent {
+		return false
+	}
+	if o.Namespaces != nil && !slices.Contains(o.Namespaces, c.Namespace) {
+		return false
+	}
+	if o.ResultName != "" && !strings.HasPrefix(c.Name, o.ResultName+"/records/") {
+		return false
+	}
+	w := o.RecordWhere
+	if w == nil {
+		return true
+	}
+	if w.Namespace != nil && *w.Namespace != c.Namespace {
+		return false
+	}
+	if len(w.DataTypes) > 0 && !slices.Contains(w.DataTypes, c.DataType) {
+		return false
+	}
+	if len(w.Kinds) > 0 && !slices.ContainsFunc(w.Kinds, func(k string) bool { return slices.Contains(filter.RunKinds[k], c.DataType) }) {
+		return false
+	}
+	return true
 }

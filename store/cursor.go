@@ -29,12 +29,23 @@ func newCursorSealer(key []byte) (*cursorSealer, error) {
 	return &cursorSealer{aead: aead}, nil
 }
 
-// cursorPos is a position in an ordering: the sort value of a row (nil
-// where the row has none, e.g. a run not yet completed) and its uid.
+// cursorPos is a position in an ordering: the sort value of a row (none
+// where the row has none, e.g. a run not yet completed), whether it is an
+// unfinished run when those come first, and its uid.
 type cursorPos struct {
-	Time *time.Time `json:"t,omitempty"`
-	Int  *int64     `json:"i,omitempty"`
-	UID  string     `json:"u"`
+	Time       *time.Time `json:"t,omitempty"`
+	Int        *int64     `json:"i,omitempty"`
+	Text       *string    `json:"s,omitempty"`
+	Unfinished *bool      `json:"f,omitempty"`
+	UID        string     `json:"u"`
+}
+
+// rank is the sort key of Unfinished: unfinished runs (0) first.
+func (c cursorPos) rank() int64 {
+	if c.Unfinished != nil && *c.Unfinished {
+		return 0
+	}
+	return 1
 }
 
 func (c *cursorSealer) seal(queryDigest []byte, pos cursorPos) string {

@@ -43,8 +43,9 @@ func TestUserInputNeverReachesSQLText(t *testing.T) {
 		`has(data.metadata.annotations.zq)`, `size(data.metadata.labels[` + quoted + `]) > 1`,
 	}
 	wheres := []*filter.RecordWhere{
-		{Namespace: &ns, DataTypes: []string{canary}, Reasons: []string{canary}, PipelineName: &ns, TaskName: &ns, PipelineRunName: &ns, NamePrefix: &ns,
-			Started: filter.TimeRange{After: &when}},
+		// dataTypes takes known types only (a canary there is refused before any SQL).
+		{Namespace: &ns, DataTypes: []string{store.TypeTaskRun}, Reasons: []string{canary}, PipelineName: &ns, TaskName: &ns, PipelineRunName: &ns, NamePrefix: &ns,
+			Started: filter.TimeRange{After: &when}, RunNames: []string{canary}, NameContains: &ns, Kinds: []string{"TASK_RUN"}},
 		{Labels: []filter.LabelMatch{{Key: canary, Op: filter.LabelEquals, Values: []string{canary}}, {Key: canary, Op: filter.LabelIn, Values: []string{canary, "x"}},
 			{Key: canary, Op: filter.LabelExists}, {Key: canary, Op: filter.LabelNotExists}}},
 	}

@@ -15,17 +15,26 @@ import (
 type OrderField string
 
 const (
-	OrderCreateTime     OrderField = "CREATE_TIME"
+	OrderCreateTime     OrderField = "CREATE_TIME" // when Annals stored the Record or Result
 	OrderUpdateTime     OrderField = "UPDATE_TIME"
 	OrderStartTime      OrderField = "START_TIME"
 	OrderCompletionTime OrderField = "COMPLETION_TIME"
 	OrderDuration       OrderField = "DURATION"
+	// OrderCreationTimestamp is the object's metadata.creationTimestamp:
+	// when Kubernetes created the run, also for imported runs.
+	OrderCreationTimestamp OrderField = "CREATION_TIMESTAMP"
+	OrderName              OrderField = "NAME"     // the run's metadata.name
+	OrderStatus            OrderField = "STATUS"   // the run's status, alphabetically
+	OrderPipeline          OrderField = "PIPELINE" // the Pipeline's name
 )
 
 // OrderBy sorts a list. The zero value is newest first.
 type OrderBy struct {
 	Field OrderField
 	Asc   bool
+	// UnfinishedFirst puts runs without a completion time (running or
+	// pending) before the others, each group sorted by Field.
+	UnfinishedFirst bool
 }
 
 // ListOptions select one page of Results or Records.
@@ -75,35 +84,89 @@ func (p *Page[T]) EndCursor() string {
 
 // entity describes the table a list reads.
 type entity struct {
-	name    string // "results" or "records": part of every cursor digest
-	from    string // table and alias
-	columns string // select list
-	orders  map[OrderField]orderColumn
+	name       string // "results" or "records": part of every cursor digest
+	alias      string
+	from       string // table and alias
+	columns    string // select list
+	orders     map[OrderField]orderColumn
+	unfinished string // SQL: the row is a run not yet finished
 }
 
+// keyKind is the type of a sort key, and so of its value in a cursor.
+type keyKind int
+
+const (
+	keyTime keyKind = iota
+	keyInt
+	keyText
+)
+
+// orderColumn is what a list can be sorted by: a column or expression of
+// its table, and how to read the same value from a row for the cursor.
 type orderColumn struct {
-	sql      string
+	sql string
+	// kind keyText sorts byte by byte on both databases: PostgreSQL
+	// compares in the C collation (whatever the database's), as SQLite does.
+	kind     keyKind
 	nullable bool
-	isInt    bool
+	record   func(*Record) any // *time.Time, *int64 or *string; nil for NULL
+	result   func(*Result) any
 }
+
+// nonEmpty is a text sort value: an empty text sorts as "no value", last.
+func nonEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// runDataTypes are the data types whose Records are runs, for "unfinished".
+var runDataTypes = slices.Concat(filter.RunKinds["PIPELINE_RUN"], filter.RunKinds["TASK_RUN"])
 
 var (
-	resultsEntity = entity{name: "results", from: "results AS res", columns: columnList("res", reflect.TypeFor[Result]()),
+	resultsEntity = entity{name: "results", alias: "res", from: "results AS res", columns: columnList("res", reflect.TypeFor[Result]()),
 		orders: map[OrderField]orderColumn{
-			OrderCreateTime:     {sql: "res.created_at"},
-			OrderUpdateTime:     {sql: "res.updated_at"},
-			OrderStartTime:      {sql: "res.summary_start_time", nullable: true},
-			OrderCompletionTime: {sql: "res.summary_end_time", nullable: true},
-		}}
-	recordsEntity = entity{name: "records", from: "records AS r", columns: columnList("r", recordType),
+			OrderCreateTime:     {sql: "res.created_at", result: func(r *Result) any { return &r.CreatedAt }},
+			OrderUpdateTime:     {sql: "res.updated_at", result: func(r *Result) any { return &r.UpdatedAt }},
+			OrderStartTime:      {sql: "res.summary_start_time", nullable: true, result: func(r *Result) any { return r.SummaryStartTime }},
+			OrderCompletionTime: {sql: "res.summary_end_time", nullable: true, result: func(r *Result) any { return r.SummaryEndTime }},
+			OrderStatus:         {sql: "res.summary_status", kind: keyText, result: func(r *Result) any { return &r.SummaryStatus }},
+		},
+		unfinished: "res.summary_end_time IS NULL AND res.summary_type IN (" + quotedList(runDataTypes) + ")"}
+	recordsEntity = entity{name: "records", alias: "r", from: "records AS r", columns: columnList("r", recordType),
 		orders: map[OrderField]orderColumn{
-			OrderCreateTime:     {sql: "r.created_at"},
-			OrderUpdateTime:     {sql: "r.updated_at"},
-			OrderStartTime:      {sql: "r.start_time", nullable: true},
-			OrderCompletionTime: {sql: "r.completion_time", nullable: true},
-			OrderDuration:       {sql: "r.duration_ms", nullable: true, isInt: true},
-		}}
+			OrderCreateTime:        {sql: "r.created_at", record: func(r *Record) any { return &r.CreatedAt }},
+			OrderUpdateTime:        {sql: "r.updated_at", record: func(r *Record) any { return &r.UpdatedAt }},
+			OrderStartTime:         {sql: "r.start_time", nullable: true, record: func(r *Record) any { return r.StartTime }},
+			OrderCompletionTime:    {sql: "r.completion_time", nullable: true, record: func(r *Record) any { return r.CompletionTime }},
+			OrderDuration:          {sql: "r.duration_ms", nullable: true, kind: keyInt, record: func(r *Record) any { return r.DurationMillis }},
+			OrderCreationTimestamp: {sql: "r.creation_time", nullable: true, record: func(r *Record) any { return r.CreationTime }},
+			OrderName:              {sql: "NULLIF(r.run_name, '')", nullable: true, kind: keyText, record: func(r *Record) any { return nonEmpty(r.RunName) }},
+			OrderStatus:            {sql: "r.status", kind: keyText, record: func(r *Record) any { return &r.Status }},
+			OrderPipeline:          {sql: "NULLIF(r.pipeline_name, '')", nullable: true, kind: keyText, record: func(r *Record) any { return nonEmpty(r.PipelineName) }},
+		},
+		unfinished: "r.completion_time IS NULL AND r.data_type IN (" + quotedList(runDataTypes) + ")"}
 )
+
+// quotedList is constant strings as an SQL list; only for constants of this
+// package, never for user input.
+func quotedList(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = "'" + v + "'"
+	}
+	return strings.Join(quoted, ", ")
+}
+
+// recordUnfinished and resultUnfinished are entity.unfinished read from a row.
+func recordUnfinished(r *Record) bool {
+	return r.CompletionTime == nil && slices.Contains(runDataTypes, r.DataType)
+}
+
+func resultUnfinished(r *Result) bool {
+	return r.SummaryEndTime == nil && slices.Contains(runDataTypes, r.SummaryType)
+}
 
 // columnList lists the columns of a model from its bun tags, qualified by alias.
 func columnList(alias string, t reflect.Type) string {
@@ -142,7 +205,7 @@ type plan struct {
 	ent    entity
 	opts   ListOptions
 	order  orderColumn
-	asc    bool // direction of the scan: the requested order, reversed for last/before
+	keys   []sortKey // what the scan sorts by: [unfinished rank,] the order's column, uid
 	limit  int
 	back   bool // paging backwards (last/before)
 	digest []byte
@@ -179,15 +242,17 @@ func (s *Store) plan(ent entity, o ListOptions) (*plan, error) {
 	}
 	col, ok := ent.orders[field]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s cannot be ordered by %s", ErrInvalidArgument, ent.name, field)
+		return nil, fmt.Errorf("%w: %s cannot be ordered by %s: use %s", ErrInvalidArgument, ent.name, field, orderNames(ent))
 	}
 	p.order = col
-	p.asc = o.OrderBy.Asc != p.back
-
-	alias := "r"
-	if ent.name == "results" {
-		alias = "res"
+	p.keys = sortKeys(ent, col, o.OrderBy, p.back, s.dialect)
+	if o.RecordWhere != nil {
+		if err := checkDataTypes(o.RecordWhere.DataTypes); err != nil {
+			return nil, err
+		}
 	}
+
+	alias := ent.alias
 	parent := o.Parent
 	if parent == "" {
 		parent = "-"
@@ -250,71 +315,168 @@ func (s *Store) plan(ent entity, o ListOptions) (*plan, error) {
 	namespaces := slices.Clone(o.Namespaces)
 	slices.Sort(namespaces)
 	p.digestOf = func(resultName, pipelineRun string) []byte {
-		return digest(ent.name, parent, namespaces, o.Namespaces == nil, resultName, pipelineRun, o.Filter, o.FilterFlavor, o.RecordWhere, o.ResultWhere, field, o.OrderBy.Asc)
+		parts := []any{ent.name, parent, namespaces, o.Namespaces == nil, resultName, pipelineRun, o.Filter, o.FilterFlavor, o.RecordWhere, o.ResultWhere, field, o.OrderBy.Asc}
+		if o.OrderBy.UnfinishedFirst {
+			parts = append(parts, "unfinishedFirst") // only when set: cursors of earlier versions still open
+		}
+		return digest(parts...)
 	}
 	p.digest = p.digestOf(o.ResultName, o.pipelineRun)
 	return p, nil
 }
 
+// sortKey is one key of a scan's order, in the scan's direction.
+type sortKey struct {
+	sql        string
+	kind       keyKind
+	nullable   bool
+	asc        bool // direction of the scan: the requested one, reversed for last/before
+	nullsAfter bool // NULLs follow the values in the scan (they come last in the requested order)
+}
+
+// sortKeys are the keys of an order: the column, then uid to break ties;
+// with UnfinishedFirst, a rank (0 unfinished, 1 finished) before them,
+// ascending whatever the direction.
+func sortKeys(ent entity, col orderColumn, o OrderBy, back bool, d filter.Dialect) []sortKey {
+	colSQL := col.sql
+	if col.kind == keyText && d == filter.Postgres {
+		colSQL += ` COLLATE "C"`
+	}
+	keys := []sortKey{
+		{sql: colSQL, kind: col.kind, nullable: col.nullable, asc: o.Asc != back, nullsAfter: col.nullable && !back},
+		{sql: ent.alias + ".uid", kind: keyText, asc: o.Asc != back},
+	}
+	if o.UnfinishedFirst {
+		rank := sortKey{sql: "(CASE WHEN " + ent.unfinished + " THEN 0 ELSE 1 END)", kind: keyInt, asc: !back}
+		keys = append([]sortKey{rank}, keys...)
+	}
+	return keys
+}
+
+func orderNames(ent entity) string {
+	var names []string
+	for f := range ent.orders {
+		names = append(names, string(f))
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
 // orderSQL sorts in the scan direction; rows without a sort value come
 // last in the requested order, so first when paging backwards.
 func (p *plan) orderSQL() string {
-	dir := " DESC"
-	if p.asc {
-		dir = " ASC"
+	parts := make([]string, len(p.keys))
+	for i, k := range p.keys {
+		parts[i] = k.sql + map[bool]string{true: " ASC", false: " DESC"}[k.asc]
+		if k.nullable {
+			parts[i] += map[bool]string{true: " NULLS LAST", false: " NULLS FIRST"}[k.nullsAfter]
+		}
 	}
-	uidCol := strings.SplitN(p.order.sql, ".", 2)[0] + ".uid"
-	if !p.order.nullable {
-		return p.order.sql + dir + ", " + uidCol + dir
-	}
-	nulls := " NULLS LAST"
-	if p.back {
-		nulls = " NULLS FIRST"
-	}
-	return p.order.sql + dir + nulls + ", " + uidCol + dir
+	return strings.Join(parts, ", ")
 }
 
 // afterSQL is the condition "strictly after pos in the scan order".
 func (p *plan) afterSQL(d filter.Dialect, pos cursorPos) (string, []any) {
-	col := p.order.sql
-	uidCol := strings.SplitN(col, ".", 2)[0] + ".uid"
-	op := "<"
-	if p.asc {
-		op = ">"
-	}
-	nullsLast := !p.back
-	var val any
-	switch {
-	case pos.Time != nil:
-		val = filter.TimeArg(d, *pos.Time)
-	case pos.Int != nil:
-		val = *pos.Int
-	}
-	if val != nil {
-		cond := "(" + col + ", " + uidCol + ") " + op + " (?, ?)"
-		if !p.order.nullable {
-			return cond, []any{val, pos.UID}
-		}
-		if nullsLast {
-			return "((" + col + " IS NOT NULL AND " + cond + ") OR " + col + " IS NULL)", []any{val, pos.UID}
-		}
-		return "(" + col + " IS NOT NULL AND " + cond + ")", []any{val, pos.UID}
-	}
-	if nullsLast {
-		return "(" + col + " IS NULL AND " + uidCol + " " + op + " ?)", []any{pos.UID}
-	}
-	return "((" + col + " IS NULL AND " + uidCol + " " + op + " ?) OR " + col + " IS NOT NULL)", []any{pos.UID}
+	return p.after(0, p.cursorArgs(d, pos))
 }
 
-// position reads the sort key of a row for its cursor.
-func (p *plan) position(sortTime *time.Time, sortInt *int64, uid string) cursorPos {
+// cursorArgs are the values of pos as bound arguments, one per key, nil
+// for a NULL.
+func (p *plan) cursorArgs(d filter.Dialect, pos cursorPos) []any {
+	vals := make([]any, len(p.keys))
+	i := 0
+	if p.opts.OrderBy.UnfinishedFirst {
+		vals[0] = pos.rank()
+		i++
+	}
+	switch {
+	case pos.Time != nil:
+		vals[i] = filter.TimeArg(d, *pos.Time)
+	case pos.Int != nil:
+		vals[i] = *pos.Int
+	case pos.Text != nil:
+		vals[i] = *pos.Text
+	}
+	vals[len(vals)-1] = pos.UID
+	return vals
+}
+
+// after is "strictly after vals in the scan order" over keys i and
+// following: lexicographic, where a NULL is after every value of its key
+// when nullsAfter and before them otherwise.
+func (p *plan) after(i int, vals []any) (string, []any) {
+	k := p.keys[i]
+	op := map[bool]string{true: " > ", false: " < "}[k.asc]
+	if vals[i] == nil {
+		rest, args := p.after(i+1, vals)
+		cond := "(" + k.sql + " IS NULL AND " + rest + ")"
+		if !k.nullsAfter {
+			cond = "(" + cond + " OR " + k.sql + " IS NOT NULL)"
+		}
+		return cond, args
+	}
+	var cond string
+	var args []any
+	switch {
+	case i == len(p.keys)-1:
+		cond, args = k.sql+op+"?", []any{vals[i]}
+	case p.tupleFrom(i):
+		// A row value comparison, which indexes on (column, uid) serve.
+		cols := make([]string, 0, len(p.keys)-i)
+		for _, key := range p.keys[i:] {
+			cols = append(cols, key.sql)
+		}
+		cond = "(" + strings.Join(cols, ", ") + ")" + op + "(" + filter.Placeholders(len(cols)) + ")"
+		args = slices.Clone(vals[i:])
+	default:
+		rest, restArgs := p.after(i+1, vals)
+		cond = "(" + k.sql + op + "? OR (" + k.sql + " = ? AND " + rest + "))"
+		args = append([]any{vals[i], vals[i]}, restArgs...)
+	}
+	if k.nullable {
+		cond = "(" + k.sql + " IS NOT NULL AND " + cond + ")"
+		if k.nullsAfter {
+			cond = "(" + cond + " OR " + k.sql + " IS NULL)"
+		}
+	}
+	return cond, args
+}
+
+// tupleFrom tells whether keys i and following compare as one row value:
+// all in one direction, none after i nullable.
+func (p *plan) tupleFrom(i int) bool {
+	for _, k := range p.keys[i+1:] {
+		if k.asc != p.keys[i].asc || k.nullable {
+			return false
+		}
+	}
+	return true
+}
+
+// position is the cursor of a row: its value of the order's column, its
+// rank when unfinished runs come first, and its uid.
+func (p *plan) position(value any, unfinished bool, uid string) cursorPos {
 	pos := cursorPos{UID: uid}
-	if p.order.isInt {
-		pos.Int = sortInt
-	} else {
-		pos.Time = sortTime
+	switch v := value.(type) {
+	case *time.Time:
+		pos.Time = v
+	case *int64:
+		pos.Int = v
+	case *string:
+		pos.Text = v
+	}
+	if p.opts.OrderBy.UnfinishedFirst {
+		pos.Unfinished = &unfinished
 	}
 	return pos
+}
+
+func (p *plan) recordPosition(r *Record) cursorPos {
+	return p.position(p.order.record(r), recordUnfinished(r), r.UID)
+}
+
+func (p *plan) resultPosition(r *Result) cursorPos {
+	return p.position(p.order.result(r), resultUnfinished(r), r.UID)
 }
 
 func (s *Store) cursorCondition(p *plan, cursor string) (string, []any, error) {
@@ -332,20 +494,7 @@ func (s *Store) ListResults(ctx context.Context, o ListOptions) (*Page[*Result],
 	if err != nil {
 		return nil, err
 	}
-	return listPage(ctx, s, p, func(r *Result) cursorPos {
-		var t *time.Time
-		switch p.order.sql {
-		case "res.created_at":
-			t = &r.CreatedAt
-		case "res.updated_at":
-			t = &r.UpdatedAt
-		case "res.summary_start_time":
-			t = r.SummaryStartTime
-		case "res.summary_end_time":
-			t = r.SummaryEndTime
-		}
-		return p.position(t, nil, r.UID)
-	})
+	return listPage(ctx, s, p, p.resultPosition)
 }
 
 // ListRecords returns one page of Records.
@@ -354,21 +503,7 @@ func (s *Store) ListRecords(ctx context.Context, o ListOptions) (*Page[*Record],
 	if err != nil {
 		return nil, err
 	}
-	return listPage(ctx, s, p, func(r *Record) cursorPos { return p.position(recordSortTime(p, r), r.DurationMillis, r.UID) })
-}
-
-func recordSortTime(p *plan, r *Record) *time.Time {
-	switch p.order.sql {
-	case "r.created_at":
-		return &r.CreatedAt
-	case "r.updated_at":
-		return &r.UpdatedAt
-	case "r.start_time":
-		return r.StartTime
-	case "r.completion_time":
-		return r.CompletionTime
-	}
-	return nil
+	return listPage(ctx, s, p, p.recordPosition)
 }
 
 // pageQuery is the statement of one page: the plan's conditions, the

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/uptrace/bun/migrate"
@@ -71,7 +72,22 @@ func (s *Store) migrate(ctx context.Context, ms *migrate.Migrations) (MigrationS
 			status.Version = known.String() // the database keeps names only, not comments
 		}
 	}
+	if s.dialect == filter.Postgres && status.Version >= "00006" {
+		s.warnWithoutTrigramIndex(ctx)
+	}
 	return status, s.loadCursorKey(ctx)
+}
+
+// warnWithoutTrigramIndex says when migration 00006 could not create the
+// pg_trgm index of nameContains (the extension was unavailable), so that an
+// operator can install it: CREATE EXTENSION pg_trgm, then the index.
+func (s *Store) warnWithoutTrigramIndex(ctx context.Context) {
+	var n []int
+	err := s.queryRows(ctx, &n, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'records_run_name_trgm'")
+	if err == nil && n[0] == 0 {
+		slog.WarnContext(ctx, "the pg_trgm extension is unavailable, so nameContains reads every record name; to index it, run as a superuser: "+
+			"CREATE EXTENSION pg_trgm; CREATE INDEX records_run_name_trgm ON records USING gin (run_name gin_trgm_ops)")
+	}
 }
 
 // heartbeatInterval is how often Ready proves that writes work; readiness

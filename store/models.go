@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -14,6 +16,29 @@ const (
 	TypeTaskRun     = "tekton.dev/v1.TaskRun"
 	TypeLog         = "results.tekton.dev/v1alpha3.Log"
 )
+
+// KnownDataTypes are the data types the typed dataTypes filter accepts: the
+// Tekton runs in every API version Annals stores, and the Log Records of
+// Annals and of Tekton Results. Clients of the Tekton Results API may store
+// other types; CEL filters (data_type == "...") select those.
+var KnownDataTypes = []string{
+	"tekton.dev/v1.PipelineRun", "tekton.dev/v1.TaskRun",
+	"tekton.dev/v1beta1.PipelineRun", "tekton.dev/v1beta1.TaskRun",
+	TypeLog, "results.tekton.dev/v1alpha2.Log",
+}
+
+// checkDataTypes refuses a typed filter's data type that Annals does not
+// know: a short name such as "PipelineRun" would otherwise match nothing,
+// silently.
+func checkDataTypes(types []string) error {
+	for _, t := range types {
+		if !slices.Contains(KnownDataTypes, t) {
+			return fmt.Errorf("%w: unknown data type %q in dataTypes: use one of %s, or kinds: [PIPELINE_RUN, TASK_RUN] for runs of every API version; other types with the filter data_type == \"...\"",
+				ErrInvalidArgument, t, strings.Join(KnownDataTypes, ", "))
+		}
+	}
+	return nil
+}
 
 // Run statuses, derived from a run's Succeeded condition when it is written.
 const (

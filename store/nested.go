@@ -152,7 +152,7 @@ func (s *Store) listPartitioned(ctx context.Context, p *plan, partitionBy, parti
 			continue
 		}
 		page.Items = append(page.Items, r)
-		page.Cursors = append(page.Cursors, s.sealer.seal(dig, p.position(recordSortTime(p, r), r.DurationMillis, r.UID)))
+		page.Cursors = append(page.Cursors, s.sealer.seal(dig, p.recordPosition(r)))
 	}
 	if p.back {
 		for _, page := range out {

@@ -218,10 +218,16 @@ func (s *Store) DeleteResults(ctx context.Context, names []string) (results int,
 		return 0, 0, err
 	}
 	cond, args := keysSQL("r.namespace", "r.result_uid", keys)
+	announced := func() {}
 	err = s.writeTx(ctx, func(ctx context.Context, db bun.IDB) error {
 		if err := db.NewSelect().TableExpr("log_chunks AS c").ColumnExpr("COALESCE(sum(length(c.data)), 0)").
 			Join("JOIN records AS r ON r.namespace = c.namespace AND r.uid = c.record_uid").Where(cond, args...).Scan(ctx, &logBytes); err != nil {
 			return dbError(err)
+		}
+		// Subscribers hear of the Records going by cascade.
+		changes, err := deletedRecords(ctx, db, cond, args...)
+		if err != nil {
+			return err
 		}
 		res, err := db.NewDelete().Model((*Result)(nil)).Where("name IN (?)", bun.In(names)).Exec(ctx)
 		if err != nil {
@@ -229,8 +235,12 @@ func (s *Store) DeleteResults(ctx context.Context, names []string) (results int,
 		}
 		n, _ := res.RowsAffected()
 		results = int(n)
-		return nil
+		announced, err = s.announceChanges(ctx, db, changes)
+		return err
 	})
+	if err == nil {
+		announced()
+	}
 	return results, logBytes, err
 }
 

@@ -275,14 +275,27 @@ func (s *Store) DeleteRecord(ctx context.Context, name, etag string) error {
 	if etag != "" && etag != cur.Etag() {
 		return staleEtag("record", name, etag, cur.Etag())
 	}
-	out, err := s.db.NewDelete().Model((*Record)(nil)).Where("namespace = ?", cur.Namespace).Where("uid = ?", cur.UID).
-		Where("version = ?", cur.Version).Exec(ctx)
+	var announced func()
+	err = s.writeTx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		changes, err := deletedRecords(ctx, tx, "r.namespace = ? AND r.uid = ? AND r.version = ?", cur.Namespace, cur.UID, cur.Version)
+		if err != nil {
+			return err
+		}
+		out, err := tx.NewDelete().Model((*Record)(nil)).Where("namespace = ?", cur.Namespace).Where("uid = ?", cur.UID).
+			Where("version = ?", cur.Version).Exec(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		if n, _ := out.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: record %q changed or was deleted meanwhile: read it again", ErrConflict, name)
+		}
+		announced, err = s.announceChanges(ctx, tx, changes)
+		return err
+	})
 	if err != nil {
-		return dbError(err)
+		return err
 	}
-	if n, _ := out.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: record %q changed or was deleted meanwhile: read it again", ErrConflict, name)
-	}
+	announced()
 	return nil
 }
 

@@ -100,17 +100,31 @@ func (s *Store) DeleteResult(ctx context.Context, name, etag string) error {
 	if etag != "" && etag != res.Etag() {
 		return staleEtag("result", name, etag, res.Etag())
 	}
-	q := s.db.NewDelete().Model((*Result)(nil)).Where("namespace = ?", res.Namespace).Where("uid = ?", res.UID)
-	if etag != "" {
-		q = q.Where("version = ?", res.Version)
-	}
-	out, err := q.Exec(ctx)
+	var announced func()
+	err = s.writeTx(ctx, func(ctx context.Context, tx bun.IDB) error {
+		// Its Records go by cascade: announce them as deleted.
+		changes, err := deletedRecords(ctx, tx, "r.namespace = ? AND r.result_uid = ?", res.Namespace, res.UID)
+		if err != nil {
+			return err
+		}
+		q := tx.NewDelete().Model((*Result)(nil)).Where("namespace = ?", res.Namespace).Where("uid = ?", res.UID)
+		if etag != "" {
+			q = q.Where("version = ?", res.Version)
+		}
+		out, err := q.Exec(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		if n, _ := out.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: result %q changed or was deleted meanwhile: read it again", ErrConflict, name)
+		}
+		announced, err = s.announceChanges(ctx, tx, changes)
+		return err
+	})
 	if err != nil {
-		return dbError(err)
+		return err
 	}
-	if n, _ := out.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: result %q changed or was deleted meanwhile: read it again", ErrConflict, name)
-	}
+	announced()
 	return nil
 }
 

@@ -98,8 +98,12 @@ type RecordWhere struct {
 	PipelineRunName *string
 	PipelineName    *string
 	TaskName        *string
-	NamePrefix      *string // prefix of the run's metadata.name
+	NamePrefix      *string  // prefix of the run's metadata.name
+	Kinds           []string // RunKinds keys: every API version of those kinds
+	RunNames        []string // exact metadata.name of the run
+	NameContains    *string  // text anywhere in metadata.name, case-sensitive
 	Created         TimeRange
+	CreationTime    TimeRange // metadata.creationTimestamp, not when Annals stored the Record
 	Started         TimeRange
 	Completed       TimeRange
 }
@@ -116,6 +120,17 @@ type ResultWhere struct {
 	Started      TimeRange
 	Ended        TimeRange
 }
+
+// RunKinds maps each kind of run a typed filter names to its data types,
+// one per Tekton API version that Annals stores (the watcher writes v1,
+// imports and Tekton Results clients may write v1beta1).
+var RunKinds = map[string][]string{
+	"PIPELINE_RUN": {"tekton.dev/v1.PipelineRun", "tekton.dev/v1beta1.PipelineRun"},
+	"TASK_RUN":     {"tekton.dev/v1.TaskRun", "tekton.dev/v1beta1.TaskRun"},
+}
+
+// MaxRunNames bounds the runNames of one filter.
+const MaxRunNames = 1000
 
 // Statuses are the run statuses the store derives; typed filters accept only these.
 var Statuses = []string{"Succeeded", "Failed", "Running", "Cancelled", "Unknown"}

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -72,7 +73,26 @@ func RecordWhereSQL(w *RecordWhere, d Dialect) (Expr, error) {
 		b.add("r.task_name = ?", *w.TaskName)
 	}
 	b.prefix("r.run_name", w.NamePrefix)
+	kinds, err := kindDataTypes(w.Kinds)
+	if err != nil {
+		return Expr{}, err
+	}
+	b.in("r.data_type", kinds)
+	if err := checkRunNames(w.RunNames); err != nil {
+		return Expr{}, err
+	}
+	b.in("r.run_name", w.RunNames)
+	if w.NameContains != nil && *w.NameContains != "" {
+		if d == Postgres {
+			// LIKE, not strpos, so that the pg_trgm index of migration 00006 serves it.
+			b.add("r.run_name LIKE ? ESCAPE '\\'", "%"+escapeLike(*w.NameContains)+"%")
+		} else {
+			// SQLite's LIKE ignores ASCII case; instr compares exactly, as PostgreSQL's LIKE does.
+			b.add("instr(r.run_name, ?) > 0", *w.NameContains)
+		}
+	}
 	b.timeRange("r.created_at", w.Created)
+	b.timeRange("r.creation_time", w.CreationTime)
 	b.timeRange("r.start_time", w.Started)
 	b.timeRange("r.completion_time", w.Completed)
 	for i, m := range w.Labels {
@@ -154,6 +174,32 @@ func LabelValue(d Dialect, alias string) string {
 		return "(" + alias + ".labels ->> ?::text)"
 	}
 	return "(SELECT l.value FROM json_each(" + alias + ".labels) AS l WHERE l.key = ? AND l.type = 'text')"
+}
+
+// kindDataTypes lists the data types of kinds, refusing unknown kinds.
+func kindDataTypes(kinds []string) ([]string, error) {
+	var out []string
+	for _, k := range kinds {
+		types, ok := RunKinds[k]
+		if !ok {
+			known := slices.Sorted(maps.Keys(RunKinds))
+			return nil, fmt.Errorf("%w: unknown kind %q: use %s", ErrInvalid, k, strings.Join(known, " or "))
+		}
+		out = append(out, types...)
+	}
+	return out, nil
+}
+
+func checkRunNames(names []string) error {
+	if len(names) > MaxRunNames {
+		return fmt.Errorf("%w: runNames holds %d names, at most %d: split the query or use nameContains", ErrInvalid, len(names), MaxRunNames)
+	}
+	for i, n := range names {
+		if n == "" {
+			return fmt.Errorf("%w: runNames[%d] is empty: give the run's metadata.name", ErrInvalid, i)
+		}
+	}
+	return nil
 }
 
 func checkStatuses(statuses []string) error {
