@@ -111,8 +111,8 @@ func TestRunHistoryAnalyticsOverGraphQL(t *testing.T) {
 		h := fixture(t, s)
 		ctx := context.Background()
 		for _, c := range []struct{ name, query, want string }{
-			{"step hot spots", `{ recordStats(parent: "-", where: {dataTypes: ["tekton.dev/v1.TaskRun"], statuses: [FAILED]},
-				groupBy: [{dimension: TASK}, {dimension: FAILED_STEP}], orderBy: [{metric: FAILED}]) { groups { key { value } failed: statusCounts { failed } failureShare } } }`,
+			{"step hot spots", `{ recordStats(parent: "-", where: {dataTypes: ["tekton.dev/v1.TaskRun", "tekton.dev/v1beta1.TaskRun"], statuses: [FAILED]},
+				groupBy: [{dimension: TASK}, {dimension: FAILED_STEP}], orderBy: [{metric: FAILED}], first: 10) { groups { key { value } failed: statusCounts { failed } failureShare } } }`,
 				`{"recordStats":{"groups":[{"key":[{"value":"backup-db"},{"value":"build"}],"failed":{"failed":1},"failureShare":0.5},` +
 					`{"key":[{"value":"compile"},{"value":"build"}],"failed":{"failed":1},"failureShare":0.5}]}}`},
 			{"failed steps facet", `{ recordFacets(parent: "ci", dimension: FAILED_STEP) { value count } }`, `{"recordFacets":[{"value":"build","count":1}]}`},
