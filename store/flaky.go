@@ -84,8 +84,9 @@ func (s *Store) FlakyTasks(ctx context.Context, q FlakyQuery) (*FlakyResult, err
 	// revisions of their PipelineRuns (one per run name, should a Result
 	// hold two copies); runs: each with its revision and, by LAG, the
 	// outcome of the run before it at that revision.
-	scope := p.base.with("r.data_type LIKE 'tekton.dev/%.TaskRun' AND r.status IN (?, ?) AND r.pipeline_name <> '' AND r.task_name <> ''",
-		StatusSucceeded, StatusFailed)
+	// Literal, as the predicate of the partial index records_task_outcomes
+	// (00010) is written: the databases match such predicates textually.
+	scope := p.base.with("r.data_type LIKE 'tekton.dev/%.TaskRun' AND r.status IN ('Succeeded', 'Failed') AND r.pipeline_name <> '' AND r.task_name <> ''")
 	stmt := `WITH scoped AS (
   SELECT r.uid, r.namespace, r.result_uid, r.pipeline_run_name, r.pipeline_name, r.task_name, r.revision, r.status, r.start_time
   FROM ` + recordsEntity.from + scope.whereSQL() + `

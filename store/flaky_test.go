@@ -518,7 +518,7 @@ func TestMigrationBackfillsRevisions(t *testing.T) {
 			}
 			defer db.Close()
 			for _, stmt := range []string{
-				"DROP INDEX records_result_run",
+				"DROP INDEX records_result_run", "DROP INDEX records_task_outcomes", "DROP INDEX records_pipeline_outcomes",
 				"ALTER TABLE records DROP COLUMN revision", "ALTER TABLE records DROP COLUMN failed_step",
 				"DELETE FROM annals_migrations WHERE name = '00010'",
 			} {

@@ -51,8 +51,9 @@ func (s *Store) PipelineRecoveries(ctx context.Context, q RecoveryQuery) (*Recov
 	if err != nil {
 		return nil, err
 	}
-	scope := p.base.with("r.data_type LIKE 'tekton.dev/%.PipelineRun' AND r.status IN (?, ?) AND r.pipeline_name <> '' AND r.completion_time IS NOT NULL",
-		StatusSucceeded, StatusFailed)
+	// Literal, as the predicate of the partial index records_pipeline_outcomes
+	// (00010) is written: the databases match such predicates textually.
+	scope := p.base.with("r.data_type LIKE 'tekton.dev/%.PipelineRun' AND r.status IN ('Succeeded', 'Failed') AND r.pipeline_name <> '' AND r.completion_time IS NOT NULL")
 	double, collate, micros := sqlDouble(s.dialect), bytewise(s.dialect), epochMicrosSQL(s.dialect, "done")
 	// edges keeps the runs where the outcome changes (the first failure of
 	// a streak, the success that ends it), which alternate: the edge before

@@ -32,3 +32,13 @@ WHERE data_type LIKE 'tekton.dev/%.TaskRun' AND status = 'Failed' AND jsonb_type
 -- A TaskRun's revision is its PipelineRun's, looked up by run name within
 -- its Result.
 CREATE INDEX records_result_run ON records (result_uid, run_name) WHERE revision <> '';
+
+-- The finished runs flakyTasks and pipelineRecovery read (store/flaky.go,
+-- store/recovery.go write the same predicates), carrying what they use so
+-- the scan does not touch the Records' rows; recovery's in window order.
+CREATE INDEX records_task_outcomes ON records (start_time)
+    INCLUDE (uid, namespace, result_uid, pipeline_run_name, pipeline_name, task_name, revision, status)
+    WHERE data_type LIKE 'tekton.dev/%.TaskRun' AND status IN ('Succeeded', 'Failed') AND pipeline_name <> '' AND task_name <> '';
+CREATE INDEX records_pipeline_outcomes ON records (namespace, pipeline_name, completion_time, uid)
+    INCLUDE (status, start_time)
+    WHERE data_type LIKE 'tekton.dev/%.PipelineRun' AND status IN ('Succeeded', 'Failed') AND pipeline_name <> '' AND completion_time IS NOT NULL;

@@ -27,3 +27,9 @@ UPDATE records SET failed_step = COALESCE(
 WHERE data_type LIKE 'tekton.dev/%.TaskRun' AND status = 'Failed' AND json_valid(data) AND json_type(data, '$.status.steps') = 'array';
 
 CREATE INDEX records_result_run ON records (result_uid, run_name) WHERE revision <> '';
+
+-- As in postgres/00010 (no INCLUDE: the columns follow the keys).
+CREATE INDEX records_task_outcomes ON records (start_time, uid, namespace, result_uid, pipeline_run_name, pipeline_name, task_name, revision, status)
+    WHERE data_type LIKE 'tekton.dev/%.TaskRun' AND status IN ('Succeeded', 'Failed') AND pipeline_name <> '' AND task_name <> '';
+CREATE INDEX records_pipeline_outcomes ON records (namespace, pipeline_name, completion_time, uid, status, start_time)
+    WHERE data_type LIKE 'tekton.dev/%.PipelineRun' AND status IN ('Succeeded', 'Failed') AND pipeline_name <> '' AND completion_time IS NOT NULL;
