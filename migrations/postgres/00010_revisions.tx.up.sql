@@ -31,7 +31,8 @@ WHERE data_type LIKE 'tekton.dev/%.TaskRun' AND status = 'Failed' AND jsonb_type
 
 -- A TaskRun's revision is its PipelineRun's, looked up by run name within
 -- its Result.
-CREATE INDEX records_result_run ON records (result_uid, run_name) WHERE revision <> '';
+CREATE INDEX records_result_run ON records (result_uid, run_name) INCLUDE (namespace, revision)
+    WHERE revision <> '' AND data_type LIKE 'tekton.dev/%.PipelineRun';
 
 -- The finished runs flakyTasks and pipelineRecovery read (store/flaky.go,
 -- store/recovery.go write the same predicates), carrying what they use so

@@ -26,7 +26,8 @@ UPDATE records SET failed_step = COALESCE(
      ORDER BY s.key LIMIT 1), '')
 WHERE data_type LIKE 'tekton.dev/%.TaskRun' AND status = 'Failed' AND json_valid(data) AND json_type(data, '$.status.steps') = 'array';
 
-CREATE INDEX records_result_run ON records (result_uid, run_name) WHERE revision <> '';
+CREATE INDEX records_result_run ON records (result_uid, run_name, namespace, revision)
+    WHERE revision <> '' AND data_type LIKE 'tekton.dev/%.PipelineRun';
 
 -- As in postgres/00010 (no INCLUDE: the columns follow the keys).
 CREATE INDEX records_task_outcomes ON records (start_time, uid, namespace, result_uid, pipeline_run_name, pipeline_name, task_name, revision, status)
