@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, q := range append(queries(gen, deepCursor), logQueries(logTaskRun)...) {
+	for _, q := range append(append(queries(gen, deepCursor), logQueries(logTaskRun)...), analyticsQueries(gen)...) {
 		res := load(ctx, client, url, q, cfg.Clients, cfg.Requests)
 		if v, ok := statements.Load(q.name); ok {
 			res.MaxStatements = v.(*atomic.Int64).Load()

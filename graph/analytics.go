@@ -61,6 +61,7 @@ var statsDimensions = map[StatsDimension]store.DimensionKind{
 	StatsDimensionStatus: store.DimStatus, StatsDimensionReason: store.DimReason, StatsDimensionNamespace: store.DimNamespace,
 	StatsDimensionPipeline: store.DimPipelineName, StatsDimensionTask: store.DimTask, StatsDimensionKind: store.DimKind,
 	StatsDimensionLabel: store.DimLabel, StatsDimensionAnnotation: store.DimAnnotation, StatsDimensionTime: store.DimTime,
+	StatsDimensionFailedStep: store.DimFailedStep,
 }
 
 var statsTimeFields = map[StatsTimeField]store.TimeField{

@@ -35,6 +35,12 @@ func Complexity() ComplexityRoot {
 	c.Query.RecordFacets = func(child int, _ string, _ *RecordWhere, filter *string, _ FacetDimension, _ *string, _ *string, first *int) int {
 		return StatsCost + min(max(deref(first), 20), store.MaxFacetValues)*child + filterCost(filter)
 	}
+	c.Query.FlakyTasks = func(child int, _ string, _ *string, _ *RecordWhere, filter *string, first *int) int {
+		return historyRowsCost(child, first) + filterCost(filter)
+	}
+	c.Query.PipelineRecovery = func(child int, _ string, _ *string, _ *RecordWhere, filter *string, first *int) int {
+		return historyRowsCost(child, first) + filterCost(filter)
+	}
 	c.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
 	// Each reference is a lookup and an access decision.
 	c.Query.__resolve_entities = func(child int, representations []map[string]any) int { return 1 + len(representations)*child }

@@ -74,6 +74,25 @@ type ComplexityRoot struct {
 		Value func(childComplexity int) int
 	}
 
+	FlakyTask struct {
+		Failed         func(childComplexity int) int
+		FlakyRevisions func(childComplexity int) int
+		FlipRate       func(childComplexity int) int
+		Flips          func(childComplexity int) int
+		LastFlakyRun   func(childComplexity int) int
+		Namespace      func(childComplexity int) int
+		Pipeline       func(childComplexity int) int
+		Revisions      func(childComplexity int) int
+		Runs           func(childComplexity int) int
+		Succeeded      func(childComplexity int) int
+		Task           func(childComplexity int) int
+	}
+
+	FlakyTasks struct {
+		Tasks      func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
 	KeyValue struct {
 		Key   func(childComplexity int) int
 		Value func(childComplexity int) int
@@ -113,6 +132,22 @@ type ComplexityRoot struct {
 		Value func(childComplexity int) int
 	}
 
+	PipelineRecoveries struct {
+		Pipelines  func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	PipelineRecovery struct {
+		CurrentlyFailing func(childComplexity int) int
+		FailingSince     func(childComplexity int) int
+		Max              func(childComplexity int) int
+		Mean             func(childComplexity int) int
+		Median           func(childComplexity int) int
+		Namespace        func(childComplexity int) int
+		Pipeline         func(childComplexity int) int
+		Recoveries       func(childComplexity int) int
+	}
+
 	PipelineRun struct {
 		CompletionTime func(childComplexity int) int
 		Duration       func(childComplexity int) int
@@ -130,8 +165,10 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		FlakyTasks         func(childComplexity int, parent string, result *string, where *RecordWhere, filter *string, first *int) int
 		Node               func(childComplexity int, id string) int
 		Nodes              func(childComplexity int, ids []string) int
+		PipelineRecovery   func(childComplexity int, parent string, result *string, where *RecordWhere, filter *string, first *int) int
 		Record             func(childComplexity int, name string) int
 		RecordFacets       func(childComplexity int, parent string, where *RecordWhere, filter *string, dimension FacetDimension, key *string, prefix *string, first *int) int
 		RecordStats        func(childComplexity int, parent string, result *string, where *RecordWhere, filter *string, groupBy []*StatsGroupBy, timeZone *string, fill *bool, orderBy []*StatsOrder, first *int) int
@@ -316,6 +353,8 @@ type QueryResolver interface {
 	Records(ctx context.Context, parent string, result *string, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) (*RecordConnection, error)
 	RecordStats(ctx context.Context, parent string, result *string, where *RecordWhere, filter *string, groupBy []*StatsGroupBy, timeZone *string, fill *bool, orderBy []*StatsOrder, first *int) (*RecordStats, error)
 	RecordFacets(ctx context.Context, parent string, where *RecordWhere, filter *string, dimension FacetDimension, key *string, prefix *string, first *int) ([]*FacetValue, error)
+	FlakyTasks(ctx context.Context, parent string, result *string, where *RecordWhere, filter *string, first *int) (*FlakyTasks, error)
+	PipelineRecovery(ctx context.Context, parent string, result *string, where *RecordWhere, filter *string, first *int) (*PipelineRecoveries, error)
 }
 type RecordResolver interface {
 	ID(ctx context.Context, obj *store.Record) (string, error)
@@ -482,6 +521,86 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.FacetValue.Value(childComplexity), true
+
+	case "FlakyTask.failed":
+		if e.ComplexityRoot.FlakyTask.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.Failed(childComplexity), true
+	case "FlakyTask.flakyRevisions":
+		if e.ComplexityRoot.FlakyTask.FlakyRevisions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.FlakyRevisions(childComplexity), true
+	case "FlakyTask.flipRate":
+		if e.ComplexityRoot.FlakyTask.FlipRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.FlipRate(childComplexity), true
+	case "FlakyTask.flips":
+		if e.ComplexityRoot.FlakyTask.Flips == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.Flips(childComplexity), true
+	case "FlakyTask.lastFlakyRun":
+		if e.ComplexityRoot.FlakyTask.LastFlakyRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.LastFlakyRun(childComplexity), true
+	case "FlakyTask.namespace":
+		if e.ComplexityRoot.FlakyTask.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.Namespace(childComplexity), true
+	case "FlakyTask.pipeline":
+		if e.ComplexityRoot.FlakyTask.Pipeline == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.Pipeline(childComplexity), true
+	case "FlakyTask.revisions":
+		if e.ComplexityRoot.FlakyTask.Revisions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.Revisions(childComplexity), true
+	case "FlakyTask.runs":
+		if e.ComplexityRoot.FlakyTask.Runs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.Runs(childComplexity), true
+	case "FlakyTask.succeeded":
+		if e.ComplexityRoot.FlakyTask.Succeeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.Succeeded(childComplexity), true
+	case "FlakyTask.task":
+		if e.ComplexityRoot.FlakyTask.Task == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTask.Task(childComplexity), true
+
+	case "FlakyTasks.tasks":
+		if e.ComplexityRoot.FlakyTasks.Tasks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTasks.Tasks(childComplexity), true
+	case "FlakyTasks.totalCount":
+		if e.ComplexityRoot.FlakyTasks.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlakyTasks.TotalCount(childComplexity), true
 
 	case "KeyValue.key":
 		if e.ComplexityRoot.KeyValue.Key == nil {
@@ -677,6 +796,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Param.Value(childComplexity), true
 
+	case "PipelineRecoveries.pipelines":
+		if e.ComplexityRoot.PipelineRecoveries.Pipelines == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecoveries.Pipelines(childComplexity), true
+	case "PipelineRecoveries.totalCount":
+		if e.ComplexityRoot.PipelineRecoveries.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecoveries.TotalCount(childComplexity), true
+
+	case "PipelineRecovery.currentlyFailing":
+		if e.ComplexityRoot.PipelineRecovery.CurrentlyFailing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecovery.CurrentlyFailing(childComplexity), true
+	case "PipelineRecovery.failingSince":
+		if e.ComplexityRoot.PipelineRecovery.FailingSince == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecovery.FailingSince(childComplexity), true
+	case "PipelineRecovery.max":
+		if e.ComplexityRoot.PipelineRecovery.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecovery.Max(childComplexity), true
+	case "PipelineRecovery.mean":
+		if e.ComplexityRoot.PipelineRecovery.Mean == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecovery.Mean(childComplexity), true
+	case "PipelineRecovery.median":
+		if e.ComplexityRoot.PipelineRecovery.Median == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecovery.Median(childComplexity), true
+	case "PipelineRecovery.namespace":
+		if e.ComplexityRoot.PipelineRecovery.Namespace == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecovery.Namespace(childComplexity), true
+	case "PipelineRecovery.pipeline":
+		if e.ComplexityRoot.PipelineRecovery.Pipeline == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecovery.Pipeline(childComplexity), true
+	case "PipelineRecovery.recoveries":
+		if e.ComplexityRoot.PipelineRecovery.Recoveries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineRecovery.Recoveries(childComplexity), true
+
 	case "PipelineRun.completionTime":
 		if e.ComplexityRoot.PipelineRun.CompletionTime == nil {
 			break
@@ -761,6 +942,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PipelineRun.TaskRuns(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*string), args["where"].(*RecordWhere), args["orderBy"].(*Order)), true
 
+	case "Query.flakyTasks":
+		if e.ComplexityRoot.Query.FlakyTasks == nil {
+			break
+		}
+
+		args, err := ec.field_Query_flakyTasks_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.FlakyTasks(childComplexity, args["parent"].(string), args["result"].(*string), args["where"].(*RecordWhere), args["filter"].(*string), args["first"].(*int)), true
+
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -783,6 +976,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]string)), true
+	case "Query.pipelineRecovery":
+		if e.ComplexityRoot.Query.PipelineRecovery == nil {
+			break
+		}
+
+		args, err := ec.field_Query_pipelineRecovery_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PipelineRecovery(childComplexity, args["parent"].(string), args["result"].(*string), args["where"].(*RecordWhere), args["filter"].(*string), args["first"].(*int)), true
 	case "Query.record":
 		if e.ComplexityRoot.Query.Record == nil {
 			break
@@ -1559,7 +1763,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/analytics.graphqls" "schema/events.graphqls" "schema/federation.graphqls" "schema/order.graphqls" "schema/schema.graphqls"
+//go:embed "schema/analytics.graphqls" "schema/analytics_history.graphqls" "schema/events.graphqls" "schema/federation.graphqls" "schema/order.graphqls" "schema/schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1572,6 +1776,7 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "schema/analytics.graphqls", Input: sourceData("schema/analytics.graphqls"), BuiltIn: false},
+	{Name: "schema/analytics_history.graphqls", Input: sourceData("schema/analytics_history.graphqls"), BuiltIn: false},
 	{Name: "schema/events.graphqls", Input: sourceData("schema/events.graphqls"), BuiltIn: false},
 	{Name: "schema/federation.graphqls", Input: sourceData("schema/federation.graphqls"), BuiltIn: false},
 	{Name: "schema/order.graphqls", Input: sourceData("schema/order.graphqls"), BuiltIn: false},
@@ -1698,6 +1903,44 @@ func (ec *executionContext) childFields_FacetValue(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type FacetValue", field.Name)
 }
 
+func (ec *executionContext) childFields_FlakyTask(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "namespace":
+		return ec.fieldContext_FlakyTask_namespace(ctx, field)
+	case "pipeline":
+		return ec.fieldContext_FlakyTask_pipeline(ctx, field)
+	case "task":
+		return ec.fieldContext_FlakyTask_task(ctx, field)
+	case "revisions":
+		return ec.fieldContext_FlakyTask_revisions(ctx, field)
+	case "flakyRevisions":
+		return ec.fieldContext_FlakyTask_flakyRevisions(ctx, field)
+	case "runs":
+		return ec.fieldContext_FlakyTask_runs(ctx, field)
+	case "succeeded":
+		return ec.fieldContext_FlakyTask_succeeded(ctx, field)
+	case "failed":
+		return ec.fieldContext_FlakyTask_failed(ctx, field)
+	case "flips":
+		return ec.fieldContext_FlakyTask_flips(ctx, field)
+	case "flipRate":
+		return ec.fieldContext_FlakyTask_flipRate(ctx, field)
+	case "lastFlakyRun":
+		return ec.fieldContext_FlakyTask_lastFlakyRun(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FlakyTask", field.Name)
+}
+
+func (ec *executionContext) childFields_FlakyTasks(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "tasks":
+		return ec.fieldContext_FlakyTasks_tasks(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_FlakyTasks_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FlakyTasks", field.Name)
+}
+
 func (ec *executionContext) childFields_KeyValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "key":
@@ -1754,6 +1997,38 @@ func (ec *executionContext) childFields_Param(ctx context.Context, field graphql
 		return ec.fieldContext_Param_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Param", field.Name)
+}
+
+func (ec *executionContext) childFields_PipelineRecoveries(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "pipelines":
+		return ec.fieldContext_PipelineRecoveries_pipelines(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_PipelineRecoveries_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PipelineRecoveries", field.Name)
+}
+
+func (ec *executionContext) childFields_PipelineRecovery(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "namespace":
+		return ec.fieldContext_PipelineRecovery_namespace(ctx, field)
+	case "pipeline":
+		return ec.fieldContext_PipelineRecovery_pipeline(ctx, field)
+	case "recoveries":
+		return ec.fieldContext_PipelineRecovery_recoveries(ctx, field)
+	case "mean":
+		return ec.fieldContext_PipelineRecovery_mean(ctx, field)
+	case "median":
+		return ec.fieldContext_PipelineRecovery_median(ctx, field)
+	case "max":
+		return ec.fieldContext_PipelineRecovery_max(ctx, field)
+	case "currentlyFailing":
+		return ec.fieldContext_PipelineRecovery_currentlyFailing(ctx, field)
+	case "failingSince":
+		return ec.fieldContext_PipelineRecovery_failingSince(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PipelineRecovery", field.Name)
 }
 
 func (ec *executionContext) childFields_PipelineRun(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2512,6 +2787,52 @@ func (ec *executionContext) field_Query__entities_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_flakyTasks_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "parent",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["parent"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "result",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["result"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*RecordWhere, error) {
+			return ec.unmarshalORecordWhere2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordWhere(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg4
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2537,6 +2858,52 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_pipelineRecovery_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "parent",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["parent"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "result",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["result"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*RecordWhere, error) {
+			return ec.unmarshalORecordWhere2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐRecordWhere(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg4
 	return args, nil
 }
 
@@ -3532,6 +3899,314 @@ func (ec *executionContext) fieldContext_FacetValue_count(_ context.Context, fie
 	return graphql.NewScalarFieldContext("FacetValue", field, false, false, "Int")
 }
 
+func (ec *executionContext) _FlakyTask_namespace(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "String")
+}
+
+func (ec *executionContext) _FlakyTask_pipeline(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_pipeline(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pipeline, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_pipeline(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "String")
+}
+
+func (ec *executionContext) _FlakyTask_task(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_task(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Task, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_task(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "String")
+}
+
+func (ec *executionContext) _FlakyTask_revisions(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_revisions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revisions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_revisions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FlakyTask_flakyRevisions(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_flakyRevisions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FlakyRevisions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_flakyRevisions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FlakyTask_runs(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_runs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Runs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_runs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FlakyTask_succeeded(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_succeeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Succeeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_succeeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FlakyTask_failed(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FlakyTask_flips(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_flips(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Flips, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_flips(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FlakyTask_flipRate(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_flipRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FlipRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_flipRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "Float")
+}
+
+func (ec *executionContext) _FlakyTask_lastFlakyRun(ctx context.Context, field graphql.CollectedField, obj *FlakyTask) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTask_lastFlakyRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastFlakyRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTask_lastFlakyRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTask", field, false, false, "Time")
+}
+
+func (ec *executionContext) _FlakyTasks_tasks(ctx context.Context, field graphql.CollectedField, obj *FlakyTasks) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTasks_tasks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tasks, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*FlakyTask) graphql.Marshaler {
+			return ec.marshalNFlakyTask2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFlakyTaskᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTasks_tasks(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FlakyTasks",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FlakyTask(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FlakyTasks_totalCount(ctx context.Context, field graphql.CollectedField, obj *FlakyTasks) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlakyTasks_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlakyTasks_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlakyTasks", field, false, false, "Int")
+}
+
 func (ec *executionContext) _KeyValue_key(ctx context.Context, field graphql.CollectedField, obj *KeyValue) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4282,6 +4957,245 @@ func (ec *executionContext) fieldContext_Param_value(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("Param", field, false, false, "JSON")
 }
 
+func (ec *executionContext) _PipelineRecoveries_pipelines(ctx context.Context, field graphql.CollectedField, obj *PipelineRecoveries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecoveries_pipelines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pipelines, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*PipelineRecovery) graphql.Marshaler {
+			return ec.marshalNPipelineRecovery2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐPipelineRecoveryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecoveries_pipelines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PipelineRecoveries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PipelineRecovery(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PipelineRecoveries_totalCount(ctx context.Context, field graphql.CollectedField, obj *PipelineRecoveries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecoveries_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecoveries_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecoveries", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PipelineRecovery_namespace(ctx context.Context, field graphql.CollectedField, obj *PipelineRecovery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecovery_namespace(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Namespace, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecovery_namespace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecovery", field, false, false, "String")
+}
+
+func (ec *executionContext) _PipelineRecovery_pipeline(ctx context.Context, field graphql.CollectedField, obj *PipelineRecovery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecovery_pipeline(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pipeline, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecovery_pipeline(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecovery", field, false, false, "String")
+}
+
+func (ec *executionContext) _PipelineRecovery_recoveries(ctx context.Context, field graphql.CollectedField, obj *PipelineRecovery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecovery_recoveries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Recoveries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecovery_recoveries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecovery", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PipelineRecovery_mean(ctx context.Context, field graphql.CollectedField, obj *PipelineRecovery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecovery_mean(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mean, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecovery_mean(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecovery", field, false, false, "Float")
+}
+
+func (ec *executionContext) _PipelineRecovery_median(ctx context.Context, field graphql.CollectedField, obj *PipelineRecovery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecovery_median(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Median, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecovery_median(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecovery", field, false, false, "Float")
+}
+
+func (ec *executionContext) _PipelineRecovery_max(ctx context.Context, field graphql.CollectedField, obj *PipelineRecovery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecovery_max(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecovery_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecovery", field, false, false, "Float")
+}
+
+func (ec *executionContext) _PipelineRecovery_currentlyFailing(ctx context.Context, field graphql.CollectedField, obj *PipelineRecovery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecovery_currentlyFailing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CurrentlyFailing, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecovery_currentlyFailing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecovery", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _PipelineRecovery_failingSince(ctx context.Context, field graphql.CollectedField, obj *PipelineRecovery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineRecovery_failingSince(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailingSince, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineRecovery_failingSince(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineRecovery", field, false, false, "Time")
+}
+
 func (ec *executionContext) _PipelineRun_name(ctx context.Context, field graphql.CollectedField, obj *PipelineRun) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4975,6 +5889,94 @@ func (ec *executionContext) fieldContext_Query_recordFacets(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_recordFacets_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_flakyTasks(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_flakyTasks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().FlakyTasks(ctx, fc.Args["parent"].(string), fc.Args["result"].(*string), fc.Args["where"].(*RecordWhere), fc.Args["filter"].(*string), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *FlakyTasks) graphql.Marshaler {
+			return ec.marshalNFlakyTasks2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFlakyTasks(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_flakyTasks(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FlakyTasks(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_flakyTasks_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_pipelineRecovery(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_pipelineRecovery(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PipelineRecovery(ctx, fc.Args["parent"].(string), fc.Args["result"].(*string), fc.Args["where"].(*RecordWhere), fc.Args["filter"].(*string), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PipelineRecoveries) graphql.Marshaler {
+			return ec.marshalNPipelineRecoveries2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐPipelineRecoveries(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_pipelineRecovery(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PipelineRecoveries(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_pipelineRecovery_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9588,6 +10590,127 @@ func (ec *executionContext) _FacetValue(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var flakyTaskImplementors = []string{"FlakyTask"}
+
+func (ec *executionContext) _FlakyTask(ctx context.Context, sel ast.SelectionSet, obj *FlakyTask) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, flakyTaskImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FlakyTask")
+		case "namespace":
+			out.Values[i] = ec._FlakyTask_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pipeline":
+			out.Values[i] = ec._FlakyTask_pipeline(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "task":
+			out.Values[i] = ec._FlakyTask_task(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revisions":
+			out.Values[i] = ec._FlakyTask_revisions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "flakyRevisions":
+			out.Values[i] = ec._FlakyTask_flakyRevisions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "runs":
+			out.Values[i] = ec._FlakyTask_runs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "succeeded":
+			out.Values[i] = ec._FlakyTask_succeeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._FlakyTask_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "flips":
+			out.Values[i] = ec._FlakyTask_flips(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "flipRate":
+			out.Values[i] = ec._FlakyTask_flipRate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastFlakyRun":
+			out.Values[i] = ec._FlakyTask_lastFlakyRun(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var flakyTasksImplementors = []string{"FlakyTasks"}
+
+func (ec *executionContext) _FlakyTasks(ctx context.Context, sel ast.SelectionSet, obj *FlakyTasks) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, flakyTasksImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FlakyTasks")
+		case "tasks":
+			out.Values[i] = ec._FlakyTasks_tasks(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._FlakyTasks_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var keyValueImplementors = []string{"KeyValue"}
 
 func (ec *executionContext) _KeyValue(ctx context.Context, sel ast.SelectionSet, obj *KeyValue) graphql.Marshaler {
@@ -9872,6 +10995,112 @@ func (ec *executionContext) _Param(ctx context.Context, sel ast.SelectionSet, ob
 	return out
 }
 
+var pipelineRecoveriesImplementors = []string{"PipelineRecoveries"}
+
+func (ec *executionContext) _PipelineRecoveries(ctx context.Context, sel ast.SelectionSet, obj *PipelineRecoveries) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, pipelineRecoveriesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PipelineRecoveries")
+		case "pipelines":
+			out.Values[i] = ec._PipelineRecoveries_pipelines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._PipelineRecoveries_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var pipelineRecoveryImplementors = []string{"PipelineRecovery"}
+
+func (ec *executionContext) _PipelineRecovery(ctx context.Context, sel ast.SelectionSet, obj *PipelineRecovery) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, pipelineRecoveryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PipelineRecovery")
+		case "namespace":
+			out.Values[i] = ec._PipelineRecovery_namespace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pipeline":
+			out.Values[i] = ec._PipelineRecovery_pipeline(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recoveries":
+			out.Values[i] = ec._PipelineRecovery_recoveries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mean":
+			out.Values[i] = ec._PipelineRecovery_mean(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "median":
+			out.Values[i] = ec._PipelineRecovery_median(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._PipelineRecovery_max(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "currentlyFailing":
+			out.Values[i] = ec._PipelineRecovery_currentlyFailing(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failingSince":
+			out.Values[i] = ec._PipelineRecovery_failingSince(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var pipelineRunImplementors = []string{"PipelineRun"}
 
 func (ec *executionContext) _PipelineRun(ctx context.Context, sel ast.SelectionSet, obj *PipelineRun) graphql.Marshaler {
@@ -10032,6 +11261,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_recordFacets(ctx, field)
+				})
+		case "flakyTasks":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_flakyTasks(ctx, field)
+				})
+		case "pipelineRecovery":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_pipelineRecovery(ctx, field)
 				})
 		case "_entities":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -11419,6 +12660,38 @@ func (ec *executionContext) marshalNFieldSet2string(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalNFlakyTask2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFlakyTaskᚄ(ctx context.Context, sel ast.SelectionSet, v []*FlakyTask) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFlakyTask2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFlakyTask(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFlakyTask2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFlakyTask(ctx context.Context, sel ast.SelectionSet, v *FlakyTask) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FlakyTask!")
+		return graphql.Null
+	}
+	return ec._FlakyTask(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFlakyTasks2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐFlakyTasks(ctx context.Context, sel ast.SelectionSet, v *FlakyTasks) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FlakyTasks!")
+		return graphql.Null
+	}
+	return ec._FlakyTasks(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11632,6 +12905,38 @@ func (ec *executionContext) marshalNParam2ᚖgithubᚗcomᚋannalsᚑdevᚋannal
 		return graphql.Null
 	}
 	return ec._Param(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPipelineRecoveries2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐPipelineRecoveries(ctx context.Context, sel ast.SelectionSet, v *PipelineRecoveries) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PipelineRecoveries!")
+		return graphql.Null
+	}
+	return ec._PipelineRecoveries(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPipelineRecovery2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐPipelineRecoveryᚄ(ctx context.Context, sel ast.SelectionSet, v []*PipelineRecovery) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPipelineRecovery2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐPipelineRecovery(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPipelineRecovery2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐPipelineRecovery(ctx context.Context, sel ast.SelectionSet, v *PipelineRecovery) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PipelineRecovery!")
+		return graphql.Null
+	}
+	return ec._PipelineRecovery(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRecord2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐRecordᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Record) graphql.Marshaler {

@@ -52,6 +52,32 @@ type FacetValue struct {
 	Count int    `json:"count"`
 }
 
+type FlakyTask struct {
+	Namespace string `json:"namespace"`
+	Pipeline  string `json:"pipeline"`
+	Task      string `json:"task"`
+	// Revisions the task succeeded or failed at.
+	Revisions int `json:"revisions"`
+	// Revisions where it both succeeded and failed.
+	FlakyRevisions int `json:"flakyRevisions"`
+	// Its runs that succeeded or failed, at all those revisions.
+	Runs      int `json:"runs"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	// Consecutive runs at one revision (by start time) whose outcomes differ.
+	Flips int `json:"flips"`
+	// flips over the pairs of consecutive runs at one revision, 0 to 1.
+	FlipRate *float64 `json:"flipRate,omitempty"`
+	// The latest start of a run at a flaky revision.
+	LastFlakyRun *time.Time `json:"lastFlakyRun,omitempty"`
+}
+
+type FlakyTasks struct {
+	Tasks []*FlakyTask `json:"tasks"`
+	// How many tasks are flaky, before first cuts them.
+	TotalCount int `json:"totalCount"`
+}
+
 // A test on a label or annotation: EQUALS one value, IN several, EXISTS or NOT_EXISTS.
 type KeyMatch struct {
 	Key    string   `json:"key"`
@@ -90,6 +116,27 @@ type PageInfo struct {
 type Param struct {
 	Name  string `json:"name"`
 	Value JSON   `json:"value"`
+}
+
+type PipelineRecoveries struct {
+	Pipelines []*PipelineRecovery `json:"pipelines"`
+	// How many Pipelines failed, before first cuts them.
+	TotalCount int `json:"totalCount"`
+}
+
+type PipelineRecovery struct {
+	Namespace string `json:"namespace"`
+	Pipeline  string `json:"pipeline"`
+	// Failures recovered from.
+	Recoveries int `json:"recoveries"`
+	// Recovery times in seconds (median: the ceil(n/2)-th smallest); null without a recovery.
+	Mean   *float64 `json:"mean,omitempty"`
+	Median *float64 `json:"median,omitempty"`
+	Max    *float64 `json:"max,omitempty"`
+	// Whether its last finished run failed.
+	CurrentlyFailing bool `json:"currentlyFailing"`
+	// The completion of the first failure not recovered from yet.
+	FailingSince *time.Time `json:"failingSince,omitempty"`
 }
 
 type Query struct {
@@ -257,6 +304,7 @@ const (
 	FacetDimensionKind       FacetDimension = "KIND"
 	FacetDimensionLabel      FacetDimension = "LABEL"
 	FacetDimensionAnnotation FacetDimension = "ANNOTATION"
+	FacetDimensionFailedStep FacetDimension = "FAILED_STEP"
 )
 
 var AllFacetDimension = []FacetDimension{
@@ -268,11 +316,12 @@ var AllFacetDimension = []FacetDimension{
 	FacetDimensionKind,
 	FacetDimensionLabel,
 	FacetDimensionAnnotation,
+	FacetDimensionFailedStep,
 }
 
 func (e FacetDimension) IsValid() bool {
 	switch e {
-	case FacetDimensionNamespace, FacetDimensionPipeline, FacetDimensionTask, FacetDimensionStatus, FacetDimensionReason, FacetDimensionKind, FacetDimensionLabel, FacetDimensionAnnotation:
+	case FacetDimensionNamespace, FacetDimensionPipeline, FacetDimensionTask, FacetDimensionStatus, FacetDimensionReason, FacetDimensionKind, FacetDimensionLabel, FacetDimensionAnnotation, FacetDimensionFailedStep:
 		return true
 	}
 	return false
@@ -698,6 +747,8 @@ const (
 	StatsDimensionAnnotation StatsDimension = "ANNOTATION"
 	// A time bucket (timeField, unit) in timeZone.
 	StatsDimensionTime StatsDimension = "TIME"
+	// A failed TaskRun's first step that exited with a non-zero code: the step hot spots, grouped with TASK.
+	StatsDimensionFailedStep StatsDimension = "FAILED_STEP"
 )
 
 var AllStatsDimension = []StatsDimension{
@@ -710,11 +761,12 @@ var AllStatsDimension = []StatsDimension{
 	StatsDimensionLabel,
 	StatsDimensionAnnotation,
 	StatsDimensionTime,
+	StatsDimensionFailedStep,
 }
 
 func (e StatsDimension) IsValid() bool {
 	switch e {
-	case StatsDimensionStatus, StatsDimensionReason, StatsDimensionNamespace, StatsDimensionPipeline, StatsDimensionTask, StatsDimensionKind, StatsDimensionLabel, StatsDimensionAnnotation, StatsDimensionTime:
+	case StatsDimensionStatus, StatsDimensionReason, StatsDimensionNamespace, StatsDimensionPipeline, StatsDimensionTask, StatsDimensionKind, StatsDimensionLabel, StatsDimensionAnnotation, StatsDimensionTime, StatsDimensionFailedStep:
 		return true
 	}
 	return false

@@ -98,3 +98,39 @@ func TestRecordStatsOverGraphQL(t *testing.T) {
 		}
 	})
 }
+
+// TestRunHistoryAnalyticsOverGraphQL asks the sample runs for step hot
+// spots, flaky tasks and recovery times, and refuses bad limits: compile
+// of build-web succeeded, then failed at step build, at the same revision
+// (main), and build-web's last run failed.
+func TestRunHistoryAnalyticsOverGraphQL(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		h := fixture(t, s)
+		ctx := context.Background()
+		for _, c := range []struct{ name, query, want string }{
+			{"step hot spots", `{ recordStats(parent: "-", where: {dataTypes: ["tekton.dev/v1.TaskRun", "tekton.dev/v1beta1.TaskRun"], statuses: [FAILED]},
+				groupBy: [{dimension: TASK}, {dimension: FAILED_STEP}], orderBy: [{metric: FAILED}], first: 10) { groups { key { value } failed: statusCounts { failed } failureShare } } }`,
+				`{"recordStats":{"groups":[{"key":[{"value":"backup-db"},{"value":"build"}],"failed":{"failed":1},"failureShare":0.5},` +
+					`{"key":[{"value":"compile"},{"value":"build"}],"failed":{"failed":1},"failureShare":0.5}]}}`},
+			{"failed steps facet", `{ recordFacets(parent: "ci", dimension: FAILED_STEP) { value count } }`, `{"recordFacets":[{"value":"build","count":1}]}`},
+			{"flaky tasks", `{ flakyTasks(parent: "-") { totalCount tasks { namespace pipeline task revisions flakyRevisions runs succeeded failed flips flipRate } } }`,
+				`{"flakyTasks":{"totalCount":1,"tasks":[{"namespace":"ci","pipeline":"build-web","task":"compile","revisions":1,"flakyRevisions":1,` +
+					`"runs":2,"succeeded":1,"failed":1,"flips":1,"flipRate":1}]}}`},
+			{"recovery", `{ pipelineRecovery(parent: "-") { totalCount pipelines { namespace pipeline recoveries mean median max currentlyFailing failingSince } } }`,
+				`{"pipelineRecovery":{"totalCount":1,"pipelines":[{"namespace":"ci","pipeline":"build-web","recoveries":0,"mean":null,"median":null,"max":null,` +
+					`"currentlyFailing":true,"failingSince":"2026-03-02T09:03:00Z"}]}}`},
+		} {
+			r := post(t, ctx, h, c.query, nil)
+			if string(r.Data) != c.want || len(r.Errors) > 0 {
+				t.Errorf("%s:\n got %s %+v\nwant %s", c.name, r.Data, r.Errors, c.want)
+			}
+		}
+		for _, q := range []string{`{ flakyTasks(parent: "-", first: 0) { totalCount } }`, `{ pipelineRecovery(parent: "-", first: 1001) { totalCount } }`} {
+			r := post(t, ctx, h, q, nil)
+			if r.code() != "INVALID_ARGUMENT" || len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "first must be 1 to 1000") {
+				t.Errorf("%s: %+v, want INVALID_ARGUMENT about first", q, r.Errors)
+			}
+		}
+	})
+}
+

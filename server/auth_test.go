@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -45,6 +46,36 @@ type authWorld struct {
 	names  map[string]string // what -> a Result, Record or Log name
 }
 
+// addProdFailures gives prod what ci has in the fixture: a task that
+// succeeded then failed at one revision (flaky), in a Pipeline whose last
+// run failed (failing, after one recovery).
+func addProdFailures(t *testing.T, s *store.Store) {
+	t.Helper()
+	var ws []store.RecordWrite
+	for i, outcome := range []string{"False", "True", "False"} {
+		prUID, trUID := fmt.Sprintf("0c0c0c0c-0000-4000-8000-00000000000%d", i), fmt.Sprintf("0d0d0d0d-0000-4000-8000-00000000000%d", i)
+		result := store.ResultName("prod", prUID)
+		start := time.Date(2026, 3, 10+i, 8, 0, 0, 0, time.UTC)
+		run := func(kind, name string, labels map[string]string) json.RawMessage {
+			b, _ := json.Marshal(map[string]any{"apiVersion": "tekton.dev/v1", "kind": kind,
+				"metadata": map[string]any{"name": name, "namespace": "prod", "labels": labels},
+				"spec":     map[string]any{"params": []any{map[string]any{"name": "revision", "value": "v2"}}},
+				"status": map[string]any{"startTime": start.Format(time.RFC3339), "completionTime": start.Add(time.Minute).Format(time.RFC3339),
+					"conditions": []any{map[string]any{"type": "Succeeded", "status": outcome, "reason": "Done"}}}})
+			return b
+		}
+		name := fmt.Sprintf("release-%d", i)
+		ws = append(ws,
+			store.RecordWrite{ResultName: result, UID: prUID, DataType: store.TypePipelineRun, UpdateSummary: true,
+				Data: run("PipelineRun", name, map[string]string{"tekton.dev/pipeline": "release"})},
+			store.RecordWrite{ResultName: result, UID: trUID, DataType: store.TypeTaskRun,
+				Data: run("TaskRun", name+"-smoke", map[string]string{"tekton.dev/pipeline": "release", "tekton.dev/task": "smoke", "tekton.dev/pipelineRun": name})})
+	}
+	if err := s.UpsertRecords(context.Background(), ws); err != nil {
+		t.Fatal(err)
+	}
+}
+
 var verbsAll = []string{"get", "list", "create", "update", "delete"}
 
 func setupAuthWorld(t *testing.T) *authWorld {
@@ -53,6 +84,7 @@ func setupAuthWorld(t *testing.T) *authWorld {
 	ctx := context.Background()
 	s, _ := storetest.Open(t, "postgres")
 	fixture(t, s) // ci and prod runs
+	addProdFailures(t, s)
 	w := &authWorld{env: env, store: s, tokens: map[string]string{}, names: map[string]string{}}
 	for _, ns := range []string{"ci", "prod"} {
 		_, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
@@ -233,6 +265,20 @@ func facetValues(want ...string) func(t *testing.T, w *authWorld, data json.RawM
 	}
 }
 
+// namespacesExactly checks that the "namespace"s in data are these, in order.
+func namespacesExactly(want ...string) func(t *testing.T, w *authWorld, data json.RawMessage) {
+	return func(t *testing.T, _ *authWorld, data json.RawMessage) {
+		t.Helper()
+		var got []string
+		for _, part := range strings.Split(string(data), `"namespace":"`)[1:] {
+			got = append(got, part[:strings.IndexByte(part, '"')])
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("namespaces %v, want %v in %s", got, want, data)
+		}
+	}
+}
+
 func jsonHas(want string) func(t *testing.T, w *authWorld, data json.RawMessage) {
 	return func(t *testing.T, _ *authWorld, data json.RawMessage) {
 		t.Helper()
@@ -273,6 +319,18 @@ var authCases = []authCase{
 	{field: "recordFacets", name: "all namespaces: own only", caller: "alice", query: `{ recordFacets(parent: "-", dimension: NAMESPACE) { value count } }`, check: facetValues("ci")},
 	{field: "recordFacets", name: "no rights: nothing", caller: "carol", query: `{ recordFacets(parent: "-", dimension: NAMESPACE) { value count } }`, check: facetValues()},
 	{field: "recordFacets", name: "other namespace", caller: "alice", query: `{ recordFacets(parent: "prod", dimension: PIPELINE) { value } }`, code: "PERMISSION_DENIED"},
+	// Both teams have a flaky task and a failing Pipeline (see setupAuthWorld).
+	{field: "flakyTasks", name: "all namespaces: own only", caller: "alice", query: `{ flakyTasks(parent: "-") { totalCount tasks { namespace task } } }`, check: namespacesExactly("ci")},
+	{field: "flakyTasks", name: "filter cannot reach another namespace", caller: "alice", query: `{ flakyTasks(parent: "-", filter: "data.metadata.namespace == 'prod'") { totalCount tasks { namespace } } }`, check: totalCount(0)},
+	{field: "flakyTasks", name: "cluster-wide role sees both", caller: "admin", query: `{ flakyTasks(parent: "-") { totalCount tasks { namespace task } } }`, check: namespacesExactly("ci", "prod")},
+	{field: "flakyTasks", name: "no rights: nothing", caller: "carol", query: `{ flakyTasks(parent: "-") { totalCount tasks { namespace } } }`, check: totalCount(0)},
+	{field: "flakyTasks", name: "other namespace", caller: "alice", query: `{ flakyTasks(parent: "prod") { totalCount } }`, code: "PERMISSION_DENIED"},
+	{field: "flakyTasks", name: "no credentials", caller: "", query: `{ flakyTasks(parent: "ci") { totalCount } }`, code: "UNAUTHENTICATED"},
+	{field: "pipelineRecovery", name: "all namespaces: own only", caller: "alice", query: `{ pipelineRecovery(parent: "-") { totalCount pipelines { namespace pipeline } } }`, check: namespacesExactly("ci")},
+	{field: "pipelineRecovery", name: "filter cannot reach another namespace", caller: "alice", query: `{ pipelineRecovery(parent: "-", filter: "data.metadata.namespace == 'prod'") { totalCount pipelines { namespace } } }`, check: totalCount(0)},
+	{field: "pipelineRecovery", name: "cluster-wide role sees both", caller: "admin", query: `{ pipelineRecovery(parent: "-") { totalCount pipelines { namespace pipeline } } }`, check: namespacesExactly("ci", "prod")},
+	{field: "pipelineRecovery", name: "other namespace", caller: "alice", query: `{ pipelineRecovery(parent: "prod") { totalCount } }`, code: "PERMISSION_DENIED"},
+	{field: "pipelineRecovery", name: "no credentials", caller: "", query: `{ pipelineRecovery(parent: "ci") { totalCount } }`, code: "UNAUTHENTICATED"},
 
 	{field: "result", name: "own", caller: "alice", query: `query($ci_result: String!) { result(name: $ci_result) { name } }`, vars: names("ci-result"), check: onlyNamespace("ci", true)},
 	{field: "result", name: "other team's", caller: "alice", query: `query($prod_result: String!) { result(name: $prod_result) { name } }`, vars: names("prod-result"), code: "PERMISSION_DENIED"},

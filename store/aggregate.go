@@ -52,6 +52,9 @@ const (
 	DimKind
 	// DimAnnotation is the value of the annotation Dimension.Key.
 	DimAnnotation
+	// DimFailedStep is the first step of a failed TaskRun that exited with
+	// a non-zero code; no value for others.
+	DimFailedStep
 )
 
 // TimeField is the time a DimTime dimension truncates.

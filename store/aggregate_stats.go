@@ -343,9 +343,7 @@ var percentileFractions = []float64{0.5, 0.9, 0.95, 0.99}
 // value at position ceil(f*n) (1-based), the first when that is 0.
 func PercentileDisc(sorted []int64, f float64) int64 {
 	n := len(sorted)
-	pos := int(math.Ceil(f * float64(n)))
-	pos = max(pos, 1)
-	return sorted[min(pos, n)-1]
+	return sorted[min(int(percentileRank(f, int64(n))), n)-1]
 }
 
 // Stats computes q. Groups are keyed by their dimension values; see
@@ -648,12 +646,11 @@ func (s *Store) statsPostgres(ctx context.Context, q StatsQuery) ([]StatsRow, er
 
 // statsAcc gathers one group on the streamed path.
 type statsAcc struct {
-	row       StatsRow
-	durations []int64
-	queues    []int64
+	row  StatsRow
+	seen int64 // values of the percentile pass read so far
 }
 
-func (a *statsAcc) add(d *Distribution, values *[]int64, v int64, keep bool) {
+func (d *Distribution) add(v int64) {
 	if d.N == 0 || v < d.Min {
 		d.Min = v
 	}
@@ -662,115 +659,156 @@ func (a *statsAcc) add(d *Distribution, values *[]int64, v int64, keep bool) {
 	}
 	d.N++
 	d.Sum += v
-	if keep {
-		*values = append(*values, v)
-	}
 }
 
-// statsStreamed reads the Records' narrow columns and aggregates in Go.
+// statsStreamed reads the Records' narrow columns and aggregates in Go,
+// holding one accumulator per group, never the Records: percentiles take
+// one more pass per distribution over its values sorted by SQLite (which
+// spills a large sort to disk), picking each group's value at its rank.
 func (s *Store) statsStreamed(ctx context.Context, q StatsQuery) ([]StatsRow, error) {
 	p, err := s.countPlan(recordsEntity, q.Scope)
 	if err != nil {
 		return nil, err
 	}
-	var cols []string
-	var args []any
+	var dimCols []string
+	var dimArgs []any
 	for _, d := range q.GroupBy {
 		if d.Kind == DimTime {
-			cols = append(cols, statsTimeColumns[d.Time])
+			dimCols = append(dimCols, statsTimeColumns[d.Time])
 			continue
 		}
 		expr, dargs, err := statsDimensionSQL(s.dialect, d)
 		if err != nil {
 			return nil, err
 		}
-		cols = append(cols, expr)
-		args = append(args, dargs...)
+		dimCols = append(dimCols, expr)
+		dimArgs = append(dimArgs, dargs...)
 	}
-	cols = append(cols, "r.status", "r.duration_us", "r.creation_time", "r.start_time")
-	stmt := "SELECT " + strings.Join(cols, ", ") + " FROM " + recordsEntity.from + p.base.whereSQL()
-	args = append(args, p.base.args...)
 	loc := q.zone()
+	n := len(q.GroupBy)
 	groups := map[string]*statsAcc{}
 	var order []string
-	err = s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
-		n := len(q.GroupBy)
-		times := make([]sqlTime, n)
-		texts := make([]sql.NullString, n)
-		dest := make([]any, n+4)
-		for i, d := range q.GroupBy {
-			if d.Kind == DimTime {
-				dest[i] = &times[i]
-			} else {
-				dest[i] = &texts[i]
-			}
-		}
-		var status string
-		var duration sql.NullInt64
-		var created, started sqlTime
-		dest[n], dest[n+1], dest[n+2], dest[n+3] = &status, &duration, &created, &started
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			gv := make([]GroupValue, n)
+	// scan reads rows of the dimension columns then extra, and hands each
+	// row's group key and values to use.
+	scan := func(stmt string, args []any, extra []any, use func(gv []GroupValue, key string) error) error {
+		return s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
+			times := make([]sqlTime, n)
+			texts := make([]sql.NullString, n)
+			dest := make([]any, n, n+len(extra))
 			for i, d := range q.GroupBy {
-				switch {
-				case d.Kind == DimTime && times[i].t != nil:
-					gv[i].Time = BucketStart(*times[i].t, d.Unit, loc)
-				case d.Kind != DimTime && texts[i].Valid:
-					gv[i].Text = texts[i].String
-				default:
-					gv[i].Null = true
+				if d.Kind == DimTime {
+					dest[i] = &times[i]
+				} else {
+					dest[i] = &texts[i]
 				}
 			}
-			k := groupKey(gv)
-			a := groups[k]
-			if a == nil {
-				if len(groups) == q.maxGroups() {
-					return tooManyGroups(q.maxGroups())
+			dest = append(dest, extra...)
+			for rows.Next() {
+				if err := rows.Scan(dest...); err != nil {
+					return err
 				}
-				a = &statsAcc{row: StatsRow{Groups: gv}}
-				groups[k] = a
-				order = append(order, k)
+				gv := make([]GroupValue, n)
+				for i, d := range q.GroupBy {
+					switch {
+					case d.Kind == DimTime && times[i].t != nil:
+						gv[i].Time = BucketStart(*times[i].t, d.Unit, loc)
+					case d.Kind != DimTime && texts[i].Valid:
+						gv[i].Text = texts[i].String
+					default:
+						gv[i].Null = true
+					}
+				}
+				if err := use(gv, groupKey(gv)); err != nil {
+					return err
+				}
 			}
-			a.row.Count++
-			switch status {
-			case StatusSucceeded:
-				a.row.Statuses.Succeeded++
-			case StatusFailed:
-				a.row.Statuses.Failed++
-			case StatusCancelled:
-				a.row.Statuses.Cancelled++
-			case StatusRunning:
-				a.row.Statuses.Running++
-			default:
-				a.row.Statuses.Unknown++
+			return nil
+		})
+	}
+	var status string
+	var duration sql.NullInt64
+	var created, started sqlTime
+	stmt := "SELECT " + strings.Join(append(slices.Clone(dimCols), "r.status", "r.duration_us", "r.creation_time", "r.start_time"), ", ") +
+		" FROM " + recordsEntity.from + p.base.whereSQL()
+	err = scan(stmt, append(slices.Clone(dimArgs), p.base.args...), []any{&status, &duration, &created, &started}, func(gv []GroupValue, k string) error {
+		a := groups[k]
+		if a == nil {
+			if len(groups) == q.maxGroups() {
+				return tooManyGroups(q.maxGroups())
 			}
-			if duration.Valid {
-				a.add(&a.row.Duration, &a.durations, duration.Int64, q.Percentiles)
-			}
-			if created.t != nil && started.t != nil {
-				a.add(&a.row.Queue, &a.queues, started.t.Sub(*created.t).Microseconds(), q.Percentiles)
-			}
-			if started.t != nil && (a.row.LastRun == nil || started.t.After(*a.row.LastRun)) {
-				t := *started.t
-				a.row.LastRun = &t
-			}
+			a = &statsAcc{row: StatsRow{Groups: gv}}
+			groups[k] = a
+			order = append(order, k)
+		}
+		a.row.Count++
+		switch status {
+		case StatusSucceeded:
+			a.row.Statuses.Succeeded++
+		case StatusFailed:
+			a.row.Statuses.Failed++
+		case StatusCancelled:
+			a.row.Statuses.Cancelled++
+		case StatusRunning:
+			a.row.Statuses.Running++
+		default:
+			a.row.Statuses.Unknown++
+		}
+		if duration.Valid {
+			a.row.Duration.add(duration.Int64)
+		}
+		if created.t != nil && started.t != nil {
+			a.row.Queue.add(started.t.Sub(*created.t).Microseconds())
+		}
+		if started.t != nil && (a.row.LastRun == nil || started.t.After(*a.row.LastRun)) {
+			t := *started.t
+			a.row.LastRun = &t
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if q.Percentiles {
+		queue := epochMicrosSQL(s.dialect, "r.start_time") + " - " + epochMicrosSQL(s.dialect, "r.creation_time")
+		for _, pass := range []struct {
+			expr string
+			dist func(*StatsRow) *Distribution
+		}{
+			{"r.duration_us", func(r *StatsRow) *Distribution { return &r.Duration }},
+			{queue, func(r *StatsRow) *Distribution { return &r.Queue }},
+		} {
+			for _, a := range groups {
+				a.seen = 0
+				d := pass.dist(&a.row)
+				// A rank a concurrent delete leaves unread keeps the maximum.
+				d.P50, d.P90, d.P95, d.P99 = d.Max, d.Max, d.Max, d.Max
+			}
+			var v int64
+			scope := p.base.with(pass.expr + " IS NOT NULL")
+			stmt := "SELECT " + strings.Join(append(slices.Clone(dimCols), pass.expr), ", ") + " FROM " + recordsEntity.from +
+				scope.whereSQL() + " ORDER BY " + strconv.Itoa(n+1)
+			err := scan(stmt, append(slices.Clone(dimArgs), scope.args...), []any{&v}, func(_ []GroupValue, k string) error {
+				a := groups[k]
+				if a == nil {
+					return nil // written since the first pass
+				}
+				a.seen++
+				d := pass.dist(&a.row)
+				for i, ptr := range []*int64{&d.P50, &d.P90, &d.P95, &d.P99} {
+					if a.seen == percentileRank(percentileFractions[i], d.N) {
+						*ptr = v
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
 	out := make([]StatsRow, 0, len(order))
 	for _, k := range order {
-		a := groups[k]
-		if q.Percentiles {
-			fillPercentiles(&a.row.Duration, a.durations)
-			fillPercentiles(&a.row.Queue, a.queues)
-		}
-		out = append(out, a.row)
+		out = append(out, groups[k].row)
 	}
 	if len(q.GroupBy) == 0 && len(out) == 0 {
 		out = []StatsRow{{}}
@@ -778,12 +816,10 @@ func (s *Store) statsStreamed(ctx context.Context, q StatsQuery) ([]StatsRow, er
 	return out, nil
 }
 
-func fillPercentiles(d *Distribution, values []int64) {
-	if len(values) == 0 {
-		return
-	}
-	slices.Sort(values)
-	d.P50, d.P90, d.P95, d.P99 = PercentileDisc(values, 0.5), PercentileDisc(values, 0.9), PercentileDisc(values, 0.95), PercentileDisc(values, 0.99)
+// percentileRank is the 1-based rank percentile_disc picks among n sorted
+// values: ceil(f*n), at least 1.
+func percentileRank(f float64, n int64) int64 {
+	return max(int64(math.Ceil(f*float64(n))), 1)
 }
 
 // statsDimensionSQL is the per-Record expression of a non-time dimension.
@@ -793,6 +829,8 @@ func statsDimensionSQL(d filter.Dialect, dim Dimension) (string, []any, error) {
 		return "NULLIF(r.pipeline_name, '')", nil, nil
 	case DimTask:
 		return "NULLIF(r.task_name, '')", nil, nil
+	case DimFailedStep:
+		return "NULLIF(r.failed_step, '')", nil, nil
 	case DimKind:
 		return "CASE WHEN r.data_type LIKE 'tekton.dev/%.PipelineRun' THEN 'PIPELINE_RUN' WHEN r.data_type LIKE 'tekton.dev/%.TaskRun' THEN 'TASK_RUN' END", nil, nil
 	case DimAnnotation:

@@ -30,6 +30,7 @@ type runFields struct {
 		TaskRef *struct {
 			Name string `json:"name"`
 		} `json:"taskRef"`
+		Params json.RawMessage `json:"params"` // read leniently by revisionOf
 	} `json:"spec"`
 	Status struct {
 		Conditions []struct {
@@ -37,8 +38,9 @@ type runFields struct {
 			Status string `json:"status"`
 			Reason string `json:"reason"`
 		} `json:"conditions"`
-		StartTime      any `json:"startTime"` // parsed leniently: a bad time must not hide the rest
-		CompletionTime any `json:"completionTime"`
+		StartTime      any             `json:"startTime"` // parsed leniently: a bad time must not hide the rest
+		CompletionTime any             `json:"completionTime"`
+		Steps          json.RawMessage `json:"steps"` // read leniently by failedStepOf
 	} `json:"status"`
 }
 
@@ -173,6 +175,7 @@ func fillDerived(rec *Record) {
 	rec.PipelineRunName, rec.PipelineName, rec.TaskName = "", "", ""
 	rec.Labels, rec.StartTime, rec.CompletionTime, rec.DurationMillis, rec.runAnnotations = nil, nil, nil, nil, nil
 	rec.OwnerUID, rec.ownerNamespace, rec.CreationTime, rec.Repository, rec.DurationMicros = "", "", nil, "", nil
+	rec.Revision, rec.FailedStep = "", ""
 	if !isRunType(rec.DataType) {
 		rec.CreationTime = creationTimestamp(rec.Data) // runs read it below, in their one decoding
 	}
@@ -235,6 +238,11 @@ func fillDerived(rec *Record) {
 		if c.Type == "Succeeded" {
 			rec.Status, rec.Reason = statusOf(c.Status, c.Reason), c.Reason
 		}
+	}
+	isPipelineRun := strings.HasSuffix(rec.DataType, ".PipelineRun")
+	rec.Revision = revisionOf(rec.runAnnotations, labels, run.Spec.Params, isPipelineRun)
+	if !isPipelineRun && rec.Status == StatusFailed {
+		rec.FailedStep = failedStepOf(run.Status.Steps)
 	}
 	rec.StartTime = parseTime(run.Status.StartTime)
 	rec.CompletionTime = parseTime(run.Status.CompletionTime)
@@ -300,4 +308,64 @@ func stringsOnly(m map[string]any) JSONMap {
 		}
 	}
 	return out
+}
+
+// pacSHA is the commit pipelines-as-code runs a PipelineRun for, as an
+// annotation and a label; Tekton copies both to the TaskRuns.
+const pacSHA = "pipelinesascode.tekton.dev/sha"
+
+// revisionParams are the PipelineRun params read as the revision, in order
+// of preference, when pipelines-as-code gives none.
+var revisionParams = []string{"revision", "commit"}
+
+// revisionOf is the source revision a run built: the pipelines-as-code SHA
+// annotation, else its label, else (PipelineRuns only: a TaskRun's params
+// are its Task's) the first non-empty string param named revision, else
+// commit. Migration 00010 computes the same for stored Records.
+func revisionOf(annotations, labels JSONMap, params json.RawMessage, isPipelineRun bool) string {
+	if v := annotations[pacSHA]; v != "" {
+		return v
+	}
+	if v := labels[pacSHA]; v != "" {
+		return v
+	}
+	if !isPipelineRun {
+		return ""
+	}
+	var list []any
+	if json.Unmarshal(params, &list) != nil {
+		return ""
+	}
+	for _, want := range revisionParams {
+		for _, p := range list {
+			obj, _ := p.(map[string]any)
+			if name, _ := obj["name"].(string); name != want {
+				continue
+			}
+			if v, _ := obj["value"].(string); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// failedStepOf is the name of the first step of a TaskRun that terminated
+// with a non-zero exit code (steps without a string name are passed over),
+// "" when none did. Migration 00010 computes the same for stored Records.
+func failedStepOf(steps json.RawMessage) string {
+	var list []any
+	if json.Unmarshal(steps, &list) != nil {
+		return ""
+	}
+	for _, s := range list {
+		step, _ := s.(map[string]any)
+		terminated, _ := step["terminated"].(map[string]any)
+		code, isNumber := terminated["exitCode"].(float64)
+		name, hasName := step["name"].(string)
+		if isNumber && code != 0 && hasName {
+			return name
+		}
+	}
+	return ""
 }

@@ -113,6 +113,8 @@ type Record struct {
 	CreationTime    *time.Time `bun:"creation_time"`             // metadata.creationTimestamp, of any data type
 	Repository      string     `bun:"repository,notnull"`        // pipelinesascode.tekton.dev/repository annotation of a run
 	DurationMicros  *int64     `bun:"duration_us"`               // exact completion - start, for aggregates
+	Revision        string     `bun:"revision,notnull"`          // the source commit a run built (see revisionOf)
+	FailedStep      string     `bun:"failed_step,notnull"`       // a failed TaskRun's first step with a non-zero exit code
 
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`
