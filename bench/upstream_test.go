@@ -67,6 +67,7 @@ func TestSideBySideUpstream(t *testing.T) {
 
 			var table bytes.Buffer
 			printSideBySide(&table, rows)
+			t.Log(table.String())
 			if !strings.Contains(table.String(), "| GraphQL / upstream |") || strings.Count(table.String(), "\n|") != 2+len(rows) {
 				t.Errorf("table:\n%s", table.String())
 			}

@@ -30,15 +30,23 @@ type runFields struct {
 		TaskRef *struct {
 			Name string `json:"name"`
 		} `json:"taskRef"`
+		Params []NameValue `json:"params"`
 	} `json:"spec"`
 	Status struct {
 		Conditions []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-			Reason string `json:"reason"`
+			Type    string `json:"type"`
+			Status  string `json:"status"`
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
 		} `json:"conditions"`
 		StartTime      any `json:"startTime"` // parsed leniently: a bad time must not hide the rest
 		CompletionTime any `json:"completionTime"`
+
+		PodName         string      `json:"podName"`
+		Results         []NameValue `json:"results"`
+		PipelineResults []NameValue `json:"pipelineResults"` // v1beta1 PipelineRuns
+		TaskResults     []NameValue `json:"taskResults"`     // v1beta1 TaskRuns
+		Steps           []stepState `json:"steps"`
 	} `json:"status"`
 }
 
@@ -173,6 +181,7 @@ func fillDerived(rec *Record) {
 	rec.PipelineRunName, rec.PipelineName, rec.TaskName = "", "", ""
 	rec.Labels, rec.StartTime, rec.CompletionTime, rec.DurationMillis, rec.runAnnotations = nil, nil, nil, nil, nil
 	rec.OwnerUID, rec.ownerNamespace, rec.CreationTime, rec.Repository, rec.DurationMicros = "", "", nil, "", nil
+	rec.RunView = nil
 	if !isRunType(rec.DataType) {
 		rec.CreationTime = creationTimestamp(rec.Data) // runs read it below, in their one decoding
 	}
@@ -188,7 +197,11 @@ func fillDerived(rec *Record) {
 		return
 	}
 	var run runFields
-	if err := json.Unmarshal(rec.Data, &run); err != nil {
+	err := json.Unmarshal(rec.Data, &run)
+	// The decoder goes on past a field of an unexpected type, so the view
+	// holds whatever is readable, as reading it from data would.
+	rec.RunView = run.runView().encode()
+	if err != nil {
 		// A field of an unexpected type: keep what metadata alone gives.
 		run = runFields{}
 		var metaOnly struct {

@@ -88,6 +88,10 @@ type Record struct {
 	CreationTime    *time.Time `bun:"creation_time"`             // metadata.creationTimestamp, of any data type
 	Repository      string     `bun:"repository,notnull"`        // pipelinesascode.tekton.dev/repository annotation of a run
 	DurationMicros  *int64     `bun:"duration_us"`               // exact completion - start, for aggregates
+	// RunView is a run's RunView as JSON (nil for other types, and for
+	// rows written before it existed until the store fills them in): typed
+	// queries read it instead of Data.
+	RunView json.RawMessage `bun:"run_view,type:json,nullzero"`
 
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`
