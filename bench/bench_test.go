@@ -23,6 +23,14 @@ func TestHarnessSmoke(t *testing.T) {
 					t.Errorf("%s: %d errors", q.Name, q.Errors)
 				}
 			}
+			for _, row := range rep.SideBySide {
+				if row.REST.Errors > 0 || row.GraphQL.Errors > 0 {
+					t.Errorf("side by side, %s: %d REST errors, %d GraphQL errors", row.Work, row.REST.Errors, row.GraphQL.Errors)
+				}
+			}
+			if len(rep.SideBySide) != len(sideBySideWork) || rep.SideBySide[0].Upstream != nil {
+				t.Errorf("side by side without upstream: %+v", rep.SideBySide)
+			}
 			if len(rep.Plans) != 4 || rep.Ingest[1].Writes == 0 || rep.ServerRSS <= 0 || len(rep.ServerRun) != 3 {
 				t.Errorf("report: %+v", rep)
 			}

@@ -34,6 +34,10 @@ type Config struct {
 	Clients     int // concurrent GraphQL clients
 	Requests    int // requests per query kind
 	Namespaces  int
+	// Upstream is the address of a Tekton Results API server (scheme, host
+	// and port) to compare with, side by side; UpstreamToken its bearer token.
+	Upstream      string
+	UpstreamToken string
 }
 
 // Report is what a run measured; it is printed as a table and saved as JSON.
@@ -48,7 +52,10 @@ type Report struct {
 	PeakRSSMB float64         `json:"peak_rss_mb"`        // this process: clients and the in-process server
 	ServerRSS float64         `json:"server_peak_rss_mb"` // `annals serve` on its own under the same load
 	ServerRun []QueryResult   `json:"server_process_queries"`
-	Started   time.Time       `json:"started"`
+	// SideBySide compares Annals' GraphQL with the Tekton Results REST API
+	// (upstream's when given, and Annals' own).
+	SideBySide []SideBySide `json:"side_by_side"`
+	Started    time.Time    `json:"started"`
 }
 
 type IngestResult struct {
@@ -145,6 +152,12 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		fmt.Fprintf(log, "query %-22s p50 %7.1f ms  p95 %7.1f ms  p99 %7.1f ms  %7.0f/s  %d statements  %d errors\n",
 			res.Name, res.P50ms, res.P95ms, res.P99ms, res.PerSec, res.MaxStatements, res.Errors)
 	}
+
+	rep.SideBySide, err = compareSideBySide(ctx, client, "http://"+ln.Addr().String(), cfg.Upstream, cfg.UpstreamToken, cfg.Clients, cfg.Requests)
+	if err != nil {
+		return nil, fmt.Errorf("side by side: %w", err)
+	}
+	printSideBySide(log, rep.SideBySide)
 
 	// The storm: 1,000 cheap lookups while 10 expensive queries run; the
 	// cost gate must keep the cheap ones near their calm latency.
@@ -429,6 +442,14 @@ func post(ctx context.Context, client *http.Client, url, name string, body map[s
 
 // load runs requests of one query from clients concurrent clients.
 func load(ctx context.Context, client *http.Client, url string, q query, clients, requests int) QueryResult {
+	return measure(q.name, clients, requests, func(rnd *rand.Rand) error {
+		return post(ctx, client, url, q.name, q.body(rnd), nil)
+	})
+}
+
+// measure runs do requests times from clients concurrent clients and
+// returns the latencies of the calls that succeeded.
+func measure(name string, clients, requests int, do func(rnd *rand.Rand) error) QueryResult {
 	var mu sync.Mutex
 	var latencies []time.Duration
 	var errs atomic.Int64
@@ -442,7 +463,7 @@ func load(ctx context.Context, client *http.Client, url string, q query, clients
 			rnd := rand.New(rand.NewPCG(uint64(c), 7))
 			for next.Add(1) <= int64(requests) {
 				t := time.Now()
-				if err := post(ctx, client, url, q.name, q.body(rnd), nil); err != nil {
+				if err := do(rnd); err != nil {
 					if errs.Add(1) == 1 {
 						fmt.Fprintln(os.Stderr, err)
 					}
@@ -463,7 +484,7 @@ func load(ctx context.Context, client *http.Client, url string, q query, clients
 		}
 		return float64(latencies[min(len(latencies)-1, int(p*float64(len(latencies))))].Microseconds()) / 1000
 	}
-	return QueryResult{Name: q.name, Requests: requests, Errors: int(errs.Load()), P50ms: pct(0.50), P95ms: pct(0.95), P99ms: pct(0.99),
+	return QueryResult{Name: name, Requests: requests, Errors: int(errs.Load()), P50ms: pct(0.50), P95ms: pct(0.95), P99ms: pct(0.99),
 		PerSec: float64(len(latencies)) / elapsed}
 }
 

@@ -26,6 +26,8 @@ func main() {
 	flag.IntVar(&cfg.Clients, "clients", 16, "concurrent GraphQL clients")
 	flag.IntVar(&cfg.Requests, "requests", 500, "requests per query kind")
 	flag.IntVar(&cfg.Namespaces, "namespaces", 10, "namespaces the runs are spread over")
+	flag.StringVar(&cfg.Upstream, "upstream", "", "a Tekton Results API server (http[s]://host:port) holding the same runs, to compare with side by side")
+	flag.StringVar(&cfg.UpstreamToken, "upstream-token", "", "bearer token for --upstream")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	out := flag.String("out", "", "write the report as JSON to this file (default bench/results/<time>.json)")
 	flag.Parse()
@@ -82,6 +84,8 @@ func printTable(rep *Report) {
 	for name, p := range rep.Plans {
 		fmt.Printf("plan %s: sequential scan on records: %v\n", name, p.SeqScan)
 	}
+	printSideBySide(os.Stdout, rep.SideBySide)
+	fmt.Println()
 	fmt.Printf("peak RSS (server and clients in one process): %.0f MB\n", rep.PeakRSSMB)
 	fmt.Printf("\n`annals serve` as its own process, %d clients: peak RSS %.0f MB\n", rep.Clients, rep.ServerRSS)
 	for _, q := range rep.ServerRun {

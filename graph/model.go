@@ -35,69 +35,20 @@ func (j *JSON) UnmarshalGQL(v any) error {
 	return nil
 }
 
-// runDoc is the part of a TaskRun or PipelineRun (v1 or v1beta1) that the
-// typed views show. Decoding only these fields costs a fraction of decoding
-// the full Tekton types, which matters when a page holds hundreds of runs.
-type runDoc struct {
-	Metadata struct {
-		Labels map[string]string `json:"labels"`
-	} `json:"metadata"`
-	Spec struct {
-		Params []nameValue `json:"params"`
-	} `json:"spec"`
-	Status struct {
-		PodName    string `json:"podName"`
-		Conditions []struct {
-			Type    string `json:"type"`
-			Message string `json:"message"`
-		} `json:"conditions"`
-		Results         []nameValue `json:"results"`
-		PipelineResults []nameValue `json:"pipelineResults"` // v1beta1 PipelineRuns
-		TaskResults     []nameValue `json:"taskResults"`     // v1beta1 TaskRuns
-		Steps           []struct {
-			Name       string `json:"name"`
-			Container  string `json:"container"`
-			Terminated *struct {
-				ExitCode   int        `json:"exitCode"`
-				Reason     string     `json:"reason"`
-				StartedAt  *time.Time `json:"startedAt"`
-				FinishedAt *time.Time `json:"finishedAt"`
-			} `json:"terminated"`
-			Running *struct {
-				StartedAt *time.Time `json:"startedAt"`
-			} `json:"running"`
-			Waiting *struct {
-				Reason string `json:"reason"`
-			} `json:"waiting"`
-		} `json:"steps"`
-	} `json:"status"`
-}
-
-type nameValue struct {
-	Name  string          `json:"name"`
-	Value json.RawMessage `json:"value"`
-}
-
-// run decodes a Record's runDoc once, on first use.
+// run reads a Record's RunView (the compact view the store keeps beside
+// the object) once, on first use: typed fields never decode the object.
 type run struct {
-	Record  *store.Record
-	once    sync.Once
-	decoded runDoc
+	Record *store.Record
+	once   sync.Once
+	view   store.RunView
 }
 
-func (r *run) doc() *runDoc {
-	r.once.Do(func() { _ = json.Unmarshal(r.Record.Data, &r.decoded) })
-	return &r.decoded
+func (r *run) doc() *store.RunView {
+	r.once.Do(func() { r.view = store.RunViewOf(r.Record) })
+	return &r.view
 }
 
-func (r *run) message() string {
-	for _, c := range r.doc().Status.Conditions {
-		if c.Type == "Succeeded" {
-			return c.Message
-		}
-	}
-	return ""
-}
+func (r *run) message() string { return r.doc().Message }
 
 // PipelineRun is the typed view of a PipelineRun Record: fields kept in
 // columns come from the Record, the rest from its data, decoded lazily.
@@ -117,12 +68,9 @@ func (p *PipelineRun) StartTime() *time.Time      { return p.Record.StartTime }
 func (p *PipelineRun) CompletionTime() *time.Time { return p.Record.CompletionTime }
 func (p *PipelineRun) Duration() *float64         { return seconds(p.Record.DurationMillis) }
 func (p *PipelineRun) PipelineName() string       { return p.Record.PipelineName }
-func (p *PipelineRun) Labels() []*KeyValue        { return keyValues(p.doc().Metadata.Labels) }
-func (p *PipelineRun) Params() []*Param           { return params(p.doc().Spec.Params) }
-
-func (p *PipelineRun) Results() []*Param {
-	return params(append(p.doc().Status.Results, p.doc().Status.PipelineResults...))
-}
+func (p *PipelineRun) Labels() []*KeyValue        { return keyValues(p.Record.Labels) }
+func (p *PipelineRun) Params() []*Param           { return params(p.doc().Params) }
+func (p *PipelineRun) Results() []*Param          { return params(p.doc().Results) }
 
 func (t *TaskRun) Name() string      { return t.Record.RunName }
 func (t *TaskRun) Namespace() string { return t.Record.Namespace }
@@ -135,31 +83,16 @@ func (t *TaskRun) StartTime() *time.Time      { return t.Record.StartTime }
 func (t *TaskRun) CompletionTime() *time.Time { return t.Record.CompletionTime }
 func (t *TaskRun) Duration() *float64         { return seconds(t.Record.DurationMillis) }
 func (t *TaskRun) TaskName() string           { return t.Record.TaskName }
-func (t *TaskRun) PodName() string            { return t.doc().Status.PodName }
-func (t *TaskRun) Labels() []*KeyValue        { return keyValues(t.doc().Metadata.Labels) }
-func (t *TaskRun) Params() []*Param           { return params(t.doc().Spec.Params) }
-
-func (t *TaskRun) Results() []*Param {
-	return params(append(t.doc().Status.Results, t.doc().Status.TaskResults...))
-}
+func (t *TaskRun) PodName() string            { return t.doc().PodName }
+func (t *TaskRun) Labels() []*KeyValue        { return keyValues(t.Record.Labels) }
+func (t *TaskRun) Params() []*Param           { return params(t.doc().Params) }
+func (t *TaskRun) Results() []*Param          { return params(t.doc().Results) }
 
 func (t *TaskRun) Steps() []*Step {
-	steps := t.doc().Status.Steps
-	out := make([]*Step, 0, len(steps))
-	for _, s := range steps {
-		step := &Step{Name: s.Name, Container: s.Container}
-		switch {
-		case s.Terminated != nil:
-			code, reason := s.Terminated.ExitCode, s.Terminated.Reason
-			step.ExitCode, step.Reason = &code, &reason
-			step.StartedAt, step.FinishedAt = s.Terminated.StartedAt, s.Terminated.FinishedAt
-		case s.Running != nil:
-			step.StartedAt = s.Running.StartedAt
-		case s.Waiting != nil:
-			reason := s.Waiting.Reason
-			step.Reason = &reason
-		}
-		out = append(out, step)
+	steps := t.doc().Steps
+	out := make([]*Step, len(steps))
+	for i, s := range steps {
+		out[i] = &Step{Name: s.Name, Container: s.Container, ExitCode: s.ExitCode, Reason: s.Reason, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
 	}
 	return out
 }
@@ -202,7 +135,7 @@ func keyValues(m map[string]string) []*KeyValue {
 	return out
 }
 
-func params(ps []nameValue) []*Param {
+func params(ps []store.NameValue) []*Param {
 	out := make([]*Param, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, &Param{Name: p.Name, Value: JSON(p.Value)})

@@ -51,6 +51,25 @@ func connectionNodes(op *graphql.OperationContext, connection ast.SelectionSet, 
 	return nodes
 }
 
+// selectsData tells whether the selection on Records asks their data.
+// Lists whose Records are not asked it read them without data: typed
+// fields read the RunView the store keeps beside it.
+func selectsData(op *graphql.OperationContext, records ast.SelectionSet) bool {
+	for _, f := range graphql.CollectFields(op, records, recordImplementors) {
+		if f.Name == "data" {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutData marks list options to read Records without their data when
+// the connection's selection does not ask it.
+func withoutData(op *graphql.OperationContext, o store.ListOptions, connection ast.SelectionSet) store.ListOptions {
+	o.WithoutData = !selectsData(op, connectionNodes(op, connection, recordConnectionImplementors, recordEdgeImplementors))
+	return o
+}
+
 // selectsTotalCount tells whether a connection's selection asks totalCount.
 func selectsTotalCount(op *graphql.OperationContext, connection ast.SelectionSet) bool {
 	for _, f := range graphql.CollectFields(op, connection, recordConnectionImplementors) {
@@ -160,7 +179,7 @@ func (r *Resolver) lookAheadPipelineRuns(ctx context.Context, prs []*store.Recor
 	}
 	l := r.loaders(ctx)
 	for _, g := range byArguments(ctx, lists, (*executionContext).field_PipelineRun_taskRuns_args) {
-		pages, err := r.Store.ListTaskRunsForPipelineRuns(ctx, prs, g.opts)
+		pages, err := r.Store.ListTaskRunsForPipelineRuns(ctx, prs, withoutData(op, g.opts, g.sel))
 		var children []*store.Record
 		for _, pr := range prs {
 			l.taskRuns.put(nestedKey[*store.Record]{pr, g.key}, pages[pr.Name], err)
@@ -209,7 +228,7 @@ func (r *Resolver) lookAheadTaskRuns(ctx context.Context, trs []*store.Record, s
 		if len(withOwner) > 0 {
 			ownerOf := func(tr *store.Record) [2]string { return [2]string{tr.ResultName, tr.PipelineRunName} }
 			pairs := distinct(withOwner, ownerOf)
-			found, err := r.Store.PipelineRunRecords(ctx, pairs)
+			found, err := r.Store.PipelineRunRecords(ctx, pairs, !selectsData(op, ownerSel))
 			for _, tr := range withOwner {
 				l.pipelineRunOf.put(tr, found[ownerOf(tr)], err)
 			}
@@ -286,7 +305,7 @@ func (r *Resolver) lookAheadResults(ctx context.Context, results []*store.Result
 	}
 	names := distinct(listed, func(res *store.Result) string { return res.Name })
 	for _, g := range byArguments(ctx, lists, (*executionContext).field_Result_records_args) {
-		pages, err := r.Store.ListRecordsForResults(ctx, names, g.opts)
+		pages, err := r.Store.ListRecordsForResults(ctx, names, withoutData(op, g.opts, g.sel))
 		var children []*store.Record
 		for _, res := range listed {
 			l.records.put(nestedKey[*store.Result]{res, g.key}, pages[res.Name], err)

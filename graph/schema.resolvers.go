@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/annals-dev/annals/store"
 )
 
@@ -230,6 +232,7 @@ func (r *queryResolver) Results(ctx context.Context, parent string, first *int, 
 func (r *queryResolver) Records(ctx context.Context, parent string, result *string, first *int, after *string, last *int, before *string, filter *string, where *RecordWhere, orderBy *Order) (*RecordConnection, error) {
 	o := listArgs{first, last, after, before, filter, orderBy}.options()
 	o.Parent, o.ResultName, o.RecordWhere = parent, deref(result), recordWhere(where)
+	o = withoutData(graphql.GetOperationContext(ctx), o, fieldSelections(ctx))
 	var err error
 	if o.Namespaces, err = r.listScope(ctx, parent, resRecords); err != nil {
 		return nil, err
@@ -402,7 +405,7 @@ func (r *taskRunResolver) PipelineRun(ctx context.Context, obj *TaskRun) (*store
 	}
 	owner := [2]string{obj.Record.ResultName, obj.Record.PipelineRunName}
 	pr, err, readAhead := r.loaders(ctx).pipelineRunOf.getOr(obj.Record, func() (*store.Record, error) {
-		found, err := r.Store.PipelineRunRecords(ctx, [][2]string{owner})
+		found, err := r.Store.PipelineRunRecords(ctx, [][2]string{owner}, false)
 		return found[owner], err
 	})
 	if !readAhead && pr != nil {

@@ -26,3 +26,13 @@ func (s *Store) OpenCursor(query []byte, cursor string) error {
 	_, err := s.sealer.open(query, cursor)
 	return err
 }
+
+// ForgetRunViews makes the store look as it did before run views existed:
+// no run has one, and the fill is not done.
+func (s *Store) ForgetRunViews(ctx context.Context) error {
+	if _, err := s.db.NewUpdate().Table("records").Set("run_view = NULL").Where("1 = 1").Exec(ctx); err != nil {
+		return err
+	}
+	_, err := s.db.NewDelete().Table("settings").Where("key = ?", runViewsFilled).Exec(ctx)
+	return err
+}

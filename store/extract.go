@@ -34,13 +34,19 @@ type runFields struct {
 	} `json:"spec"`
 	Status struct {
 		Conditions []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-			Reason string `json:"reason"`
+			Type    string `json:"type"`
+			Status  string `json:"status"`
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
 		} `json:"conditions"`
 		StartTime      any             `json:"startTime"` // parsed leniently: a bad time must not hide the rest
 		CompletionTime any             `json:"completionTime"`
 		Steps          json.RawMessage `json:"steps"` // read leniently by failedStepOf
+
+		PodName         string      `json:"podName"`
+		Results         []NameValue `json:"results"`
+		PipelineResults []NameValue `json:"pipelineResults"` // v1beta1 PipelineRuns
+		TaskResults     []NameValue `json:"taskResults"`     // v1beta1 TaskRuns
 	} `json:"status"`
 }
 
@@ -176,6 +182,7 @@ func fillDerived(rec *Record) {
 	rec.Labels, rec.StartTime, rec.CompletionTime, rec.DurationMillis, rec.runAnnotations = nil, nil, nil, nil, nil
 	rec.OwnerUID, rec.ownerNamespace, rec.CreationTime, rec.Repository, rec.DurationMicros = "", "", nil, "", nil
 	rec.Revision, rec.FailedStep = "", ""
+	rec.RunView = nil
 	if !isRunType(rec.DataType) {
 		rec.CreationTime = creationTimestamp(rec.Data) // runs read it below, in their one decoding
 	}
@@ -191,7 +198,11 @@ func fillDerived(rec *Record) {
 		return
 	}
 	var run runFields
-	if err := json.Unmarshal(rec.Data, &run); err != nil {
+	err := json.Unmarshal(rec.Data, &run)
+	// The decoder goes on past a field of an unexpected type, so the view
+	// holds whatever is readable, as reading it from data would.
+	rec.RunView = run.runView().encode()
+	if err != nil {
 		// A field of an unexpected type: keep what metadata alone gives.
 		run = runFields{}
 		var metaOnly struct {

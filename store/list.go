@@ -54,6 +54,10 @@ type ListOptions struct {
 	// Tekton Results' (its REST and gRPC API).
 	FilterFlavor filter.Flavor
 
+	// WithoutData reads Records without their data where their RunView
+	// stands in for it (typed views only); it changes no cursor.
+	WithoutData bool `json:"-"`
+
 	pipelineRun string // TaskRuns of this PipelineRun (run name) only; set by ListTaskRunsForPipelineRuns
 	keys        []Key  // only these Records; set by MatchingRecords
 }
@@ -523,7 +527,7 @@ func (s *Store) pageQuery(p *plan) (string, []any, error) {
 		}
 		q.where(cond, args...)
 	}
-	sql := "SELECT " + p.ent.columns + " FROM " + p.ent.from + q.whereSQL() + " ORDER BY " + p.orderSQL() + " LIMIT ?"
+	sql := "SELECT " + p.columns() + " FROM " + p.ent.from + q.whereSQL() + " ORDER BY " + p.orderSQL() + " LIMIT ?"
 	return sql, append(q.args, p.limit+1), nil
 }
 

@@ -30,7 +30,14 @@ func (s *Store) Migrate(ctx context.Context) (MigrationStatus, error) {
 	if err != nil {
 		return MigrationStatus{}, err
 	}
-	return s.migrate(ctx, ms)
+	status, err := s.migrate(ctx, ms)
+	if err != nil {
+		return status, err
+	}
+	if err := s.fillRunViews(ctx); err != nil {
+		return status, fmt.Errorf("filling in the views of runs stored before them: %w", err)
+	}
+	return status, nil
 }
 
 func (s *Store) migrate(ctx context.Context, ms *migrate.Migrations) (MigrationStatus, error) {

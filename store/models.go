@@ -115,6 +115,10 @@ type Record struct {
 	DurationMicros  *int64     `bun:"duration_us"`               // exact completion - start, for aggregates
 	Revision        string     `bun:"revision,notnull"`          // the source commit a run built (see revisionOf)
 	FailedStep      string     `bun:"failed_step,notnull"`       // a failed TaskRun's first step with a non-zero exit code
+	// RunView is a run's RunView as JSON (nil for other types, and for
+	// rows written before it existed until the store fills them in): typed
+	// queries read it instead of Data.
+	RunView json.RawMessage `bun:"run_view,type:json,nullzero"`
 
 	CreatedAt time.Time `bun:"created_at,notnull"`
 	UpdatedAt time.Time `bun:"updated_at,notnull"`

@@ -132,7 +132,7 @@ func (s *Store) listPartitioned(ctx context.Context, p *plan, partitionBy, parti
 	parentOf func(*Record) (string, []byte)) (map[string]*Page[*Record], error) {
 	q := p.base
 	q.where(partition, partitionArgs...)
-	sql := "SELECT " + columnList("t", recordType) + " FROM (SELECT " + p.ent.columns +
+	sql := "SELECT " + columnList("t", recordType) + " FROM (SELECT " + p.columns() +
 		", ROW_NUMBER() OVER (PARTITION BY " + partitionBy + " ORDER BY " + p.orderSQL() + ") AS rn FROM " + p.ent.from + q.whereSQL() +
 		") AS t WHERE t.rn <= ? ORDER BY t.rn"
 	var rows []*Record

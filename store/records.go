@@ -154,7 +154,7 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 			q := tx.NewInsert().Model(&chunk).On("CONFLICT (namespace, uid) DO UPDATE")
 			for _, col := range []string{"data", "data_type", "run_name", "status", "reason", "pipeline_run_name",
 				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "owner_uid",
-				"creation_time", "repository", "duration_us", "updated_at"} {
+				"creation_time", "repository", "duration_us", "run_view", "updated_at"} {
 				q = q.Set("? = EXCLUDED.?", bun.Ident(col), bun.Ident(col))
 			}
 			q = q.Set("version = record.version + 1").
@@ -301,8 +301,8 @@ func (s *Store) DeleteRecord(ctx context.Context, name, etag string) error {
 
 // PipelineRunRecords finds PipelineRun Records by (result name, run name),
 // in one statement: the owners of TaskRuns, always in the Result (so the
-// namespace) of the TaskRun asking.
-func (s *Store) PipelineRunRecords(ctx context.Context, keys [][2]string) (map[[2]string]*Record, error) {
+// namespace) of the TaskRun asking. withoutData is ListOptions.WithoutData.
+func (s *Store) PipelineRunRecords(ctx context.Context, keys [][2]string, withoutData bool) (map[[2]string]*Record, error) {
 	out := map[[2]string]*Record{}
 	if len(keys) == 0 {
 		return out, nil
@@ -326,7 +326,11 @@ func (s *Store) PipelineRunRecords(ctx context.Context, keys [][2]string) (map[[
 	cond, args := keysSQL("r.namespace", "r.result_uid", results)
 	args = append(append(args, TypePipelineRun, "tekton.dev/v1beta1.PipelineRun"), pairs...)
 	var rows []*Record
-	err := s.queryRows(ctx, &rows, "SELECT "+recordsEntity.columns+" FROM records AS r WHERE "+cond+
+	columns := recordsEntity.columns
+	if withoutData {
+		columns = recordColumnsWithoutData
+	}
+	err := s.queryRows(ctx, &rows, "SELECT "+columns+" FROM records AS r WHERE "+cond+
 		" AND r.data_type IN (?, ?) AND (r.result_name, r.run_name) IN (VALUES "+strings.Join(values, ", ")+")", args...)
 	if err != nil {
 		return nil, err
