@@ -123,6 +123,8 @@ func checkCompression(c string) error {
 
 // logObjectRow is a row of log_objects: where a Log's bytes are.
 type logObjectRow struct {
+	bun.BaseModel `bun:"table:log_objects"`
+
 	Namespace   string `bun:"namespace"`
 	RecordUID   string `bun:"record_uid"`
 	ObjectKey   string `bun:"object_key"`
@@ -353,7 +355,7 @@ func (p *pendingObject) commit(ctx context.Context, tx bun.IDB) error {
 	if err := dropLogBytes(ctx, tx, Key{p.row.Namespace, p.row.RecordUID}); err != nil {
 		return err
 	}
-	if _, err := tx.NewInsert().Model(&p.row).TableExpr("log_objects").Exec(ctx); err != nil {
+	if _, err := tx.NewInsert().Model(&p.row).Exec(ctx); err != nil {
 		return dbError(err)
 	}
 	p.committed = true
@@ -521,7 +523,7 @@ func (s *Store) SealLog(ctx context.Context, log Key) error {
 
 // moveToObject copies a Log's bytes from src (its chunks or file) to a new
 // object and points the Log at it. The commit checks that the bytes did
-// not change meanwhile: same chunks, still no object.
+// not change meanwhile.
 func (s *Store) moveToObject(ctx context.Context, log Key, src chunkSource) error {
 	before, err := src.size(ctx)
 	if err != nil {
@@ -548,7 +550,9 @@ func (s *Store) moveToObject(ctx context.Context, log Key, src chunkSource) erro
 		if err != nil {
 			return err
 		}
-		if obj != nil || (fromRows && rows != before) || (!fromRows && rows != 0) {
+		// From rows (a seal), the rows are the log: an object the Log had
+		// is replaced. From a file, the Log must still have neither.
+		if (fromRows && rows != before) || (!fromRows && (rows != 0 || obj != nil)) {
 			return fmt.Errorf("%w: log %s/%s changed while it was moved", ErrConflict, log.Namespace, log.UID)
 		}
 		return p.commit(ctx, tx)

@@ -31,7 +31,7 @@ CREATE INDEX log_object_deletes_due ON log_object_deletes (due_at);
 CREATE FUNCTION log_object_gone() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO log_object_deletes (object_key, due_at)
-    VALUES (OLD.object_key, extract(epoch FROM now())::bigint)
+    VALUES (OLD.object_key, floor(extract(epoch FROM now()))::bigint)
     ON CONFLICT (object_key) DO UPDATE SET due_at = EXCLUDED.due_at;
     RETURN OLD;
 END
