@@ -51,3 +51,11 @@ func (s *Store) InsertLogChunks(ctx context.Context, log Key, data []byte) error
 	}
 	return nil
 }
+
+// CompressChunk compresses one chunk as log objects are written.
+func CompressChunk(compression string, chunk []byte) ([]byte, error) {
+	return compressChunk(compression, chunk)
+}
+
+// LogChunkSize is the size of the chunks logs are cut into.
+const LogChunkSize = logChunkSize

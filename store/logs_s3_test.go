@@ -178,3 +178,64 @@ func TestLogObjectsS3WrongCredentials(t *testing.T) {
 		t.Errorf("the error quotes a credential: %v", err)
 	}
 }
+
+// BenchmarkLogCompression compresses realistic step logs (stepLog) chunk
+// by chunk as log objects are written, and reports the ratio
+// (compressed/plain) and the throughput.
+func BenchmarkLogCompression(b *testing.B) {
+	var text bytes.Buffer
+	stepLog(&text, 32<<20, 1)
+	for _, compression := range []string{store.CompressionGzip, store.CompressionZstd} {
+		b.Run(compression, func(b *testing.B) {
+			b.SetBytes(int64(text.Len()))
+			var out int
+			for b.Loop() {
+				out = 0
+				for data := text.Bytes(); len(data) > 0; {
+					n := min(len(data), store.LogChunkSize)
+					c, err := store.CompressChunk(compression, data[:n])
+					if err != nil {
+						b.Fatal(err)
+					}
+					out += len(c)
+					data = data[n:]
+				}
+			}
+			b.ReportMetric(float64(out)/float64(text.Len()), "ratio")
+		})
+	}
+}
+
+// BenchmarkLogObjectsS3 writes and reads back a 64 MiB log through the
+// store against the S3 server, streamed, and reports both throughputs.
+func BenchmarkLogObjectsS3(b *testing.B) {
+	srv := storetest.StartS3(b)
+	ctx := context.Background()
+	const size = 64 << 20
+	for _, compression := range []string{"", store.CompressionZstd} {
+		b.Run("compression="+compression, func(b *testing.B) {
+			s, _ := storetest.OpenWith(b, "sqlite", store.Options{LogStore: srv.URL(), LogCompression: compression})
+			trUID := uuid.NewString()
+			tr := storetest.Upsert(b, s, store.RecordWrite{ResultName: store.ResultName("ci", trUID), UID: trUID, DataType: store.TypeTaskRun, UpdateSummary: true,
+				Data: run("TaskRun", "ci", "tr", trUID, "True", "", nil, nil, nil)})[0]
+			var writing, reading time.Duration
+			for b.Loop() {
+				start := time.Now()
+				log, err := s.WriteLog(ctx, store.LogWrite{UID: uuid.NewString(), TaskRun: tr, Step: "build"}, stepLogReader(size, 3), 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				writing += time.Since(start)
+				start = time.Now()
+				rc, _ := s.OpenLog(ctx, log)
+				if n, err := io.Copy(io.Discard, rc); err != nil || n != size {
+					b.Fatalf("read %d bytes: %v", n, err)
+				}
+				rc.Close()
+				reading += time.Since(start)
+			}
+			b.ReportMetric(float64(size*b.N)/writing.Seconds()/1e6, "write-MB/s")
+			b.ReportMetric(float64(size*b.N)/reading.Seconds()/1e6, "read-MB/s")
+		})
+	}
+}
