@@ -5,6 +5,8 @@ package server
 
 import (
 	"bufio"
+	"cmp"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +16,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -350,7 +351,9 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-// downloadLog streams a whole log as plain text, chunk by chunk.
+// downloadLog streams a log as plain text, chunk by chunk: whole (gzip
+// when the client accepts it) or in HTTP ranges, fetching only the chunks
+// a range covers.
 func downloadLog(s *store.Store, decider access.Decider, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -379,27 +382,72 @@ func downloadLog(s *store.Store, decider access.Decider, log *slog.Logger) http.
 			http.Error(w, "internal error; quote request id "+RequestID(r.Context()), http.StatusInternalServerError)
 			return
 		}
-		body, size, err := s.OpenLogSized(r.Context(), rec)
+		body, size, err := s.OpenLogSeeker(r.Context(), rec)
 		if err != nil {
 			log.ErrorContext(r.Context(), "log download failed", "request_id", RequestID(r.Context()), "error", err)
+			if errors.Is(err, store.ErrUnavailable) {
+				http.Error(w, "the log store is unavailable, try again later; quote request id "+RequestID(r.Context()), http.StatusServiceUnavailable)
+				return
+			}
 			http.Error(w, "internal error; quote request id "+RequestID(r.Context()), http.StatusInternalServerError)
 			return
 		}
 		defer body.Close()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		if r.Method == http.MethodHead {
-			return
+		w.Header().Add("Vary", "Accept-Encoding")
+		read := &readFailure{ReadSeeker: body}
+		if r.Method == http.MethodGet && r.Header.Get("Range") == "" && acceptsGzip(r) {
+			// Whole logs only: a range is of the plain bytes.
+			w.Header().Set("Content-Encoding", "gzip")
+			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+			n, err := io.CopyN(zw, read, size)
+			if err == nil {
+				err = zw.Close()
+			}
+			if err != nil {
+				if read.err == nil && err == io.EOF {
+					read.err = fmt.Errorf("the log ended after %d of its %d bytes (deleted or rewritten meanwhile)", n, size)
+				}
+				read.err = cmp.Or(read.err, err)
+			}
+		} else {
+			// Content-Length, single and multiple ranges (206), 416 for a
+			// range past the end.
+			http.ServeContent(w, r, "", time.Time{}, read)
 		}
-		n, copyErr := io.CopyN(w, body, size)
-		if copyErr == io.EOF {
-			copyErr = fmt.Errorf("the log ended after %d of its %d bytes (deleted or rewritten meanwhile)", n, size)
-		}
-		if copyErr != nil {
+		if read.err != nil {
 			// A clean end would pass a cut log off as whole: break the
 			// connection so that the client sees a truncated body.
-			log.WarnContext(r.Context(), "log download cut short", "request_id", RequestID(r.Context()), "log", name, "error", copyErr)
+			log.WarnContext(r.Context(), "log download cut short", "request_id", RequestID(r.Context()), "log", name, "error", read.err)
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// readFailure remembers the first read error of a log, which
+// http.ServeContent does not report.
+type readFailure struct {
+	io.ReadSeeker
+	err error
+}
+
+func (r *readFailure) Read(p []byte) (int, error) {
+	n, err := r.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// acceptsGzip tells whether the client takes a gzip body (Accept-Encoding
+// lists gzip without q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			q := strings.ReplaceAll(params, " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }

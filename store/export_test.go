@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"io"
 
 	"github.com/uptrace/bun/migrate"
 )
@@ -36,3 +37,35 @@ func (s *Store) ForgetRunViews(ctx context.Context) error {
 	_, err := s.db.NewDelete().Table("settings").Where("key = ?", runViewsFilled).Exec(ctx)
 	return err
 }
+
+// WriteObjectOnly writes a log object as WriteLog does and stops before
+// the commit, as a process that dies there would; it returns the key.
+func (s *Store) WriteObjectOnly(ctx context.Context, log Key, r io.Reader) (string, error) {
+	p, err := s.writeLogObject(ctx, log, newChunkStream(r, 0))
+	if err != nil {
+		return "", err
+	}
+	return p.row.ObjectKey, nil
+}
+
+// InsertLogChunks stores bytes as database chunks of a Log, as a live
+// log's appends do, whatever the store's log store.
+func (s *Store) InsertLogChunks(ctx context.Context, log Key, data []byte) error {
+	for seq := 0; len(data) > 0; seq++ {
+		n := min(len(data), logChunkSize)
+		row := map[string]any{"namespace": log.Namespace, "record_uid": log.UID, "seq": seq, "data": data[:n]}
+		if _, err := s.db.NewInsert().Model(&row).TableExpr("log_chunks").Exec(ctx); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// CompressChunk compresses one chunk as log objects are written.
+func CompressChunk(compression string, chunk []byte) ([]byte, error) {
+	return compressChunk(compression, chunk)
+}
+
+// LogChunkSize is the size of the chunks logs are cut into.
+const LogChunkSize = logChunkSize

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,8 @@ import (
 )
 
 // chunkSource gives the bytes of one log as numbered chunks of
-// logChunkSize bytes, from database rows or from a file.
+// logChunkSize bytes, from database rows, a file or an object: every read
+// (whole, range, tail, HTTP ranges) goes through it, whatever the backend.
 type chunkSource interface {
 	chunk(ctx context.Context, seq int) ([]byte, error) // ErrNotFound past the end
 	last(ctx context.Context) (int, error)              // highest seq; -1 when empty
@@ -24,7 +26,8 @@ type chunkSource interface {
 	close() error
 }
 
-// logBytes finds where a log's bytes are kept: its file when the store has
+// logBytes finds where a log's bytes are kept: its object when log_objects
+// lists one, else its file when the store has
 // a log directory and the file exists, else its database rows. Files live
 // under the Log's namespace; a file written before uids became per
 // namespace keeps its uid-only name, and only the Log listed as its owner
@@ -43,6 +46,19 @@ func (s *Store) logBytes(ctx context.Context, log *Record) (chunkSource, error) 
 	if err := checkUID(key.UID); err != nil {
 		return nil, err
 	}
+	return s.logSource(ctx, key, storedInFile(log))
+}
+
+// logSource is logBytes for a Log known by its key; inFile says that its
+// data names a file (which matters for a legacy file only).
+func (s *Store) logSource(ctx context.Context, key Key, inFile bool) (chunkSource, error) {
+	obj, err := s.loadLogObject(ctx, s.db, key)
+	if err != nil {
+		return nil, err
+	}
+	if obj != nil {
+		return newObjectChunks(s.logStore, obj)
+	}
 	if s.logDir != "" {
 		f, err := os.Open(s.logPath(key))
 		if err == nil {
@@ -51,7 +67,7 @@ func (s *Store) logBytes(ctx context.Context, log *Record) (chunkSource, error) 
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("opening log file: %w", err)
 		}
-		if storedInFile(log) {
+		if inFile {
 			legacy, err := s.db.NewSelect().Table("legacy_log_files").Where("namespace = ?", key.Namespace).Where("uid = ?", key.UID).Exists(ctx)
 			if err != nil {
 				return nil, dbError(err)
@@ -79,6 +95,14 @@ func storedInFile(log *Record) bool {
 // directories by the uid's first byte.
 func (s *Store) logPath(log Key) string {
 	return filepath.Join(s.logDir, log.Namespace, log.UID[:2], log.UID+".log")
+}
+
+// removeLogFile removes a Log's file once its bytes are elsewhere; one it
+// cannot remove is only wasted space (SweepLogFiles skips owned files).
+func (s *Store) removeLogFile(log Key) {
+	if err := os.Remove(s.logPath(log)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		slog.Warn("removing a log file whose bytes moved to the object store", "path", s.logPath(log), "error", err)
+	}
 }
 
 // legacyLogPath is where logs were kept before uids were per namespace.

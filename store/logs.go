@@ -32,7 +32,7 @@ type LogData struct {
 		Truncated bool   `json:"truncated"` // the log was longer than the limit
 		Available bool   `json:"available"` // false: the pod was gone, nothing could be read
 		Message   string `json:"message,omitempty"`
-		Storage   string `json:"storage,omitempty"` // "file": the bytes are in the log directory; else database rows
+		Storage   string `json:"storage,omitempty"` // where written: "object" (object store), "file" (log directory), "" (database rows)
 	} `json:"status"`
 }
 
@@ -68,23 +68,55 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 	doc.Spec.Step, doc.Spec.Container = w.Step, w.Container
 
 	var chunks [][]byte
+	var object *pendingObject
 	if r == nil {
 		doc.Status.Message = "logs unavailable: the pod was gone before they could be read"
 	} else {
 		doc.Status.Available = true
-		var err error
-		chunks, doc.Status.Size, doc.Status.Truncated, err = readChunks(r, limit)
-		if err != nil {
-			return nil, fmt.Errorf("reading the log: %w", err)
+		switch {
+		case s.logStore != nil:
+			doc.Status.Storage = "object"
+		case s.logDir != "":
+			doc.Status.Storage = "file"
 		}
 	}
-	if s.logDir != "" && r != nil {
-		doc.Status.Storage = "file"
+	if w.UID == "" {
+		w.UID = newUID()
+	}
+	if err := checkUID(w.UID); err != nil {
+		return nil, err
+	}
+	key := Key{w.TaskRun.Namespace, w.UID} // the Log's, as newRecord makes it
+	if r != nil {
+		stream := newChunkStream(r, limit)
+		if doc.Status.Storage == "object" {
+			// Streamed: only one chunk and the upload buffers are in memory.
+			var err error
+			if object, err = s.writeLogObject(ctx, key, stream); err != nil {
+				return nil, fmt.Errorf("storing the log: %w", err)
+			}
+			defer object.discard(ctx)
+		} else {
+			for {
+				c, err := stream.next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return nil, err
+				}
+				chunks = append(chunks, c)
+			}
+		}
+		doc.Status.Size, doc.Status.Truncated = stream.size, stream.truncated
 	}
 	data, _ := json.Marshal(doc)
 	rec, err := newRecord(RecordWrite{ResultName: w.TaskRun.ResultName, UID: w.UID, DataType: TypeLog, Data: data})
 	if err != nil {
 		return nil, err
+	}
+	if rec.Key() != key {
+		return nil, fmt.Errorf("%w: log %s: key %v, want %v", ErrInvalidArgument, w.UID, rec.Key(), key)
 	}
 	var file *pendingFile
 	if doc.Status.Storage == "file" {
@@ -103,12 +135,15 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 		if _, err := q.Set("version = record.version + 1").Exec(ctx); err != nil {
 			return dbError(err)
 		}
-		if _, err := tx.NewDelete().Table("log_chunks").Where("namespace = ?", rec.Namespace).Where("record_uid = ?", rec.UID).Exec(ctx); err != nil {
-			return dbError(err)
+		// Earlier bytes go: chunks, an object (through the outbox), and a
+		// file under the old, uid-only name.
+		if err := dropLogBytes(ctx, tx, rec.Key()); err != nil {
+			return err
 		}
-		// A file under the old, uid-only name is superseded by this write.
-		if _, err := tx.NewDelete().Table("legacy_log_files").Where("namespace = ?", rec.Namespace).Where("uid = ?", rec.UID).Exec(ctx); err != nil {
-			return dbError(err)
+		if object != nil {
+			if err := object.commit(ctx, tx); err != nil {
+				return err
+			}
 		}
 		for i, c := range chunks {
 			row := map[string]any{"namespace": rec.Namespace, "record_uid": rec.UID, "seq": i, "data": c}
@@ -127,43 +162,11 @@ func (s *Store) WriteLog(ctx context.Context, w LogWrite, r io.Reader, limit int
 		return nil, err
 	}
 	announced()
+	if object != nil && s.logDir != "" {
+		// A file of an earlier version is no longer read: it goes.
+		s.removeLogFile(rec.Key())
+	}
 	return s.GetRecord(ctx, rec.Name)
-}
-
-// readChunks reads r into chunks, keeping at most limit bytes plus a marker.
-// NUL bytes are dropped: text columns cannot hold them and logs never need them.
-func readChunks(r io.Reader, limit int64) (chunks [][]byte, size int64, truncated bool, err error) {
-	buf := make([]byte, logChunkSize)
-	var cur []byte
-	for {
-		n, err := io.ReadFull(r, buf)
-		part := bytes.ReplaceAll(buf[:n], []byte{0}, nil)
-		if limit > 0 && size+int64(len(part)) > limit {
-			part = part[:limit-size]
-			truncated = true
-		}
-		cur = append(cur, part...)
-		size += int64(len(part))
-		for len(cur) >= logChunkSize {
-			chunks = append(chunks, bytes.Clone(cur[:logChunkSize]))
-			cur = cur[logChunkSize:]
-		}
-		if truncated || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break
-		}
-		if err != nil {
-			return nil, 0, false, err
-		}
-	}
-	if truncated {
-		marker := fmt.Sprintf("\n[annals: log truncated at %d bytes]\n", limit)
-		cur = append(cur, marker...)
-		size += int64(len(marker))
-	}
-	if len(cur) > 0 {
-		chunks = append(chunks, cur)
-	}
-	return chunks, size, truncated, nil
 }
 
 // LogsForTaskRuns returns the Log Records of many TaskRuns, by TaskRun
@@ -207,6 +210,9 @@ func (s *Store) OpenLogSized(ctx context.Context, log *Record) (io.ReadCloser, i
 		return nil, 0, err
 	}
 	size, err := src.size(ctx)
+	if c, ok := src.(interface{ check(context.Context) error }); ok && err == nil {
+		err = c.check(ctx)
+	}
 	if err != nil {
 		src.close()
 		return nil, 0, fmt.Errorf("log %s: %w", log.Name, err)
@@ -330,3 +336,72 @@ func (s *Store) LogSize(ctx context.Context, log Key) (int64, error) {
 	}
 	return doc.Status.Size, nil
 }
+
+// OpenLogSeeker opens a log for reads at any offset (HTTP ranges): a Seek
+// costs nothing, and a Read fetches only the chunk it falls in. It also
+// tells how many bytes are stored as it opens.
+func (s *Store) OpenLogSeeker(ctx context.Context, log *Record) (io.ReadSeekCloser, int64, error) {
+	src, err := s.logBytes(ctx, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	size, err := src.size(ctx)
+	if c, ok := src.(interface{ check(context.Context) error }); ok && err == nil {
+		err = c.check(ctx)
+	}
+	if err != nil {
+		src.close()
+		return nil, 0, fmt.Errorf("log %s: %w", log.Name, err)
+	}
+	return &logSeeker{ctx: ctx, src: src, size: size, seq: -1}, size, nil
+}
+
+type logSeeker struct {
+	ctx  context.Context
+	src  chunkSource
+	size int64
+	off  int64
+	seq  int    // the chunk held in cur; -1: none
+	cur  []byte // chunk seq
+}
+
+func (l *logSeeker) Read(p []byte) (int, error) {
+	if l.off >= l.size {
+		return 0, io.EOF
+	}
+	seq := int(l.off / logChunkSize)
+	if seq != l.seq {
+		chunk, err := l.src.chunk(l.ctx, seq)
+		if errors.Is(err, ErrNotFound) {
+			// Shorter than it was when opened: deleted or rewritten.
+			return 0, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return 0, err
+		}
+		l.seq, l.cur = seq, chunk
+	}
+	in := l.off - int64(seq)*logChunkSize
+	if in >= int64(len(l.cur)) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, l.cur[in:])
+	l.off += int64(n)
+	return n, nil
+}
+
+func (l *logSeeker) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += l.off
+	case io.SeekEnd:
+		offset += l.size
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("%w: seek to a negative offset", ErrInvalidArgument)
+	}
+	l.off = offset
+	return offset, nil
+}
+
+func (l *logSeeker) Close() error { return l.src.close() }

@@ -16,24 +16,29 @@ import (
 	"github.com/annals-dev/annals/store/storetest"
 )
 
-// TestLogs runs on both databases, with log bytes in the database and in a
-// log directory.
+// TestLogs runs on both databases, with log bytes in the database, in a
+// log directory and in an object store (a file:// bucket; the S3 tests run
+// against a real S3 server), plain and compressed.
 func TestLogs(t *testing.T) {
 	for _, kind := range storetest.Kinds {
-		for _, backend := range []string{"rows", "files"} {
+		for _, backend := range []string{"rows", "files", "objects", "objects-gzip", "objects-zstd"} {
 			t.Run(kind+"/"+backend, func(t *testing.T) {
 				var opts store.Options
-				if backend == "files" {
+				switch backend {
+				case "files":
 					opts.LogDir = t.TempDir()
+				case "objects", "objects-gzip", "objects-zstd":
+					opts.LogStore = "file://" + t.TempDir() + "?metadata=skip"
+					opts.LogCompression = strings.TrimPrefix(strings.TrimPrefix(backend, "objects"), "-")
 				}
 				s, _ := storetest.OpenWith(t, kind, opts)
-				testLogs(t, s, opts.LogDir)
+				testLogs(t, s, opts.LogDir, opts.LogStore)
 			})
 		}
 	}
 }
 
-func testLogs(t *testing.T, s *store.Store, logDir string) {
+func testLogs(t *testing.T, s *store.Store, logDir, logStore string) {
 	ctx := context.Background()
 	trUID := uuid.NewString()
 	tr := storetest.Upsert(t, s, store.RecordWrite{ResultName: store.ResultName("ci", trUID), UID: trUID, DataType: store.TypeTaskRun, UpdateSummary: true,
@@ -49,7 +54,11 @@ func testLogs(t *testing.T, s *store.Store, logDir string) {
 	}
 	var doc store.LogData
 	json.Unmarshal(log.Data, &doc)
-	if want := map[bool]string{true: "file"}[logDir != ""]; doc.Status.Storage != want {
+	want := map[bool]string{true: "file"}[logDir != ""]
+	if logStore != "" {
+		want = "object"
+	}
+	if doc.Status.Storage != want {
 		t.Errorf("log storage %q, want %q", doc.Status.Storage, want)
 	}
 	if log.OwnerUID != tr.UID || log.ResultUID != tr.ResultUID || !doc.Status.Truncated || doc.Spec.Step != "build" {
@@ -106,6 +115,19 @@ func testLogs(t *testing.T, s *store.Store, logDir string) {
 		files, _ := filepath.Glob(filepath.Join(logDir, "*", "*", "*"))
 		if len(files) != 0 {
 			t.Errorf("files left after the sweep: %v", files)
+		}
+	}
+	if logStore != "" {
+		// Objects go with the drain of the outbox: the rewritten log's
+		// first object and the two of the deleted Result.
+		if n, err := s.PendingLogDeletes(ctx); err != nil || n != 3 {
+			t.Errorf("%d objects listed for deletion (%v), want 3", n, err)
+		}
+		if n, err := s.DrainLogDeletes(ctx, 100); err != nil || n != 3 {
+			t.Errorf("drain deleted %d objects (%v), want 3", n, err)
+		}
+		if left := storetest.Objects(t, logStore); len(left) != 0 {
+			t.Errorf("objects left after the drain: %v", left)
 		}
 	}
 	if part, _ := s.ReadLogRange(ctx, log, 0, 10); len(part) != 0 {

@@ -224,6 +224,14 @@ func (s *Store) DeleteResults(ctx context.Context, names []string) (results int,
 			Join("JOIN records AS r ON r.namespace = c.namespace AND r.uid = c.record_uid").Where(cond, args...).Scan(ctx, &logBytes); err != nil {
 			return dbError(err)
 		}
+		// Objects are deleted by the outbox drain after this commits (the
+		// trigger on log_objects lists them in this transaction).
+		var objectBytes int64
+		if err := db.NewSelect().TableExpr("log_objects AS c").ColumnExpr("COALESCE(sum(c.size), 0)").
+			Join("JOIN records AS r ON r.namespace = c.namespace AND r.uid = c.record_uid").Where(cond, args...).Scan(ctx, &objectBytes); err != nil {
+			return dbError(err)
+		}
+		logBytes += objectBytes
 		// Subscribers hear of the Records going by cascade.
 		changes, err := deletedRecords(ctx, db, cond, args...)
 		if err != nil {

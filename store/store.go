@@ -16,6 +16,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"gocloud.dev/blob"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/annals-dev/annals/store/filter"
@@ -34,6 +35,18 @@ type Options struct {
 	// directory (a volume every replica mounts) instead of database rows.
 	// Logs stored earlier in the database stay readable.
 	LogDir string
+	// LogStore, when set, is the URL of an object store bucket (s3://,
+	// gs://, azblob://, file://) that keeps the bytes of new logs; it
+	// takes precedence over LogDir for writes. Logs stored earlier in the
+	// database or LogDir stay readable.
+	LogStore string
+	// LogCompression compresses log objects at rest: gzip, zstd or none
+	// (""). Readers need not know: each object says how it was written.
+	LogCompression string
+	// LogWriteGrace is how long an object being written may stay
+	// unreferenced before it is taken for the leftover of a crashed write;
+	// 0: DefaultLogWriteGrace.
+	LogWriteGrace time.Duration
 	// ConnectTimeout bounds the opening of one PostgreSQL connection unless
 	// the URL sets connect_timeout; 0: DefaultConnectTimeout, negative: none.
 	ConnectTimeout time.Duration
@@ -49,6 +62,10 @@ type Store struct {
 	dialect filter.Dialect
 	sealer  *cursorSealer // nil until the cursor key is loaded after migration
 	logDir  string
+
+	logStore       *blob.Bucket // nil: log bytes go to the database or logDir
+	logCompression string
+	logWriteGrace  time.Duration
 
 	statementTimeout time.Duration
 
@@ -73,7 +90,14 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{logDir: opts.LogDir, url: target.dsn, target: target, statementTimeout: opts.StatementTimeout}
+	if err := checkCompression(opts.LogCompression); err != nil {
+		return nil, err
+	}
+	if opts.LogWriteGrace <= 0 {
+		opts.LogWriteGrace = DefaultLogWriteGrace
+	}
+	s := &Store{logDir: opts.LogDir, url: target.dsn, target: target, statementTimeout: opts.StatementTimeout,
+		logCompression: opts.LogCompression, logWriteGrace: opts.LogWriteGrace}
 	s.closing, s.close = context.WithCancel(context.Background())
 	if s.logDir != "" {
 		if err := os.MkdirAll(s.logDir, 0o750); err != nil {
@@ -113,6 +137,12 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		s.db.Close()
 		return nil, err
 	}
+	if opts.LogStore != "" {
+		if s.logStore, err = openLogStore(ctx, opts.LogStore); err != nil {
+			s.db.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -139,6 +169,9 @@ func (s *Store) PoolStats() sql.DBStats { return s.db.DB.Stats() }
 // Close releases the database connections.
 func (s *Store) Close() error {
 	s.close()
+	if s.logStore != nil {
+		s.logStore.Close()
+	}
 	return s.db.Close()
 }
 

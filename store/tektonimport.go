@@ -395,17 +395,46 @@ func (s *Store) LogsStored(ctx context.Context, keys []Key) (map[Key]bool, error
 	if err := s.db.NewSelect().Table("log_chunks").ColumnExpr("DISTINCT namespace, record_uid AS uid").Where("record_uid IN (?)", bun.In(uids)).Scan(ctx, &have); err != nil {
 		return nil, dbError(err)
 	}
-	for _, k := range have {
+	var inObjects []Key
+	if err := s.db.NewSelect().Table("log_objects").ColumnExpr("namespace, record_uid AS uid").Where("record_uid IN (?)", bun.In(uids)).Scan(ctx, &inObjects); err != nil {
+		return nil, dbError(err)
+	}
+	for _, k := range append(have, inObjects...) {
 		out[k] = true
 	}
 	return out, nil
 }
 
+// importLogObject is ImportLogBytes into the object store: the bytes are
+// streamed to an object, then the Log points at it.
+func (s *Store) importLogObject(ctx context.Context, log Key, r io.Reader) (int64, error) {
+	exists, err := s.db.NewSelect().Model((*Record)(nil)).Where("namespace = ?", log.Namespace).Where("uid = ?", log.UID).Where("data_type IN (?)", bun.In(tektonLogTypes)).Exists(ctx)
+	if err != nil {
+		return 0, dbError(err)
+	}
+	if !exists {
+		return 0, fmt.Errorf("%w: log record %s in %s: import the Record first", ErrNotFound, log.UID, log.Namespace)
+	}
+	chunks := newChunkStream(r, 0)
+	chunks.keepNUL = true
+	p, err := s.writeLogObject(ctx, log, chunks)
+	if err != nil {
+		return 0, err
+	}
+	defer p.discard(ctx)
+	err = s.writeTx(ctx, func(ctx context.Context, tx bun.IDB) error { return p.commit(ctx, tx) })
+	return p.row.Size, err
+}
+
 // ImportLogBytes stores the bytes of an imported Log Record, read from r,
-// in database chunks, replacing any stored before, in one transaction. The
-// Record's data (Tekton Results' Log, with its own status) is left as it is.
+// in database chunks (or an object, with a log store), replacing any stored
+// before, in one transaction. The Record's data (Tekton Results' Log, with
+// its own status) is left as it is.
 // Only one chunk is held in memory at a time.
 func (s *Store) ImportLogBytes(ctx context.Context, namespace, uid string, r io.Reader) (int64, error) {
+	if s.logStore != nil {
+		return s.importLogObject(ctx, Key{namespace, uid}, r)
+	}
 	var size int64
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		exists, err := tx.NewSelect().Model((*Record)(nil)).Where("namespace = ?", namespace).Where("uid = ?", uid).Where("data_type IN (?)", bun.In(tektonLogTypes)).Exists(ctx)
@@ -415,8 +444,8 @@ func (s *Store) ImportLogBytes(ctx context.Context, namespace, uid string, r io.
 		if !exists {
 			return fmt.Errorf("%w: log record %s in %s: import the Record first", ErrNotFound, uid, namespace)
 		}
-		if _, err := tx.NewDelete().Table("log_chunks").Where("namespace = ?", namespace).Where("record_uid = ?", uid).Exec(ctx); err != nil {
-			return dbError(err)
+		if err := dropLogBytes(ctx, tx, Key{namespace, uid}); err != nil {
+			return err
 		}
 		buf := make([]byte, logChunkSize)
 		for seq := 0; ; seq++ {

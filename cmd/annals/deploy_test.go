@@ -28,7 +28,7 @@ import (
 	"github.com/annals-dev/annals/watcher/kubetest"
 )
 
-var overlays = []string{"../../deploy/overlays/quickstart", "../../deploy/overlays/production"}
+var overlays = []string{"../../deploy/overlays/quickstart", "../../deploy/overlays/production", "../../deploy/overlays/production-s3"}
 
 // render builds an overlay as `kubectl apply -k` would.
 func render(t *testing.T, dir string) []*unstructured.Unstructured {

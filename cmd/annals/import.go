@@ -21,6 +21,7 @@ func runImport(ctx context.Context, args []string) error {
 	fromTekton := fs.String("from-tekton-results", "", "copy the Tekton Results database at this PostgreSQL URL instead of reading FILE")
 	tektonLogs := fs.String("tekton-logs-dir", "", "with --from-tekton-results: the directory holding Tekton Results' log files (its LOGS_PATH, or a copy of its S3 bucket); without it log bytes are not imported")
 	batch := fs.Int("batch-size", 500, "with --from-tekton-results: rows read and written at a time")
+	logs := logStorageFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func runImport(ctx context.Context, args []string) error {
 		if fs.NArg() != 0 {
 			return fmt.Errorf("give either FILE or --from-tekton-results, not both")
 		}
-		return runTektonImport(ctx, dbURL, *fromTekton, *tektonLogs, *batch)
+		return runTektonImport(ctx, dbURL, logs, *fromTekton, *tektonLogs, *batch)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -43,7 +44,7 @@ func runImport(ctx context.Context, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	s, err := dbURL.open(ctx, store.Options{})
+	s, err := dbURL.open(ctx, logs.apply(store.Options{}))
 	if err != nil {
 		return err
 	}

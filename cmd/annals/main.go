@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"serve":     {"serve the GraphQL API and playground", runServe},
 	"migrate":   {"apply database migrations and report the schema version", runMigrate},
 	"import":    {"load TaskRuns and PipelineRuns from kubectl JSON or YAML output", runImport},
+	"logs":      {"logs migrate: move log bytes from the database or --log-dir into --log-store", runLogs},
 	"retention": {"prune old Results by policy, once or on a schedule", runRetention},
 	"watch":     {"record TaskRuns, PipelineRuns and their logs from a Kubernetes cluster", runWatch},
 }

@@ -26,7 +26,7 @@ func runRetention(ctx context.Context, args []string) error {
 	batch := fs.Int("batch-size", 100, "Results deleted per transaction")
 	metricsAddr := fs.String("metrics-listen", "", "address of the /metrics and /healthz endpoints while running on the schedule (\"\": none), e.g. :9090")
 	dbURL := databaseURLFlag(fs)
-	logDir := logDirFlag(fs)
+	logs := logStorageFlags(fs)
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	logger := loggingFlags(fs)
 	log, err := parseAndLog(fs, args, logger)
@@ -46,7 +46,7 @@ func runRetention(ctx context.Context, args []string) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	s, err := dbURL.open(ctx, store.Options{LogDir: *logDir, MaxOpenConns: *maxConns})
+	s, err := dbURL.open(ctx, logs.apply(store.Options{MaxOpenConns: *maxConns}))
 	if err != nil {
 		return err
 	}
@@ -56,6 +56,7 @@ func runRetention(ctx context.Context, args []string) error {
 	}
 	agent := &retention.Agent{Store: s, Config: cfg, Log: log, BatchSize: *batch, DryRun: *dryRun}
 	if !*once && !*dryRun {
+		go drainLogDeletes(ctx, s, log, time.Minute)
 		if *metricsAddr != "" {
 			reg := prometheus.NewRegistry()
 			agent.Metrics = retention.NewMetrics(reg)
@@ -77,6 +78,12 @@ func runRetention(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if !*dryRun {
+		// The objects of the logs just deleted go now, not at a next run.
+		if _, err := s.DrainLogDeletes(ctx, 1<<30); err != nil {
+			log.Warn("deleting log objects (the next run retries)", "error", err)
+		}
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	verb := "deleted"

@@ -19,7 +19,7 @@ func runServe(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	dbURL := databaseURLFlag(fs)
 	migrate := fs.Bool("migrate", true, "apply pending database migrations at start")
-	logDir := logDirFlag(fs)
+	logs := logStorageFlags(fs)
 	maxConns := fs.Int("max-open-conns", 0, "largest number of open database connections (0: 20 on PostgreSQL)")
 	introspection := fs.Bool("introspection", true, "allow GraphQL schema introspection (the playground needs it)")
 	maxDepth := fs.Int("max-depth", 15, "deepest nesting of selections a query may have")
@@ -124,11 +124,11 @@ func runServe(ctx context.Context, args []string) error {
 	if *migrate {
 		// Migrations (and the wait for another replica's) may take longer
 		// than a statement may when serving: a pool of their own.
-		if err := migrateStore(ctx, dbURL, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir}, log); err != nil {
+		if err := migrateStore(ctx, dbURL, logs.apply(store.Options{MaxOpenConns: *maxConns}), log); err != nil {
 			return err
 		}
 	}
-	s, err := dbURL.open(ctx, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir, StatementTimeout: *statementTimeout})
+	s, err := dbURL.open(ctx, logs.apply(store.Options{MaxOpenConns: *maxConns, StatementTimeout: *statementTimeout}))
 	if err != nil {
 		return err
 	}
@@ -136,6 +136,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err := s.Ready(ctx); err != nil {
 		return fmt.Errorf("database not migrated (run 'annals migrate' or drop --migrate=false): %w", err)
 	}
+	go drainLogDeletes(ctx, s, log, time.Minute)
 	h := server.New(server.Config{
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
 		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote, MaxSelections: *maxSelections,

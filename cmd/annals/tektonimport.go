@@ -225,7 +225,7 @@ func (ti *tektonImport) print(rep *tektonImportReport) {
 }
 
 // runTektonImport is `annals import --from-tekton-results URL`.
-func runTektonImport(ctx context.Context, db databaseFlags, fromURL, logsDir string, batch int) error {
+func runTektonImport(ctx context.Context, db databaseFlags, logs logFlags, fromURL, logsDir string, batch int) error {
 	if logsDir != "" {
 		if st, err := os.Stat(logsDir); err != nil || !st.IsDir() {
 			return fmt.Errorf("--tekton-logs-dir %s: not a directory (give the directory Tekton Results' LOGS_PATH points to)", logsDir)
@@ -236,7 +236,7 @@ func runTektonImport(ctx context.Context, db databaseFlags, fromURL, logsDir str
 		return err
 	}
 	defer src.Close()
-	dst, err := db.open(ctx, store.Options{})
+	dst, err := db.open(ctx, logs.apply(store.Options{}))
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -39,7 +38,7 @@ func runWatch(ctx context.Context, args []string) error {
 	logs := fs.Bool("logs", true, "store the step logs of finished TaskRuns")
 	logLimit := fs.Int64("log-limit-bytes", 16<<20, "most bytes kept of one step's log; longer logs are cut with a marker (0: no limit)")
 	liveLogs := fs.Duration("live-log-interval", 10*time.Second, "store the logs of running TaskRuns this often, for following them live (0: only when they finish); each capture re-reads the log so far")
-	logDir := logDirFlag(fs)
+	logStorage := logStorageFlags(fs)
 	grace := fs.Duration("completed-run-grace-period", 0, "delete finished runs from the cluster this long after completion, once stored (0: never)")
 	finalizers := fs.Bool("finalizers", false, "hold runs deleted by others with a finalizer until their final state and logs are stored")
 	leaderElect := fs.Bool("leader-elect", true, "run only while holding the leader Lease, so that several replicas are safe")
@@ -68,7 +67,7 @@ func runWatch(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := dbURL.open(ctx, store.Options{MaxOpenConns: *maxConns, LogDir: *logDir})
+	s, err := dbURL.open(ctx, logStorage.apply(store.Options{MaxOpenConns: *maxConns}))
 	if err != nil {
 		return err
 	}
@@ -76,6 +75,7 @@ func runWatch(ctx context.Context, args []string) error {
 	if err := waitReady(ctx, s, log, *migrationWait); err != nil {
 		return err
 	}
+	go drainLogDeletes(ctx, s, log, time.Minute)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	w, err := watcher.New(watcher.Config{
@@ -176,9 +176,4 @@ func splitList(v string) []string {
 		}
 	}
 	return out
-}
-
-// logDirFlag registers --log-dir, shared by the commands that read or write logs.
-func logDirFlag(fs *flag.FlagSet) *string {
-	return fs.String("log-dir", "", "keep log bytes as files in this directory, shared by every replica (\"\": in the database)")
 }
