@@ -115,7 +115,7 @@ func (s *Store) SearchLogs(ctx context.Context, q LogSearch) (*LogSearchResult, 
 		sel = sel.Where("namespace IN (?)", bun.In(q.Namespaces))
 	}
 	var logs []*Record
-	if err := sel.Order("updated_at DESC", "namespace", "uid").Limit(int64(q.MaxLogs + 1)).Scan(ctx, &logs); err != nil {
+	if err := sel.Order("updated_at DESC", "namespace", "uid").Limit(int64(q.MaxLogs+1)).Scan(ctx, &logs); err != nil {
 		return nil, dbError(err)
 	}
 	if len(logs) > q.MaxLogs {
