@@ -15,7 +15,7 @@ import (
 	"github.com/annals-dev/annals/store/storetest"
 )
 
-func newTaskRunForLogs(t *testing.T, s *store.Store, ns string) *store.Record {
+func newTaskRunForLogs(t testing.TB, s *store.Store, ns string) *store.Record {
 	t.Helper()
 	trUID := uuid.NewString()
 	return storetest.Upsert(t, s, store.RecordWrite{ResultName: store.ResultName(ns, trUID), UID: trUID, DataType: store.TypeTaskRun, UpdateSummary: true,
