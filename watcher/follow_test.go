@@ -199,7 +199,7 @@ func TestFollowedLogOfADeletedTaskRun(t *testing.T) {
 	tr := runningTaskRun(t, env, ns, "doomed")
 	logs := newStreamingLogs()
 	logs.write("partial\n", false)
-	startWatcher(t, env, s, watcher.Config{Namespaces: []string{ns}, Logs: true, LiveLogInterval: 50 * time.Millisecond}, logs, nil)
+	stop := startWatcher(t, env, s, watcher.Config{Namespaces: []string{ns}, Logs: true, LiveLogInterval: 50 * time.Millisecond}, logs, nil)
 	logUID := watcher.LogUID(string(tr.UID), "build")
 	eventually(t, 20*time.Second, func() (bool, string) {
 		got, _ := storedLogText(t, s, ns, logUID)
@@ -214,6 +214,7 @@ func TestFollowedLogOfADeletedTaskRun(t *testing.T) {
 		return got == want && !p.Live && p.Truncated, fmt.Sprintf("stored %q %+v", got, p)
 	})
 
+	stop() // the next watcher reads from a pod that is gone
 	gone := newStreamingLogs()
 	gone.gone = true
 	tr2 := runningTaskRun(t, env, ns, "podless")
