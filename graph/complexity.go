@@ -14,6 +14,10 @@ import (
 // every database connection.
 const RegexCost = 5000
 
+// LogSearchCost is the base cost of a logSearch: as much as the default
+// --expensive-cost, so that searches run a few at a time.
+const LogSearchCost = 5000
+
 // Complexity makes connections cost what they may return: a page's fields
 // are counted once per item it can hold (first or last, else the default
 // page size), so nested connections multiply, as GitHub's API counts them.
@@ -40,6 +44,15 @@ func Complexity() ComplexityRoot {
 	}
 	c.Query.PipelineRecovery = func(child int, _ string, _ *string, _ *RecordWhere, filter *string, first *int) int {
 		return historyRowsCost(child, first) + filterCost(filter)
+	}
+	// A log search reads up to its bytes budget: expensive, so that only
+	// a few run at once; each Log it may return pays for its fields.
+	c.Query.LogSearch = func(child int, _ string, _ string, _ LogSearchWhere, _ *bool, first *int) int {
+		n := deref(first)
+		if n <= 0 || n > store.MaxLogSearchLogs {
+			n = store.MaxLogSearchLogs
+		}
+		return LogSearchCost + n*child
 	}
 	c.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
 	// Each reference is a lookup and an access decision.

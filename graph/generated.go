@@ -33,6 +33,8 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Entity() EntityResolver
 	Log() LogResolver
+	LogSearchMatch() LogSearchMatchResolver
+	LogSearchResult() LogSearchResultResolver
 	Mutation() MutationResolver
 	PipelineRun() PipelineRunResolver
 	Query() QueryResolver
@@ -110,6 +112,26 @@ type ComplexityRoot struct {
 		Truncated    func(childComplexity int) int
 	}
 
+	LogSearchLine struct {
+		Number func(childComplexity int) int
+		Text   func(childComplexity int) int
+	}
+
+	LogSearchMatch struct {
+		Lines     func(childComplexity int) int
+		Log       func(childComplexity int) int
+		MoreLines func(childComplexity int) int
+		Step      func(childComplexity int) int
+		TaskRun   func(childComplexity int) int
+	}
+
+	LogSearchResult struct {
+		BytesScanned func(childComplexity int) int
+		LogsScanned  func(childComplexity int) int
+		Matches      func(childComplexity int) int
+		StoppedBy    func(childComplexity int) int
+	}
+
 	Mutation struct {
 		CreateRecord      func(childComplexity int, input CreateRecordInput) int
 		CreateResult      func(childComplexity int, input CreateResultInput) int
@@ -166,6 +188,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		FlakyTasks         func(childComplexity int, parent string, result *string, where *RecordWhere, filter *string, first *int) int
+		LogSearch          func(childComplexity int, parent string, contains string, where LogSearchWhere, caseInsensitive *bool, first *int) int
 		Node               func(childComplexity int, id string) int
 		Nodes              func(childComplexity int, ids []string) int
 		PipelineRecovery   func(childComplexity int, parent string, result *string, where *RecordWhere, filter *string, first *int) int
@@ -332,6 +355,15 @@ type LogResolver interface {
 	Text(ctx context.Context, obj *Log, offset *int, length *int) (string, error)
 	Tail(ctx context.Context, obj *Log, lines int) (string, error)
 }
+type LogSearchMatchResolver interface {
+	Log(ctx context.Context, obj *store.LogMatches) (*Log, error)
+}
+type LogSearchResultResolver interface {
+	Matches(ctx context.Context, obj *store.LogSearchResult) ([]*store.LogMatches, error)
+
+	BytesScanned(ctx context.Context, obj *store.LogSearchResult) (int, error)
+	StoppedBy(ctx context.Context, obj *store.LogSearchResult) (*string, error)
+}
 type MutationResolver interface {
 	CreateResult(ctx context.Context, input CreateResultInput) (*store.Result, error)
 	DeleteResult(ctx context.Context, name string, etag *string) (*DeletePayload, error)
@@ -355,6 +387,7 @@ type QueryResolver interface {
 	RecordFacets(ctx context.Context, parent string, where *RecordWhere, filter *string, dimension FacetDimension, key *string, prefix *string, first *int) ([]*FacetValue, error)
 	FlakyTasks(ctx context.Context, parent string, result *string, where *RecordWhere, filter *string, first *int) (*FlakyTasks, error)
 	PipelineRecovery(ctx context.Context, parent string, result *string, where *RecordWhere, filter *string, first *int) (*PipelineRecoveries, error)
+	LogSearch(ctx context.Context, parent string, contains string, where LogSearchWhere, caseInsensitive *bool, first *int) (*store.LogSearchResult, error)
 }
 type RecordResolver interface {
 	ID(ctx context.Context, obj *store.Record) (string, error)
@@ -680,6 +713,75 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Log.Truncated(childComplexity), true
 
+	case "LogSearchLine.number":
+		if e.ComplexityRoot.LogSearchLine.Number == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchLine.Number(childComplexity), true
+	case "LogSearchLine.text":
+		if e.ComplexityRoot.LogSearchLine.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchLine.Text(childComplexity), true
+
+	case "LogSearchMatch.lines":
+		if e.ComplexityRoot.LogSearchMatch.Lines == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchMatch.Lines(childComplexity), true
+	case "LogSearchMatch.log":
+		if e.ComplexityRoot.LogSearchMatch.Log == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchMatch.Log(childComplexity), true
+	case "LogSearchMatch.moreLines":
+		if e.ComplexityRoot.LogSearchMatch.MoreLines == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchMatch.MoreLines(childComplexity), true
+	case "LogSearchMatch.step":
+		if e.ComplexityRoot.LogSearchMatch.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchMatch.Step(childComplexity), true
+	case "LogSearchMatch.taskRun":
+		if e.ComplexityRoot.LogSearchMatch.TaskRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchMatch.TaskRun(childComplexity), true
+
+	case "LogSearchResult.bytesScanned":
+		if e.ComplexityRoot.LogSearchResult.BytesScanned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchResult.BytesScanned(childComplexity), true
+	case "LogSearchResult.logsScanned":
+		if e.ComplexityRoot.LogSearchResult.LogsScanned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchResult.LogsScanned(childComplexity), true
+	case "LogSearchResult.matches":
+		if e.ComplexityRoot.LogSearchResult.Matches == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchResult.Matches(childComplexity), true
+	case "LogSearchResult.stoppedBy":
+		if e.ComplexityRoot.LogSearchResult.StoppedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchResult.StoppedBy(childComplexity), true
+
 	case "Mutation.createRecord":
 		if e.ComplexityRoot.Mutation.CreateRecord == nil {
 			break
@@ -954,6 +1056,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.FlakyTasks(childComplexity, args["parent"].(string), args["result"].(*string), args["where"].(*RecordWhere), args["filter"].(*string), args["first"].(*int)), true
 
+	case "Query.logSearch":
+		if e.ComplexityRoot.Query.LogSearch == nil {
+			break
+		}
+
+		args, err := ec.field_Query_logSearch_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.LogSearch(childComplexity, args["parent"].(string), args["contains"].(string), args["where"].(LogSearchWhere), args["caseInsensitive"].(*bool), args["first"].(*int)), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -1665,6 +1778,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateResultInput", ec.unmarshalInputCreateResultInput),
 			graphql.NewInputUnmarshaler("KeyMatch", ec.unmarshalInputKeyMatch),
 			graphql.NewInputUnmarshaler("KeyValueInput", ec.unmarshalInputKeyValueInput),
+			graphql.NewInputUnmarshaler("LogSearchWhere", ec.unmarshalInputLogSearchWhere),
 			graphql.NewInputUnmarshaler("Order", ec.unmarshalInputOrder),
 			graphql.NewInputUnmarshaler("RecordWhere", ec.unmarshalInputRecordWhere),
 			graphql.NewInputUnmarshaler("ResultWhere", ec.unmarshalInputResultWhere),
@@ -1763,7 +1877,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/analytics.graphqls" "schema/analytics_history.graphqls" "schema/events.graphqls" "schema/federation.graphqls" "schema/order.graphqls" "schema/schema.graphqls"
+//go:embed "schema/analytics.graphqls" "schema/analytics_history.graphqls" "schema/events.graphqls" "schema/federation.graphqls" "schema/logsearch.graphqls" "schema/order.graphqls" "schema/schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1779,6 +1893,7 @@ var sources = []*ast.Source{
 	{Name: "schema/analytics_history.graphqls", Input: sourceData("schema/analytics_history.graphqls"), BuiltIn: false},
 	{Name: "schema/events.graphqls", Input: sourceData("schema/events.graphqls"), BuiltIn: false},
 	{Name: "schema/federation.graphqls", Input: sourceData("schema/federation.graphqls"), BuiltIn: false},
+	{Name: "schema/logsearch.graphqls", Input: sourceData("schema/logsearch.graphqls"), BuiltIn: false},
 	{Name: "schema/order.graphqls", Input: sourceData("schema/order.graphqls"), BuiltIn: false},
 	{Name: "schema/schema.graphqls", Input: sourceData("schema/schema.graphqls"), BuiltIn: false},
 	{Name: "../federation/directives.graphql", Input: `
@@ -1973,6 +2088,46 @@ func (ec *executionContext) childFields_Log(ctx context.Context, field graphql.C
 		return ec.fieldContext_Log_downloadPath(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Log", field.Name)
+}
+
+func (ec *executionContext) childFields_LogSearchLine(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "number":
+		return ec.fieldContext_LogSearchLine_number(ctx, field)
+	case "text":
+		return ec.fieldContext_LogSearchLine_text(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LogSearchLine", field.Name)
+}
+
+func (ec *executionContext) childFields_LogSearchMatch(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "log":
+		return ec.fieldContext_LogSearchMatch_log(ctx, field)
+	case "taskRun":
+		return ec.fieldContext_LogSearchMatch_taskRun(ctx, field)
+	case "step":
+		return ec.fieldContext_LogSearchMatch_step(ctx, field)
+	case "lines":
+		return ec.fieldContext_LogSearchMatch_lines(ctx, field)
+	case "moreLines":
+		return ec.fieldContext_LogSearchMatch_moreLines(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LogSearchMatch", field.Name)
+}
+
+func (ec *executionContext) childFields_LogSearchResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "matches":
+		return ec.fieldContext_LogSearchResult_matches(ctx, field)
+	case "logsScanned":
+		return ec.fieldContext_LogSearchResult_logsScanned(ctx, field)
+	case "bytesScanned":
+		return ec.fieldContext_LogSearchResult_bytesScanned(ctx, field)
+	case "stoppedBy":
+		return ec.fieldContext_LogSearchResult_stoppedBy(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LogSearchResult", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2822,6 +2977,52 @@ func (ec *executionContext) field_Query_flakyTasks_args(ctx context.Context, raw
 		return nil, err
 	}
 	args["filter"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_logSearch_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "parent",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["parent"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "contains",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["contains"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (LogSearchWhere, error) {
+			return ec.unmarshalNLogSearchWhere2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐLogSearchWhere(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "caseInsensitive",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["caseInsensitive"] = arg3
 	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
@@ -4511,6 +4712,286 @@ func (ec *executionContext) fieldContext_Log_downloadPath(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Log", field, true, false, "String")
 }
 
+func (ec *executionContext) _LogSearchLine_number(ctx context.Context, field graphql.CollectedField, obj *store.LogLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchLine_number(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Number, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchLine_number(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LogSearchLine_text(ctx context.Context, field graphql.CollectedField, obj *store.LogLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchLine_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchLine_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchLine", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogSearchMatch_log(ctx context.Context, field graphql.CollectedField, obj *store.LogMatches) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchMatch_log(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LogSearchMatch().Log(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Log) graphql.Marshaler {
+			return ec.marshalNLog2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐLog(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchMatch_log(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LogSearchMatch",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Log(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LogSearchMatch_taskRun(ctx context.Context, field graphql.CollectedField, obj *store.LogMatches) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchMatch_taskRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TaskRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchMatch_taskRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchMatch", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogSearchMatch_step(ctx context.Context, field graphql.CollectedField, obj *store.LogMatches) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchMatch_step(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Step, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchMatch_step(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchMatch", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogSearchMatch_lines(ctx context.Context, field graphql.CollectedField, obj *store.LogMatches) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchMatch_lines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lines, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []store.LogLine) graphql.Marshaler {
+			return ec.marshalNLogSearchLine2ᚕgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchMatch_lines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LogSearchMatch",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogSearchLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LogSearchMatch_moreLines(ctx context.Context, field graphql.CollectedField, obj *store.LogMatches) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchMatch_moreLines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MoreLines, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchMatch_moreLines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchMatch", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _LogSearchResult_matches(ctx context.Context, field graphql.CollectedField, obj *store.LogSearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchResult_matches(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LogSearchResult().Matches(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*store.LogMatches) graphql.Marshaler {
+			return ec.marshalNLogSearchMatch2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogMatchesᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchResult_matches(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LogSearchResult",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogSearchMatch(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LogSearchResult_logsScanned(ctx context.Context, field graphql.CollectedField, obj *store.LogSearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchResult_logsScanned(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LogsScanned, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchResult_logsScanned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LogSearchResult_bytesScanned(ctx context.Context, field graphql.CollectedField, obj *store.LogSearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchResult_bytesScanned(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LogSearchResult().BytesScanned(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchResult_bytesScanned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchResult", field, true, true, "Int")
+}
+
+func (ec *executionContext) _LogSearchResult_stoppedBy(ctx context.Context, field graphql.CollectedField, obj *store.LogSearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchResult_stoppedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LogSearchResult().StoppedBy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchResult_stoppedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchResult", field, true, true, "String")
+}
+
 func (ec *executionContext) _Mutation_createResult(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5977,6 +6458,50 @@ func (ec *executionContext) fieldContext_Query_pipelineRecovery(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_pipelineRecovery_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_logSearch(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_logSearch(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().LogSearch(ctx, fc.Args["parent"].(string), fc.Args["contains"].(string), fc.Args["where"].(LogSearchWhere), fc.Args["caseInsensitive"].(*bool), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.LogSearchResult) graphql.Marshaler {
+			return ec.marshalNLogSearchResult2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogSearchResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_logSearch(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogSearchResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_logSearch_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9845,6 +10370,55 @@ func UnmarshalKeyValueInput(ctx context.Context, raw any) (KeyValueInput, error)
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputLogSearchWhere(ctx context.Context, obj any) (LogSearchWhere, error) {
+	var it LogSearchWhere
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"updatedAfter", "updatedBefore"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "updatedAfter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAfter"))
+			data, err := ec.unmarshalNTime2timeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAfter = data
+		case "updatedBefore":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedBefore"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedBefore = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLogSearchWhere unmarshals raw into the LogSearchWhere input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLogSearchWhere(ctx context.Context, raw any) (LogSearchWhere, error) {
+	var out LogSearchWhere
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LogSearchWhere", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputOrder(ctx context.Context, obj any) (Order, error) {
 	var it Order
 	if obj == nil {
@@ -10824,6 +11398,149 @@ func (ec *executionContext) _Log(ctx context.Context, sel ast.SelectionSet, obj 
 	return out
 }
 
+var logSearchLineImplementors = []string{"LogSearchLine"}
+
+func (ec *executionContext) _LogSearchLine(ctx context.Context, sel ast.SelectionSet, obj *store.LogLine) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, logSearchLineImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LogSearchLine")
+		case "number":
+			out.Values[i] = ec._LogSearchLine_number(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "text":
+			out.Values[i] = ec._LogSearchLine_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var logSearchMatchImplementors = []string{"LogSearchMatch"}
+
+func (ec *executionContext) _LogSearchMatch(ctx context.Context, sel ast.SelectionSet, obj *store.LogMatches) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, logSearchMatchImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LogSearchMatch")
+		case "log":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LogSearchMatch_log(ctx, field, obj)
+				})
+		case "taskRun":
+			out.Values[i] = ec._LogSearchMatch_taskRun(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "step":
+			out.Values[i] = ec._LogSearchMatch_step(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lines":
+			out.Values[i] = ec._LogSearchMatch_lines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "moreLines":
+			out.Values[i] = ec._LogSearchMatch_moreLines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var logSearchResultImplementors = []string{"LogSearchResult"}
+
+func (ec *executionContext) _LogSearchResult(ctx context.Context, sel ast.SelectionSet, obj *store.LogSearchResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, logSearchResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LogSearchResult")
+		case "matches":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LogSearchResult_matches(ctx, field, obj)
+				})
+		case "logsScanned":
+			out.Values[i] = ec._LogSearchResult_logsScanned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "bytesScanned":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LogSearchResult_bytesScanned(ctx, field, obj)
+				})
+		case "stoppedBy":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LogSearchResult_stoppedBy(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -11273,6 +11990,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_pipelineRecovery(ctx, field)
+				})
+		case "logSearch":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_logSearch(ctx, field)
 				})
 		case "_entities":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -12833,6 +13556,63 @@ func (ec *executionContext) marshalNLog2ᚖgithubᚗcomᚋannalsᚑdevᚋannals�
 		return graphql.Null
 	}
 	return ec._Log(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLogSearchLine2githubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogLine(ctx context.Context, sel ast.SelectionSet, v store.LogLine) graphql.Marshaler {
+	return ec._LogSearchLine(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNLogSearchLine2ᚕgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogLineᚄ(ctx context.Context, sel ast.SelectionSet, v []store.LogLine) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLogSearchLine2githubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogLine(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLogSearchMatch2ᚕᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogMatchesᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.LogMatches) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLogSearchMatch2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogMatches(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLogSearchMatch2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogMatches(ctx context.Context, sel ast.SelectionSet, v *store.LogMatches) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LogSearchMatch!")
+		return graphql.Null
+	}
+	return ec._LogSearchMatch(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLogSearchResult2ᚖgithubᚗcomᚋannalsᚑdevᚋannalsᚋstoreᚐLogSearchResult(ctx context.Context, sel ast.SelectionSet, v *store.LogSearchResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LogSearchResult!")
+		return graphql.Null
+	}
+	return ec._LogSearchResult(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLogSearchWhere2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐLogSearchWhere(ctx context.Context, v any) (LogSearchWhere, error) {
+	res, err := ec.unmarshalInputLogSearchWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNMatchOp2githubᚗcomᚋannalsᚑdevᚋannalsᚋgraphᚐMatchOp(ctx context.Context, v any) (MatchOp, error) {

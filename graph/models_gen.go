@@ -95,6 +95,13 @@ type KeyValueInput struct {
 	Value string `json:"value"`
 }
 
+// The time window of a log search: Logs last written in [updatedAfter, updatedBefore).
+type LogSearchWhere struct {
+	UpdatedAfter time.Time `json:"updatedAfter"`
+	// Default: now.
+	UpdatedBefore *time.Time `json:"updatedBefore,omitempty"`
+}
+
 type Mutation struct {
 }
 

@@ -27,6 +27,24 @@ type Resolver struct {
 	// SubscriptionQueryTimeout bounds each query a subscription runs (a
 	// subscription lives on, its queries must not); default 20s.
 	SubscriptionQueryTimeout time.Duration
+	// LogSearchMaxBytes bounds the log bytes one logSearch reads; default 1 GiB.
+	LogSearchMaxBytes int64
+	// LogSearchTimeout bounds the time one logSearch reads; default 10s.
+	LogSearchTimeout time.Duration
+}
+
+func (r *Resolver) logSearchMaxBytes() int64 {
+	if r.LogSearchMaxBytes <= 0 {
+		return 1 << 30
+	}
+	return r.LogSearchMaxBytes
+}
+
+func (r *Resolver) logSearchTimeout() time.Duration {
+	if r.LogSearchTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return r.LogSearchTimeout
 }
 
 // Authorizer decides, for the caller of ctx, whether verb on resource is

@@ -11,7 +11,6 @@ import (
 	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
-
 	"github.com/annals-dev/annals/store"
 )
 

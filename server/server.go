@@ -41,15 +41,19 @@ import (
 type Config struct {
 	Store          *store.Store
 	Logger         *slog.Logger
-	MaxBodyBytes   int64                // largest request body; default 1 MiB
-	MaxDepth       int                  // deepest selection nesting; default 15
-	MaxAliases     int                  // most aliased fields in one operation; default 200
-	MaxSelections  int                  // most selections of a document, fragments expanded; default 10000
-	MaxComplexity  int                  // cost budget of one operation (connections multiply); default 50000
-	RequestTimeout time.Duration        // per request (and per query of a subscription), cancels the SQL; default 20s
-	Introspection  bool                 // allow schema introspection
-	Metrics        *prometheus.Registry // served at /metrics; nil: a registry of the server's own
-	Version        string               // of the build, for annals_build_info; "": the module's
+	MaxBodyBytes   int64         // largest request body; default 1 MiB
+	MaxDepth       int           // deepest selection nesting; default 15
+	MaxAliases     int           // most aliased fields in one operation; default 200
+	MaxSelections  int           // most selections of a document, fragments expanded; default 10000
+	MaxComplexity  int           // cost budget of one operation (connections multiply); default 50000
+	RequestTimeout time.Duration // per request (and per query of a subscription), cancels the SQL; default 20s
+	// LogSearchMaxBytes and LogSearchTimeout bound what one logSearch reads
+	// (defaults 1 GiB, 10s; the search stops there and says so).
+	LogSearchMaxBytes int64
+	LogSearchTimeout  time.Duration
+	Introspection     bool                 // allow schema introspection
+	Metrics           *prometheus.Registry // served at /metrics; nil: a registry of the server's own
+	Version           string               // of the build, for annals_build_info; "": the module's
 	// Operations costing ExpensiveCost or more run at most
 	// ExpensiveConcurrency at a time; defaults 5000 and half the CPUs.
 	ExpensiveCost, ExpensiveConcurrency int
@@ -128,7 +132,8 @@ func DefaultExpensiveConcurrency() int { return max(1, runtime.GOMAXPROCS(0)/2) 
 // New returns the HTTP handler of the whole service.
 func New(cfg Config) http.Handler {
 	cfg.defaults()
-	resolver := &graph.Resolver{Store: cfg.Store, SubscriptionQueryTimeout: cfg.RequestTimeout}
+	resolver := &graph.Resolver{Store: cfg.Store, SubscriptionQueryTimeout: cfg.RequestTimeout,
+		LogSearchMaxBytes: cfg.LogSearchMaxBytes, LogSearchTimeout: cfg.LogSearchTimeout}
 	authenticate, limitClients := func(h http.Handler) http.Handler { return h }, func(h http.Handler) http.Handler { return h }
 	if cfg.Auth != nil {
 		resolver.Auth, authenticate = cfg.Auth, cfg.Auth.Middleware

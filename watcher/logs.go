@@ -15,7 +15,9 @@ import (
 	"github.com/annals-dev/annals/store"
 )
 
-// LogSource opens the log of one container of a pod.
+// LogSource opens the log of one container of a pod, from its start. While
+// the container runs, the stream follows it: reading blocks until more is
+// logged, and the stream ends (io.EOF) once the container has ended.
 type LogSource interface {
 	Open(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error)
 }
@@ -23,9 +25,10 @@ type LogSource interface {
 // PodLogs reads container logs through the API server (pods/log).
 type PodLogs struct{ Client kubernetes.Interface }
 
-// Open streams the container's whole log.
+// Open streams the container's log from its start, following it while the
+// container runs: the stream ends when the container has ended.
 func (p PodLogs) Open(ctx context.Context, namespace, pod, container string) (io.ReadCloser, error) {
-	return p.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container}).Stream(ctx)
+	return p.Client.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
 }
 
 // logsUnavailable tells a log that will never be readable (its pod is gone,
@@ -43,9 +46,11 @@ func LogUID(taskRunUID, step string) string {
 	return uuid.NewSHA1(logNamespace, []byte(taskRunUID+"/"+step)).String()
 }
 
-// storeLogs stores the log of every step of a finished TaskRun, once. It
-// reports false when the logs are not all stored yet.
-func (w *Watcher) storeLogs(ctx context.Context, tr *pipelinev1.TaskRun, rec *store.Record) (bool, error) {
+// storeLogs makes sure the log of every step of a finished TaskRun is
+// stored for good, once. Logs still streaming are left to their followers
+// (which queue the run again when done); it reports false until all are
+// complete.
+func (w *Watcher) storeLogs(ctx context.Context, k runKey, tr *pipelinev1.TaskRun, rec *store.Record) (bool, error) {
 	uid := string(tr.UID)
 	w.mu.Lock()
 	done := w.logsDone[uid]
@@ -53,89 +58,57 @@ func (w *Watcher) storeLogs(ctx context.Context, tr *pipelinev1.TaskRun, rec *st
 	if done {
 		return true, nil
 	}
-	for _, step := range tr.Status.Steps {
-		container := step.Container
-		if container == "" {
-			container = "step-" + step.Name
-		}
-		if err := w.storeStepLog(ctx, tr, rec, step.Name, container); err != nil {
-			return false, err
-		}
-	}
-	w.mu.Lock()
-	w.logsDone[uid] = true
-	w.mu.Unlock()
-	return true, nil
-}
-
-// storeLiveLogs stores what the started steps of a running TaskRun have
-// logged so far, so that a dashboard can show it (logLines streams the new
-// lines). Each capture replaces the last; the capture at the end is the
-// one that counts, so failures here are only logged.
-func (w *Watcher) storeLiveLogs(ctx context.Context, tr *pipelinev1.TaskRun, rec *store.Record) {
-	for _, step := range tr.Status.Steps {
-		if step.Running == nil && step.Terminated == nil {
-			continue // not started: nothing to read yet
-		}
-		container := step.Container
-		if container == "" {
-			container = "step-" + step.Name
-		}
-		rc, err := w.logs.Open(ctx, tr.Namespace, tr.Status.PodName, container)
+	all := true
+	for _, spec := range stepLogs(k, tr, rec, true) {
+		progress, err := w.store.LogProgressOf(ctx, store.Key{Namespace: tr.Namespace, UID: spec.lw.UID})
 		if err != nil {
-			w.log.Debug("live log not readable yet", "taskrun", tr.Namespace+"/"+tr.Name, "step", step.Name, "error", err)
+			return false, fmt.Errorf("reading the stored log of step %s of TaskRun %s/%s: %w", spec.step, tr.Namespace, tr.Name, err)
+		}
+		if progress.Exists && !progress.Live {
 			continue
 		}
-		lw := store.LogWrite{UID: LogUID(string(tr.UID), step.Name), TaskRun: rec, Step: step.Name, Container: container}
-		_, err = w.store.WriteLog(ctx, lw, rc, w.cfg.LogLimit)
-		rc.Close()
-		if err != nil {
-			w.log.Warn("storing a live log failed", "taskrun", tr.Namespace+"/"+tr.Name, "step", step.Name, "error", err)
+		if tr.Status.PodName == "" {
+			// No pod ever ran: there is no log to read.
+			if _, err := w.store.WriteLog(ctx, spec.lw, nil, w.cfg.LogLimit); err != nil {
+				return false, fmt.Errorf("storing the log of step %s of TaskRun %s/%s: %w", spec.step, tr.Namespace, tr.Name, err)
+			}
+			if w.metrics != nil {
+				w.metrics.logsMissing.Inc()
+			}
+			continue
 		}
-	}
-}
-
-func (w *Watcher) storeStepLog(ctx context.Context, tr *pipelinev1.TaskRun, rec *store.Record, step, container string) error {
-	lw := store.LogWrite{UID: LogUID(string(tr.UID), step), TaskRun: rec, Step: step, Container: container}
-	var body io.Reader
-	if tr.Status.PodName != "" {
-		rc, err := w.logs.Open(ctx, tr.Namespace, tr.Status.PodName, container)
-		switch {
-		case err == nil:
-			defer rc.Close()
-			body = rc
-		case logsUnavailable(err):
-			w.log.Info("step log unavailable", "taskrun", tr.Namespace+"/"+tr.Name, "step", step, "reason", err)
-			if kept, err := w.hasLiveCapture(ctx, tr.Namespace, lw.UID); err != nil || kept {
-				return err // the last live capture is the best there is
+		f := w.follow(spec)
+		if f == nil {
+			return false, fmt.Errorf("storing the log of step %s of TaskRun %s/%s: %w", spec.step, tr.Namespace, tr.Name, ctx.Err())
+		}
+		select {
+		case <-f.done:
+			if f.err != nil {
+				w.mu.Lock()
+				if w.followers[spec.key] == f {
+					delete(w.followers, spec.key) // the retry of the run starts another
+				}
+				w.mu.Unlock()
+				return false, fmt.Errorf("storing the log of step %s of TaskRun %s/%s: %w", spec.step, tr.Namespace, tr.Name, f.err)
 			}
 		default:
-			return fmt.Errorf("reading the log of step %s of TaskRun %s/%s: %w", step, tr.Namespace, tr.Name, err)
+			all = false // its follower queues the run again when done
 		}
 	}
-	stored, err := w.store.WriteLog(ctx, lw, body, w.cfg.LogLimit)
-	if err != nil {
-		return fmt.Errorf("storing the log of step %s of TaskRun %s/%s: %w", step, tr.Namespace, tr.Name, err)
+	if all {
+		w.mu.Lock()
+		w.logsDone[uid] = true
+		w.mu.Unlock()
 	}
-	if w.metrics != nil {
-		if body == nil {
-			w.metrics.logsMissing.Inc()
-		} else {
-			w.metrics.logBytes.Add(float64(logSize(stored)))
-		}
-	}
-	return nil
+	return all, nil
 }
 
-// hasLiveCapture reports whether a readable log of the step was stored
-// while the TaskRun ran.
-func (w *Watcher) hasLiveCapture(ctx context.Context, namespace, logUID string) (bool, error) {
-	recs, err := w.store.GetRecordsByUID(ctx, namespace, []string{logUID})
-	if err != nil || recs[logUID] == nil {
-		return false, err
+// followLiveLogs makes sure the log of every started step of a running
+// TaskRun is being followed.
+func (w *Watcher) followLiveLogs(k runKey, tr *pipelinev1.TaskRun, rec *store.Record) {
+	for _, spec := range stepLogs(k, tr, rec, false) {
+		w.follow(spec)
 	}
-	var d store.LogData
-	return json.Unmarshal(recs[logUID].Data, &d) == nil && d.Status.Available, nil
 }
 
 // logSize reads the stored size from a Log Record.

@@ -16,6 +16,7 @@ type Metrics struct {
 	givenUp     *prometheus.CounterVec
 	logBytes    prometheus.Counter
 	logsMissing prometheus.Counter
+	followers   prometheus.Gauge
 	deleted     *prometheus.CounterVec
 	lost        prometheus.Counter
 	leader      prometheus.Gauge
@@ -46,11 +47,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Finished runs deleted from the cluster after their grace period, by kind."}, []string{"kind"}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{Name: "annals_watcher_runs_lost_total",
 			Help: "Runs stored unfinished and gone from the cluster when the watcher came back: their final state was lost."}),
+		followers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "annals_watcher_log_followers",
+			Help: "Step logs being streamed into the store, or waiting for a free stream."}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "annals_watcher_leader",
 			Help: "1 while this replica holds the leader lease and reconciles runs."}),
 		queue: newQueueMetrics(),
 	}
-	reg.MustRegister(m.stored, m.storeTime, m.batchSize, m.lag, m.errors, m.givenUp, m.logBytes, m.logsMissing, m.deleted, m.lost, m.leader)
+	reg.MustRegister(m.stored, m.storeTime, m.batchSize, m.lag, m.errors, m.givenUp, m.logBytes, m.logsMissing, m.followers, m.deleted, m.lost, m.leader)
 	m.queue.register(reg)
 	return m
 }

@@ -145,13 +145,12 @@ func (w *Watcher) reconcile(ctx context.Context, k runKey) error {
 	}
 	logsStored := true
 	if o.taskRun != nil && w.cfg.Logs && final && obj.GetAnnotations()[AnnotationStored] != "true" {
-		if logsStored, err = w.storeLogs(ctx, o.taskRun, rec); err != nil {
+		if logsStored, err = w.storeLogs(ctx, k, o.taskRun, rec); err != nil {
 			return err
 		}
 	}
 	if o.taskRun != nil && w.cfg.Logs && !final && w.cfg.LiveLogInterval > 0 && o.taskRun.Status.PodName != "" {
-		w.storeLiveLogs(ctx, o.taskRun, rec)
-		w.queue.AddAfter(k, w.cfg.LiveLogInterval)
+		w.followLiveLogs(k, o.taskRun, rec)
 	}
 	stored := final && logsStored
 	if stored && obj.GetAnnotations()[AnnotationStored] != "true" && o.completion != nil && w.metrics != nil {
@@ -255,6 +254,11 @@ func (w *Watcher) forget(k runKey, uid string) {
 	}
 	delete(w.seen, uid)
 	delete(w.logsDone, uid)
+	for _, f := range w.followers {
+		if f.taskRunUID == uid {
+			f.cancel(errTaskRunDeleted) // it keeps what it read, marked as cut
+		}
+	}
 }
 
 // patch sets the run's Result, Record and stored annotations, and adds or

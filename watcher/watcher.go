@@ -38,10 +38,14 @@ type Config struct {
 	Logs bool
 	// LogLimit is the most bytes kept of one step's log (0: no limit).
 	LogLimit int64
-	// LiveLogInterval, when positive, also stores the logs of running
-	// TaskRuns this often (each capture re-reads the log so far), so that
-	// they can be followed live; the capture at completion is kept.
+	// LiveLogInterval, when positive, also follows the logs of running
+	// TaskRuns' steps as they are written, and stores what arrived at least
+	// this often (full 256 KiB chunks at once), so that they can be read
+	// live. 0 reads each step's log once its TaskRun has finished.
 	LiveLogInterval time.Duration
+	// LogFollowers bounds how many step logs are streamed at once (default
+	// 64); more wait for a free stream.
+	LogFollowers int
 	// CompletedRunGracePeriod, when positive, deletes a finished run from the
 	// cluster this long after it completed, once it and its logs are stored.
 	CompletedRunGracePeriod time.Duration
@@ -87,6 +91,11 @@ type Watcher struct {
 	seen      map[string][32]byte  // run uid -> digest of the state last stored
 	logsDone  map[string]bool      // TaskRun uid -> its logs are stored
 	tombstone map[runKey]runObject // the last state of runs deleted from the cluster
+	followers map[followKey]*follower
+
+	runCtx      context.Context // Run's: followers live as long as it
+	followWG    sync.WaitGroup
+	followSlots chan struct{} // one per log streamed now
 }
 
 // Options are the Watcher's collaborators; Store, Kube and Tekton are required.
@@ -113,6 +122,9 @@ func New(cfg Config, o Options) (*Watcher, error) {
 	if cfg.MaxRetryDelay <= 0 {
 		cfg.MaxRetryDelay = 5 * time.Minute
 	}
+	if cfg.LogFollowers <= 0 {
+		cfg.LogFollowers = 64
+	}
 	if cfg.LogLimit < 0 {
 		return nil, errors.New("watcher: the log limit cannot be negative")
 	}
@@ -129,6 +141,7 @@ func New(cfg Config, o Options) (*Watcher, error) {
 		cfg: cfg, store: o.Store, kube: o.Kube, tekton: o.Tekton, logs: o.Logs, log: o.Log, metrics: o.Metrics,
 		prLister: map[string]listers.PipelineRunLister{}, trLister: map[string]listers.TaskRunLister{},
 		seen: map[string][32]byte{}, logsDone: map[string]bool{}, tombstone: map[runKey]runObject{},
+		followers: map[followKey]*follower{}, followSlots: make(chan struct{}, cfg.LogFollowers),
 		writes: newBatcher(o.Store, 200, 2*time.Millisecond),
 	}
 	if o.Metrics != nil {
@@ -215,6 +228,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// Only the count is lost; the runs themselves are as stored.
 		w.log.Warn("could not look for runs lost while no watcher ran", "error", err)
 	}
+	w.mu.Lock()
+	w.runCtx = ctx
+	w.mu.Unlock()
+	defer w.followWG.Wait() // followers end with ctx; a stopped one leaves its log live, to resume
 	var wg sync.WaitGroup
 	batchCtx, stopBatches := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBatches() // after the workers: they may be waiting on a batch

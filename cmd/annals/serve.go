@@ -30,6 +30,8 @@ func runServe(ctx context.Context, args []string) error {
 	expensiveConcurrency := fs.Int("expensive-concurrency", server.DefaultExpensiveConcurrency(), "expensive operations run at once (default: half the CPUs); the others wait up to --request-timeout")
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body in bytes")
 	timeout := fs.Duration("request-timeout", 20*time.Second, "time limit of one request (and of each query of a subscription); its SQL is cancelled past it")
+	logSearchBytes := fs.Int64("log-search-max-bytes", 1<<30, "most log bytes one logSearch reads; it stops there and says so")
+	logSearchTimeout := fs.Duration("log-search-timeout", 10*time.Second, "most time one logSearch reads logs (under --request-timeout); it stops there and says so")
 	statementTimeout := fs.Duration("statement-timeout", 10*time.Second,
 		"time limit of one SQL statement, enforced by the database (PostgreSQL statement_timeout, unless the URL sets one); 0: none")
 	drain := fs.Duration("shutdown-timeout", 20*time.Second, "time given to requests under way to finish at shutdown; those still running then are cancelled, their SQL with them")
@@ -139,7 +141,7 @@ func runServe(ctx context.Context, args []string) error {
 	go drainLogDeletes(ctx, s, log, time.Minute)
 	h := server.New(server.Config{
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
-		RequestTimeout: *timeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote, MaxSelections: *maxSelections,
+		RequestTimeout: *timeout, LogSearchMaxBytes: *logSearchBytes, LogSearchTimeout: *logSearchTimeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote, MaxSelections: *maxSelections,
 		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency, MaxRepresentations: *maxReps,
 		Version: version, ClientConcurrency: int(noLimitIfZero(float64(*clientConcurrency))), ClientRate: *clientRate, ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
 	})

@@ -37,7 +37,8 @@ func runWatch(ctx context.Context, args []string) error {
 	resync := fs.Duration("resync-period", 10*time.Hour, "replay every run this often, as a safety net")
 	logs := fs.Bool("logs", true, "store the step logs of finished TaskRuns")
 	logLimit := fs.Int64("log-limit-bytes", 16<<20, "most bytes kept of one step's log; longer logs are cut with a marker (0: no limit)")
-	liveLogs := fs.Duration("live-log-interval", 10*time.Second, "store the logs of running TaskRuns this often, for following them live (0: only when they finish); each capture re-reads the log so far")
+	liveLogs := fs.Duration("live-log-interval", 2*time.Second, "follow the logs of running TaskRuns' steps and store what arrived at least this often, for reading them live (0: read each log once its TaskRun finishes)")
+	logFollowers := fs.Int("log-followers", 64, "most step logs streamed from the Kubernetes API at once; more wait for a free stream")
 	logStorage := logStorageFlags(fs)
 	grace := fs.Duration("completed-run-grace-period", 0, "delete finished runs from the cluster this long after completion, once stored (0: never)")
 	finalizers := fs.Bool("finalizers", false, "hold runs deleted by others with a finalizer until their final state and logs are stored")
@@ -80,7 +81,7 @@ func runWatch(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	w, err := watcher.New(watcher.Config{
 		Namespaces: splitList(*namespaces), LabelSelector: *selector, Workers: *workers, Resync: *resync,
-		Logs: *logs, LogLimit: *logLimit, LiveLogInterval: *liveLogs, CompletedRunGracePeriod: *grace, Finalizers: *finalizers,
+		Logs: *logs, LogLimit: *logLimit, LiveLogInterval: *liveLogs, LogFollowers: *logFollowers, CompletedRunGracePeriod: *grace, Finalizers: *finalizers,
 	}, watcher.Options{Store: s, Kube: kube, Tekton: tk, Log: log, Metrics: watcher.NewMetrics(reg)})
 	if err != nil {
 		return err
