@@ -106,16 +106,39 @@ func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error
 // reading the batch back would double the work of ingest. Read them with
 // GetRecordsByUID when needed.
 func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
+	_, err := s.upsertRecords(ctx, ws, false)
+	return err
+}
+
+// UpsertCounts tells what one upsert did to its Records.
+type UpsertCounts struct {
+	Created   int // new Records
+	Updated   int // Records whose data changed (their version went up)
+	Unchanged int // Records stored already with the same data
+}
+
+// UpsertRecordsCounted is UpsertRecords that also tells how many Records
+// were created, updated or left as they were (an import's report). Writes
+// of the same uid in one call count once.
+func (s *Store) UpsertRecordsCounted(ctx context.Context, ws []RecordWrite) (UpsertCounts, error) {
+	return s.upsertRecords(ctx, ws, true)
+}
+
+// upsertRecords is UpsertRecords; with count, each statement returns the
+// version of the rows it wrote (1: created), and the rows it left alone
+// are the unchanged ones.
+func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool) (UpsertCounts, error) {
+	var counts UpsertCounts
 	var recs []*Record
 	index := map[Key]int{}
 	var summaries []*Record
 	for _, w := range ws {
 		if w.UID == "" {
-			return fmt.Errorf("%w: upserts need the record uid", ErrInvalidArgument)
+			return counts, fmt.Errorf("%w: upserts need the record uid", ErrInvalidArgument)
 		}
 		rec, err := newRecord(w)
 		if err != nil {
-			return err
+			return counts, err
 		}
 		if i, ok := index[rec.Key()]; ok {
 			recs[i] = rec
@@ -128,7 +151,7 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 		}
 	}
 	if len(recs) == 0 {
-		return nil
+		return counts, nil
 	}
 	var announced func()
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -159,9 +182,24 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 			}
 			q = q.Set("version = record.version + 1").
 				Where("record.data IS DISTINCT FROM EXCLUDED.data OR record.data_type <> EXCLUDED.data_type")
-			if _, err := q.Exec(ctx); err != nil {
+			if !count {
+				if _, err := q.Exec(ctx); err != nil {
+					return dbError(err)
+				}
+				continue
+			}
+			var versions []int64
+			if _, err := q.Returning("version").Exec(ctx, &versions); err != nil {
 				return dbError(err)
 			}
+			for _, v := range versions {
+				if v == 1 {
+					counts.Created++
+				} else {
+					counts.Updated++
+				}
+			}
+			counts.Unchanged += len(chunk) - len(versions)
 		}
 		if len(summaries) > 0 {
 			if err := updateSummaries(ctx, tx, summaries); err != nil {
@@ -173,10 +211,10 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return UpsertCounts{}, err
 	}
 	announced()
-	return nil
+	return counts, nil
 }
 
 // updateSummaries copies each run's status and times into its Result,
