@@ -124,9 +124,10 @@ func (s *Store) UpsertRecordsCounted(ctx context.Context, ws []RecordWrite) (Ups
 	return s.upsertRecords(ctx, ws, true)
 }
 
-// upsertRecords is UpsertRecords; with count, each statement returns the
-// version of the rows it wrote (1: created), and the rows it left alone
-// are the unchanged ones.
+// upsertRecords is UpsertRecords; with count, the Records stored already
+// are counted before each statement, and its rows affected are those
+// created or changed. The counts are exact when no one else writes the
+// same Records meanwhile (an import shares out its Results among writers).
 func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool) (UpsertCounts, error) {
 	var counts UpsertCounts
 	var recs []*Record
@@ -182,24 +183,25 @@ func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool)
 			}
 			q = q.Set("version = record.version + 1").
 				Where("record.data IS DISTINCT FROM EXCLUDED.data OR record.data_type <> EXCLUDED.data_type")
-			if !count {
-				if _, err := q.Exec(ctx); err != nil {
-					return dbError(err)
+			rows, existing := len(chunk), 0 // bun shortens chunk to the rows the statement returns
+			if count {
+				var err error
+				if existing, err = countExisting(ctx, tx, s.rebind, chunk); err != nil {
+					return err
 				}
-				continue
 			}
-			var versions []int64
-			if _, err := q.Returning("version").Exec(ctx, &versions); err != nil {
+			out, err := q.Exec(ctx)
+			if err != nil {
 				return dbError(err)
 			}
-			for _, v := range versions {
-				if v == 1 {
-					counts.Created++
-				} else {
-					counts.Updated++
-				}
+			if count {
+				// Rows affected are the created and the changed ones.
+				written, _ := out.RowsAffected()
+				created := rows - existing
+				counts.Created += created
+				counts.Updated += int(written) - created
+				counts.Unchanged += rows - int(written)
 			}
-			counts.Unchanged += len(chunk) - len(versions)
 		}
 		if len(summaries) > 0 {
 			if err := updateSummaries(ctx, tx, summaries); err != nil {
@@ -215,6 +217,22 @@ func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool)
 	}
 	announced()
 	return counts, nil
+}
+
+// countExisting counts the Records of chunk stored already, with bound
+// parameters: a statement bun formats would be prepared and cached by the
+// driver under its whole text, data included, once per batch.
+func countExisting(ctx context.Context, tx bun.Tx, rebind func(string) string, chunk []*Record) (int, error) {
+	keys := make([]Key, len(chunk))
+	for i, r := range chunk {
+		keys[i] = r.Key()
+	}
+	cond, args := keysSQL("namespace", "uid", keys)
+	var n int
+	if err := tx.Tx.QueryRowContext(ctx, rebind("SELECT count(*) FROM records WHERE "+cond), args...).Scan(&n); err != nil {
+		return 0, dbError(err)
+	}
+	return n, nil
 }
 
 // updateSummaries copies each run's status and times into its Result,

@@ -41,7 +41,8 @@ type ImportOptions struct {
 	// Writers is how many store transactions run at once (0: 1). Runs are
 	// shared out by Result, so a Result is only ever written by one of them.
 	Writers int
-	// BatchSize is how many runs one transaction writes (0: 500).
+	// BatchSize is how many runs one transaction writes (0: 200, as the
+	// store's benchmark harness writes).
 	BatchSize int
 	// LogsDir holds step logs to store beside the runs, as
 	// <namespace>/<taskrun or pod name>/<step>.log ("": none).
@@ -148,7 +149,7 @@ func ImportSources(ctx context.Context, s *store.Store, sources []ImportSource, 
 		opts.Writers = 1
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 500
+		opts.BatchSize = 200
 	}
 	if opts.Progress == nil {
 		opts.Progress = new(ImportProgress)
@@ -356,7 +357,8 @@ func (imp *importer) replayDeferred(ctx context.Context) error {
 
 func (imp *importer) startWriters(ctx context.Context, fail context.CancelCauseFunc) {
 	for range imp.opts.Writers {
-		queue := make(chan pendingRun, imp.opts.BatchSize)
+		// A short queue: memory holds the writers' batches, not the input.
+		queue := make(chan pendingRun, 16)
 		imp.queues = append(imp.queues, queue)
 		imp.wg.Add(1)
 		go func() {

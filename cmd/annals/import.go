@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/annals-dev/annals/store"
@@ -26,7 +27,7 @@ func runImport(ctx context.Context, args []string) error {
 	dbURL := databaseURLFlag(fs)
 	fromTekton := fs.String("from-tekton-results", "", "copy the Tekton Results database at this PostgreSQL URL instead of reading FILE")
 	tektonLogs := fs.String("tekton-logs-dir", "", "with --from-tekton-results: the directory holding Tekton Results' log files (its LOGS_PATH, or a copy of its S3 bucket); without it log bytes are not imported")
-	batch := fs.Int("batch-size", 500, "runs (with --from-tekton-results: rows) read and written per transaction")
+	batch := fs.Int("batch-size", 0, "runs written per transaction (0: 200), or with --from-tekton-results rows read and written at a time (0: 500)")
 	writers := fs.Int("writers", 0, "transactions writing at once (0: 8 on PostgreSQL, 1 on SQLite)")
 	stepLogs := fs.String("step-logs-dir", "", "step logs to store beside the runs, as <namespace>/<taskrun or pod name>/<step>.log (default: DIR/logs when importing a directory DIR that has one)")
 	logLimit := fs.Int64("log-limit-bytes", 16<<20, "most bytes kept of one step's log; longer logs are cut with a marker (0: no limit)")
@@ -41,14 +42,17 @@ func runImport(ctx context.Context, args []string) error {
 		if len(paths) != 0 {
 			return fmt.Errorf("give either FILE or --from-tekton-results, not both")
 		}
+		if *batch == 0 {
+			*batch = 500
+		}
 		return runTektonImport(ctx, dbURL, *fromTekton, *tektonLogs, *batch)
 	}
 	if len(paths) != 1 {
 		fs.Usage()
 		return fmt.Errorf("give one FILE or DIR, or - for standard input")
 	}
-	if *writers < 0 || *batch <= 0 {
-		return fmt.Errorf("--writers %d, --batch-size %d: give --writers 0 or more and --batch-size 1 or more", *writers, *batch)
+	if *writers < 0 || *batch < 0 {
+		return fmt.Errorf("--writers %d, --batch-size %d: give 0 (the default) or more", *writers, *batch)
 	}
 	sources, err := watcher.ImportPaths(paths[0])
 	if err != nil {
@@ -58,6 +62,11 @@ func runImport(ctx context.Context, args []string) error {
 		if dir := filepath.Join(paths[0], "logs"); paths[0] != "-" && isDir(dir) {
 			*stepLogs = dir
 		}
+	}
+	// A soft limit that makes the collector work harder rather than let
+	// garbage grow the process on a large input (GOMEMLIMIT wins).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(importMemoryLimit)
 	}
 	display, err := newProgressDisplay(os.Stderr, *progress)
 	if err != nil {
@@ -97,6 +106,9 @@ func runImport(ctx context.Context, args []string) error {
 	}
 	return nil
 }
+
+// importMemoryLimit is the soft memory limit of an import.
+const importMemoryLimit = 128 << 20
 
 // printImportReport writes the summary of an import.
 func printImportReport(w io.Writer, rep *watcher.ImportReport, took time.Duration) {
