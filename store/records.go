@@ -106,16 +106,40 @@ func (s *Store) CreateRecord(ctx context.Context, w RecordWrite) (*Record, error
 // reading the batch back would double the work of ingest. Read them with
 // GetRecordsByUID when needed.
 func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
+	_, err := s.upsertRecords(ctx, ws, false)
+	return err
+}
+
+// UpsertCounts tells what one upsert did to its Records.
+type UpsertCounts struct {
+	Created   int // new Records
+	Updated   int // Records whose data changed (their version went up)
+	Unchanged int // Records stored already with the same data
+}
+
+// UpsertRecordsCounted is UpsertRecords that also tells how many Records
+// were created, updated or left as they were (an import's report). Writes
+// of the same uid in one call count once.
+func (s *Store) UpsertRecordsCounted(ctx context.Context, ws []RecordWrite) (UpsertCounts, error) {
+	return s.upsertRecords(ctx, ws, true)
+}
+
+// upsertRecords is UpsertRecords; with count, the Records stored already
+// are counted before each statement, and its rows affected are those
+// created or changed. The counts are exact when no one else writes the
+// same Records meanwhile (an import shares out its Results among writers).
+func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool) (UpsertCounts, error) {
+	var counts UpsertCounts
 	var recs []*Record
 	index := map[Key]int{}
 	var summaries []*Record
 	for _, w := range ws {
 		if w.UID == "" {
-			return fmt.Errorf("%w: upserts need the record uid", ErrInvalidArgument)
+			return counts, fmt.Errorf("%w: upserts need the record uid", ErrInvalidArgument)
 		}
 		rec, err := newRecord(w)
 		if err != nil {
-			return err
+			return counts, err
 		}
 		if i, ok := index[rec.Key()]; ok {
 			recs[i] = rec
@@ -128,7 +152,7 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 		}
 	}
 	if len(recs) == 0 {
-		return nil
+		return counts, nil
 	}
 	var announced func()
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -159,8 +183,24 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 			}
 			q = q.Set("version = record.version + 1").
 				Where("record.data IS DISTINCT FROM EXCLUDED.data OR record.data_type <> EXCLUDED.data_type")
-			if _, err := q.Exec(ctx); err != nil {
+			rows, existing := len(chunk), 0 // bun shortens chunk to the rows the statement returns
+			if count {
+				var err error
+				if existing, err = countExisting(ctx, tx, s.rebind, chunk); err != nil {
+					return err
+				}
+			}
+			out, err := q.Exec(ctx)
+			if err != nil {
 				return dbError(err)
+			}
+			if count {
+				// Rows affected are the created and the changed ones.
+				written, _ := out.RowsAffected()
+				created := rows - existing
+				counts.Created += created
+				counts.Updated += int(written) - created
+				counts.Unchanged += rows - int(written)
 			}
 		}
 		if len(summaries) > 0 {
@@ -173,10 +213,26 @@ func (s *Store) UpsertRecords(ctx context.Context, ws []RecordWrite) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return UpsertCounts{}, err
 	}
 	announced()
-	return nil
+	return counts, nil
+}
+
+// countExisting counts the Records of chunk stored already, with bound
+// parameters: a statement bun formats would be prepared and cached by the
+// driver under its whole text, data included, once per batch.
+func countExisting(ctx context.Context, tx bun.Tx, rebind func(string) string, chunk []*Record) (int, error) {
+	keys := make([]Key, len(chunk))
+	for i, r := range chunk {
+		keys[i] = r.Key()
+	}
+	cond, args := keysSQL("namespace", "uid", keys)
+	var n int
+	if err := tx.Tx.QueryRowContext(ctx, rebind("SELECT count(*) FROM records WHERE "+cond), args...).Scan(&n); err != nil {
+		return 0, dbError(err)
+	}
+	return n, nil
 }
 
 // updateSummaries copies each run's status and times into its Result,

@@ -313,3 +313,42 @@ func TestNamespaces(t *testing.T) {
 		}
 	})
 }
+
+// An import reports what each upsert did: created, updated (the data
+// changed) or unchanged; a uid written twice in one call counts once.
+func TestUpsertRecordsCounted(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		prUID, trUID, otherUID := uuid.NewString(), uuid.NewString(), uuid.NewString()
+		resultName := store.ResultName("ci", prUID)
+		start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+		end := start.Add(time.Minute)
+		pr := func(status string, end *time.Time) store.RecordWrite {
+			return store.RecordWrite{ResultName: resultName, UID: prUID, DataType: store.TypePipelineRun, UpdateSummary: true,
+				Data: run("PipelineRun", "ci", "pr", prUID, status, "", &start, end, nil)}
+		}
+		tr := func(uid, status string) store.RecordWrite {
+			return store.RecordWrite{ResultName: resultName, UID: uid, DataType: store.TypeTaskRun,
+				Data: run("TaskRun", "ci", "tr-"+uid[:4], uid, status, "", &start, nil, map[string]string{"tekton.dev/pipelineRun": "pr"})}
+		}
+		for _, step := range []struct {
+			name   string
+			writes []store.RecordWrite
+			want   store.UpsertCounts
+		}{
+			{"first", []store.RecordWrite{pr("Unknown", nil), tr(trUID, "Unknown")}, store.UpsertCounts{Created: 2}},
+			{"again", []store.RecordWrite{pr("Unknown", nil), tr(trUID, "Unknown")}, store.UpsertCounts{Unchanged: 2}},
+			{"finished and a new one", []store.RecordWrite{pr("True", &end), tr(trUID, "Unknown"), tr(otherUID, "True")},
+				store.UpsertCounts{Created: 1, Updated: 1, Unchanged: 1}},
+			{"the same uid twice", []store.RecordWrite{tr(trUID, "False"), tr(trUID, "True")}, store.UpsertCounts{Updated: 1}},
+		} {
+			got, err := s.UpsertRecordsCounted(ctx, step.writes)
+			if err != nil {
+				t.Fatalf("%s: %v", step.name, err)
+			}
+			if got != step.want {
+				t.Errorf("%s: %+v, want %+v", step.name, got, step.want)
+			}
+		}
+	})
+}

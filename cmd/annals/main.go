@@ -128,7 +128,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 && fs.Name() != "annals import" {
+	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags are written --name=value)", fs.Arg(0))
 	}
 	given := map[string]bool{}
