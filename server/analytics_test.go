@@ -133,4 +133,3 @@ func TestRunHistoryAnalyticsOverGraphQL(t *testing.T) {
 		}
 	})
 }
-

@@ -19,9 +19,13 @@ import (
 // object store (compressed at rest too).
 func TestLogDownloadRangesAndGzip(t *testing.T) {
 	backends := map[string]func(t *testing.T) store.Options{
-		"rows":         func(*testing.T) store.Options { return store.Options{} },
-		"objects":      func(t *testing.T) store.Options { return store.Options{LogStore: "file://" + t.TempDir() + "?metadata=skip"} },
-		"objects-zstd": func(t *testing.T) store.Options { return store.Options{LogStore: "file://" + t.TempDir() + "?metadata=skip", LogCompression: "zstd"} },
+		"rows": func(*testing.T) store.Options { return store.Options{} },
+		"objects": func(t *testing.T) store.Options {
+			return store.Options{LogStore: "file://" + t.TempDir() + "?metadata=skip"}
+		},
+		"objects-zstd": func(t *testing.T) store.Options {
+			return store.Options{LogStore: "file://" + t.TempDir() + "?metadata=skip", LogCompression: "zstd"}
+		},
 	}
 	for name, opts := range backends {
 		t.Run(name, func(t *testing.T) {
