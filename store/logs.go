@@ -205,17 +205,9 @@ func (s *Store) OpenLog(ctx context.Context, log *Record) (io.ReadCloser, error)
 // opens: what a download announces, whatever size the Log's data claims, so
 // that a log cut or deleted while it is read is told apart from a whole one.
 func (s *Store) OpenLogSized(ctx context.Context, log *Record) (io.ReadCloser, int64, error) {
-	src, err := s.logBytes(ctx, log)
+	src, size, err := s.openLogSized(ctx, log)
 	if err != nil {
 		return nil, 0, err
-	}
-	size, err := src.size(ctx)
-	if c, ok := src.(interface{ check(context.Context) error }); ok && err == nil {
-		err = c.check(ctx)
-	}
-	if err != nil {
-		src.close()
-		return nil, 0, fmt.Errorf("log %s: %w", log.Name, err)
 	}
 	return &logReader{ctx: ctx, src: src}, size, nil
 }
@@ -341,17 +333,9 @@ func (s *Store) LogSize(ctx context.Context, log Key) (int64, error) {
 // costs nothing, and a Read fetches only the chunk it falls in. It also
 // tells how many bytes are stored as it opens.
 func (s *Store) OpenLogSeeker(ctx context.Context, log *Record) (io.ReadSeekCloser, int64, error) {
-	src, err := s.logBytes(ctx, log)
+	src, size, err := s.openLogSized(ctx, log)
 	if err != nil {
 		return nil, 0, err
-	}
-	size, err := src.size(ctx)
-	if c, ok := src.(interface{ check(context.Context) error }); ok && err == nil {
-		err = c.check(ctx)
-	}
-	if err != nil {
-		src.close()
-		return nil, 0, fmt.Errorf("log %s: %w", log.Name, err)
 	}
 	return &logSeeker{ctx: ctx, src: src, size: size, seq: -1}, size, nil
 }
@@ -405,3 +389,22 @@ func (l *logSeeker) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (l *logSeeker) Close() error { return l.src.close() }
+
+// openLogSized opens a log's bytes and reads how many are stored, checking
+// that the source is readable (an object store that is down fails here,
+// before anything is sent).
+func (s *Store) openLogSized(ctx context.Context, log *Record) (chunkSource, int64, error) {
+	src, err := s.logBytes(ctx, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	size, err := src.size(ctx)
+	if c, ok := src.(interface{ check(context.Context) error }); ok && err == nil {
+		err = c.check(ctx)
+	}
+	if err != nil {
+		src.close()
+		return nil, 0, fmt.Errorf("log %s: %w", log.Name, err)
+	}
+	return src, size, nil
+}
