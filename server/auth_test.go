@@ -53,7 +53,7 @@ func addProdFailures(t *testing.T, s *store.Store) {
 	t.Helper()
 	var ws []store.RecordWrite
 	for i, outcome := range []string{"False", "True", "False"} {
-		prUID, trUID := fmt.Sprintf("0c0c0c0c-0000-4000-8000-00000000000%d", i), fmt.Sprintf("0d0d0d0d-0000-4000-8000-00000000000%d", i)
+		prUID, trUID := fmt.Sprintf("1a1a1a1a-0000-4000-8000-00000000000%d", i), fmt.Sprintf("1b1b1b1b-0000-4000-8000-00000000000%d", i)
 		result := store.ResultName("prod", prUID)
 		start := time.Date(2026, 3, 10+i, 8, 0, 0, 0, time.UTC)
 		run := func(kind, name string, labels map[string]string) json.RawMessage {
@@ -365,6 +365,17 @@ var authCases = []authCase{
 		}, code: "PERMISSION_DENIED"},
 	{field: "_service", name: "the schema, to any authenticated caller", caller: "carol", query: `{ _service { sdl } }`},
 	{field: "_service", name: "not without credentials", caller: "", query: `{ _service { sdl } }`, code: "UNAUTHENTICATED"},
+
+	{field: "logSearch", name: "all namespaces: own logs only", caller: "alice",
+		query: `{ logSearch(parent: "-", contains: "secret", where: {updatedAfter: "2000-01-01T00:00:00Z"}) { matches { lines { text } } } }`,
+		check: func(t *testing.T, _ *authWorld, data json.RawMessage) {
+			if !strings.Contains(string(data), "ci secret log") || strings.Contains(string(data), "prod secret log") {
+				t.Errorf("want ci's line and not prod's: %s", data)
+			}
+		}},
+	{field: "logSearch", name: "another team's namespace", caller: "alice",
+		query: `{ logSearch(parent: "prod", contains: "secret", where: {updatedAfter: "2000-01-01T00:00:00Z"}) { matches { lines { text } } } }`,
+		code:  "PERMISSION_DENIED"},
 
 	// Nested fields are checked on their own.
 	{field: "nested", name: "viewer reads the tree with logs", caller: "alice",
