@@ -38,6 +38,12 @@ type Config struct {
 	// and port) to compare with, side by side; UpstreamToken its bearer token.
 	Upstream      string
 	UpstreamToken string
+	// Reuse skips seeding when the database already holds Records (of an
+	// earlier run with the same --namespaces), so a large database is
+	// seeded once and measured many times, on a quiet machine.
+	Reuse bool
+	// SeedOnly stops after seeding (for a later run with Reuse).
+	SeedOnly bool
 }
 
 // Report is what a run measured; it is printed as a table and saved as JSON.
@@ -100,23 +106,32 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		Records: cfg.Records, Clients: cfg.Clients, Plans: map[string]Plan{}, Started: time.Now().UTC()}
 	gen := newGenerator(cfg.Namespaces)
 
-	// Ingest: a tenth with one writer, the rest with eight. Each run is
-	// written three times (started, running, finished), as the watcher does.
-	oneWriter := cfg.Records / 10
-	for _, phase := range []struct{ writers, records int }{{1, oneWriter}, {8, cfg.Records - oneWriter}} {
-		res, err := ingest(ctx, s, gen, phase.writers, phase.records)
-		if err != nil {
+	existing := 0
+	if cfg.Reuse {
+		if existing, err = s.CountRecords(ctx, store.ListOptions{}); err != nil {
 			return nil, err
 		}
-		rep.Ingest = append(rep.Ingest, res)
-		fmt.Fprintf(log, "ingest: %d writers, %d writes, %.0f records/s\n", res.Writers, res.Writes, res.RecordsPerSec)
 	}
-
-	logTaskRun, err := seedLogs(ctx, s, cfg.Records)
-	if err != nil {
-		return nil, err
+	var logTaskRun string
+	if existing > 0 {
+		fmt.Fprintf(log, "reusing the %d Records already stored (no ingest figures)\n", existing)
+		rep.Records = existing
+		if err := gen.sampleNames(ctx, s); err != nil {
+			return nil, err
+		}
+		// One fresh 500 KB log: seedLogs on a hundred Records writes exactly it.
+		if logTaskRun, err = seedLogs(ctx, s, 100); err != nil {
+			return nil, err
+		}
+	} else {
+		if logTaskRun, err = seed(ctx, s, gen, cfg.Records, rep, log); err != nil {
+			return nil, err
+		}
 	}
 	fmt.Fprintf(log, "logs: stored on a share of TaskRuns; the 500 KB one belongs to %s\n", logTaskRun)
+	if cfg.SeedOnly {
+		return rep, nil
+	}
 
 	if err := s.Analyze(ctx); err != nil {
 		return nil, err
@@ -189,6 +204,23 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	}
 	fmt.Fprintf(log, "annals serve on its own: peak RSS %.0f MB\n", rep.ServerRSS)
 	return rep, nil
+}
+
+// seed writes cfg.Records Records, measuring ingest: a tenth with one
+// writer, the rest with eight. Each run is written three times (started,
+// running, finished), as the watcher does. It then stores logs and returns
+// the TaskRun holding the 500 KB one.
+func seed(ctx context.Context, s *store.Store, gen *generator, records int, rep *Report, log io.Writer) (string, error) {
+	oneWriter := records / 10
+	for _, phase := range []struct{ writers, records int }{{1, oneWriter}, {8, records - oneWriter}} {
+		res, err := ingest(ctx, s, gen, phase.writers, phase.records)
+		if err != nil {
+			return "", err
+		}
+		rep.Ingest = append(rep.Ingest, res)
+		fmt.Fprintf(log, "ingest: %d writers, %d writes, %.0f records/s\n", res.Writers, res.Writes, res.RecordsPerSec)
+	}
+	return seedLogs(ctx, s, records)
 }
 
 // serverProcess builds and starts `annals serve` on the database, drives
@@ -535,6 +567,28 @@ func (g *generator) pipelineWindow() *storeWhere {
 	w := &storeWhere{PipelineName: &p}
 	w.Started.After = &after
 	return w
+}
+
+// sampleNames fills the sample of record names from a database seeded
+// earlier: TaskRuns of the first pages of the default order.
+func (g *generator) sampleNames(ctx context.Context, s *store.Store) error {
+	o := store.ListOptions{Filter: "data_type == TASK_RUN", First: 1000}
+	for range 5 {
+		page, err := s.ListRecords(ctx, o)
+		if err != nil {
+			return err
+		}
+		g.mu.Lock()
+		for _, r := range page.Items {
+			g.names = append(g.names, r.Name)
+		}
+		g.mu.Unlock()
+		if !page.HasNextPage {
+			break
+		}
+		o.After = page.EndCursor()
+	}
+	return nil
 }
 
 func (g *generator) someRecordName(rnd *rand.Rand) string {

@@ -28,6 +28,8 @@ func main() {
 	flag.IntVar(&cfg.Namespaces, "namespaces", 10, "namespaces the runs are spread over")
 	flag.StringVar(&cfg.Upstream, "upstream", "", "a Tekton Results API server (http[s]://host:port) holding the same runs, to compare with side by side")
 	flag.StringVar(&cfg.UpstreamToken, "upstream-token", "", "bearer token for --upstream")
+	flag.BoolVar(&cfg.Reuse, "reuse", false, "when the database already holds Records (an earlier run's, same --namespaces), skip seeding and measure them")
+	flag.BoolVar(&cfg.SeedOnly, "seed-only", false, "stop after seeding, for later runs with --reuse")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	out := flag.String("out", "", "write the report as JSON to this file (default bench/results/<time>.json)")
 	flag.Parse()

@@ -894,8 +894,15 @@ func (s *Store) Facet(ctx context.Context, q FacetQuery) ([]FacetValue, error) {
 	if s.dialect == filter.Postgres {
 		collate = ` COLLATE "C"`
 	}
-	stmt := "SELECT v, n FROM (SELECT " + expr + " AS v, COUNT(*) AS n FROM " + recordsEntity.from + base.whereSQL() +
-		" GROUP BY 1) AS f ORDER BY n DESC, v" + collate + " LIMIT ?"
+	from, count, having := recordsEntity.from, "COUNT(*)", ""
+	if s.rollupServes(q.Scope, q.Dimension) {
+		// Counts kept by the database (rollup.go); a key whose Records are
+		// all gone may still be there with a count of zero until a fold.
+		from, count, having = rollupFrom, "CAST(SUM(r.n) AS bigint)", " HAVING SUM(r.n) > 0"
+		defer s.foldRollupSoon()
+	}
+	stmt := "SELECT v, n FROM (SELECT " + expr + " AS v, " + count + " AS n FROM " + from + base.whereSQL() +
+		" GROUP BY 1" + having + ") AS f ORDER BY n DESC, v" + collate + " LIMIT ?"
 	args := append(append(slices.Clone(dargs), base.args...), q.Limit)
 	var out []FacetValue
 	err = s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {

@@ -69,3 +69,15 @@ func CompressChunk(compression string, chunk []byte) ([]byte, error) {
 
 // LogChunkSize is the size of the chunks logs are cut into.
 const LogChunkSize = logChunkSize
+
+// CountWithoutRollup makes facets count Records instead of reading the
+// rollup, and stops background folds, so a test can compare the two and
+// fold by hand.
+func (s *Store) CountWithoutRollup(without bool) {
+	s.rollup.mu.Lock()
+	defer s.rollup.mu.Unlock()
+	s.rollup.ignored, s.rollup.disabled = without, true
+}
+
+// RollupServes tells whether a facet of dim under o reads the rollup.
+func (s *Store) RollupServes(o ListOptions, dim Dimension) bool { return s.rollupServes(o, dim) }

@@ -216,6 +216,7 @@ func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool)
 		return UpsertCounts{}, err
 	}
 	announced()
+	s.noteWrites(len(recs))
 	return counts, nil
 }
 

@@ -74,6 +74,7 @@ type Store struct {
 
 	lastHeartbeat atomic.Int64    // unix nanoseconds of Ready's last successful write; 0: none
 	changes       changeHub       // Record changes, for subscriptions
+	rollup        rollupFolder    // folds record count deltas in the background
 	closing       context.Context // ends when the store is closed
 	close         context.CancelFunc
 }
@@ -169,6 +170,7 @@ func (s *Store) PoolStats() sql.DBStats { return s.db.DB.Stats() }
 // Close releases the database connections.
 func (s *Store) Close() error {
 	s.close()
+	s.rollup.wg.Wait()
 	if s.logStore != nil {
 		s.logStore.Close()
 	}
