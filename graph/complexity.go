@@ -47,7 +47,7 @@ func Complexity() ComplexityRoot {
 	}
 	// A log search reads up to its bytes budget: expensive, so that only
 	// a few run at once; each Log it may return pays for its fields.
-	c.Query.LogSearch = func(child int, _ string, _ string, _ LogSearchWhere, _ *bool, first *int) int {
+	c.Query.LogSearch = func(child int, _ string, _ string, _ LogSearchWhere, _ *bool, first *int, _ *string) int {
 		n := deref(first)
 		if n <= 0 || n > store.MaxLogSearchLogs {
 			n = store.MaxLogSearchLogs

@@ -104,6 +104,7 @@ type ComplexityRoot struct {
 		Available    func(childComplexity int) int
 		Container    func(childComplexity int) int
 		DownloadPath func(childComplexity int) int
+		Live         func(childComplexity int) int
 		Record       func(childComplexity int) int
 		Size         func(childComplexity int) int
 		Step         func(childComplexity int) int
@@ -127,6 +128,7 @@ type ComplexityRoot struct {
 
 	LogSearchResult struct {
 		BytesScanned func(childComplexity int) int
+		Cursor       func(childComplexity int) int
 		LogsScanned  func(childComplexity int) int
 		Matches      func(childComplexity int) int
 		StoppedBy    func(childComplexity int) int
@@ -188,7 +190,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		FlakyTasks         func(childComplexity int, parent string, result *string, where *RecordWhere, filter *string, first *int) int
-		LogSearch          func(childComplexity int, parent string, contains string, where LogSearchWhere, caseInsensitive *bool, first *int) int
+		LogSearch          func(childComplexity int, parent string, contains string, where LogSearchWhere, caseInsensitive *bool, first *int, after *string) int
 		Node               func(childComplexity int, id string) int
 		Nodes              func(childComplexity int, ids []string) int
 		PipelineRecovery   func(childComplexity int, parent string, result *string, where *RecordWhere, filter *string, first *int) int
@@ -363,6 +365,7 @@ type LogSearchResultResolver interface {
 
 	BytesScanned(ctx context.Context, obj *store.LogSearchResult) (int, error)
 	StoppedBy(ctx context.Context, obj *store.LogSearchResult) (*string, error)
+	Cursor(ctx context.Context, obj *store.LogSearchResult) (*string, error)
 }
 type MutationResolver interface {
 	CreateResult(ctx context.Context, input CreateResultInput) (*store.Result, error)
@@ -387,7 +390,7 @@ type QueryResolver interface {
 	RecordFacets(ctx context.Context, parent string, where *RecordWhere, filter *string, dimension FacetDimension, key *string, prefix *string, first *int) ([]*FacetValue, error)
 	FlakyTasks(ctx context.Context, parent string, result *string, where *RecordWhere, filter *string, first *int) (*FlakyTasks, error)
 	PipelineRecovery(ctx context.Context, parent string, result *string, where *RecordWhere, filter *string, first *int) (*PipelineRecoveries, error)
-	LogSearch(ctx context.Context, parent string, contains string, where LogSearchWhere, caseInsensitive *bool, first *int) (*store.LogSearchResult, error)
+	LogSearch(ctx context.Context, parent string, contains string, where LogSearchWhere, caseInsensitive *bool, first *int, after *string) (*store.LogSearchResult, error)
 }
 type RecordResolver interface {
 	ID(ctx context.Context, obj *store.Record) (string, error)
@@ -666,6 +669,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Log.DownloadPath(childComplexity), true
+	case "Log.live":
+		if e.ComplexityRoot.Log.Live == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Log.Live(childComplexity), true
 	case "Log.record":
 		if e.ComplexityRoot.Log.Record == nil {
 			break
@@ -763,6 +772,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LogSearchResult.BytesScanned(childComplexity), true
+	case "LogSearchResult.cursor":
+		if e.ComplexityRoot.LogSearchResult.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogSearchResult.Cursor(childComplexity), true
 	case "LogSearchResult.logsScanned":
 		if e.ComplexityRoot.LogSearchResult.LogsScanned == nil {
 			break
@@ -1066,7 +1081,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.LogSearch(childComplexity, args["parent"].(string), args["contains"].(string), args["where"].(LogSearchWhere), args["caseInsensitive"].(*bool), args["first"].(*int)), true
+		return e.ComplexityRoot.Query.LogSearch(childComplexity, args["parent"].(string), args["contains"].(string), args["where"].(LogSearchWhere), args["caseInsensitive"].(*bool), args["first"].(*int), args["after"].(*string)), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -2078,6 +2093,8 @@ func (ec *executionContext) childFields_Log(ctx context.Context, field graphql.C
 		return ec.fieldContext_Log_available(ctx, field)
 	case "truncated":
 		return ec.fieldContext_Log_truncated(ctx, field)
+	case "live":
+		return ec.fieldContext_Log_live(ctx, field)
 	case "size":
 		return ec.fieldContext_Log_size(ctx, field)
 	case "text":
@@ -2126,6 +2143,8 @@ func (ec *executionContext) childFields_LogSearchResult(ctx context.Context, fie
 		return ec.fieldContext_LogSearchResult_bytesScanned(ctx, field)
 	case "stoppedBy":
 		return ec.fieldContext_LogSearchResult_stoppedBy(ctx, field)
+	case "cursor":
+		return ec.fieldContext_LogSearchResult_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LogSearchResult", field.Name)
 }
@@ -3031,6 +3050,14 @@ func (ec *executionContext) field_Query_logSearch_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["first"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg5
 	return args, nil
 }
 
@@ -4578,6 +4605,29 @@ func (ec *executionContext) fieldContext_Log_truncated(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Log", field, true, false, "Boolean")
 }
 
+func (ec *executionContext) _Log_live(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Log_live(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Live(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Log_live(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Log", field, true, false, "Boolean")
+}
+
 func (ec *executionContext) _Log_size(ctx context.Context, field graphql.CollectedField, obj *Log) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4989,6 +5039,29 @@ func (ec *executionContext) _LogSearchResult_stoppedBy(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_LogSearchResult_stoppedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogSearchResult", field, true, true, "String")
+}
+
+func (ec *executionContext) _LogSearchResult_cursor(ctx context.Context, field graphql.CollectedField, obj *store.LogSearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogSearchResult_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LogSearchResult().Cursor(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogSearchResult_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("LogSearchResult", field, true, true, "String")
 }
 
@@ -6474,7 +6547,7 @@ func (ec *executionContext) _Query_logSearch(ctx context.Context, field graphql.
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().LogSearch(ctx, fc.Args["parent"].(string), fc.Args["contains"].(string), fc.Args["where"].(LogSearchWhere), fc.Args["caseInsensitive"].(*bool), fc.Args["first"].(*int))
+			return ec.Resolvers.Query().LogSearch(ctx, fc.Args["parent"].(string), fc.Args["contains"].(string), fc.Args["where"].(LogSearchWhere), fc.Args["caseInsensitive"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *store.LogSearchResult) graphql.Marshaler {
@@ -11359,6 +11432,11 @@ func (ec *executionContext) _Log(ctx context.Context, sel ast.SelectionSet, obj 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "live":
+			out.Values[i] = ec._Log_live(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "size":
 			out.Values[i] = ec._Log_size(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -11523,6 +11601,12 @@ func (ec *executionContext) _LogSearchResult(ctx context.Context, sel ast.Select
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._LogSearchResult_stoppedBy(ctx, field, obj)
+				})
+		case "cursor":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LogSearchResult_cursor(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -35,11 +35,21 @@ func (r *logSearchResultResolver) StoppedBy(ctx context.Context, obj *store.LogS
 	return &obj.StoppedBy, nil
 }
 
+// Cursor is the resolver for the cursor field.
+func (r *logSearchResultResolver) Cursor(ctx context.Context, obj *store.LogSearchResult) (*string, error) {
+	if obj.Cursor == "" {
+		return nil, nil
+	}
+	return &obj.Cursor, nil
+}
+
 // LogSearch is the resolver for the logSearch field.
-func (r *queryResolver) LogSearch(ctx context.Context, parent string, contains string, where LogSearchWhere, caseInsensitive *bool, first *int) (*store.LogSearchResult, error) {
+func (r *queryResolver) LogSearch(ctx context.Context, parent string, contains string, where LogSearchWhere, caseInsensitive *bool, first *int, after *string) (*store.LogSearchResult, error) {
+	// The cursor is sealed with the scope below: one from another caller's
+	// scope does not open.
 	q := store.LogSearch{Parent: parent, Contains: contains, CaseInsensitive: deref(caseInsensitive),
 		UpdatedAfter: where.UpdatedAfter, MaxLogs: deref(first), MaxBytes: r.logSearchMaxBytes(),
-		Deadline: time.Now().Add(r.logSearchTimeout())}
+		Deadline: time.Now().Add(r.logSearchTimeout()), After: deref(after)}
 	if where.UpdatedBefore != nil {
 		q.UpdatedBefore = *where.UpdatedBefore
 	}

@@ -162,6 +162,7 @@ func (l *Log) Step() string      { return l.doc.Spec.Step }
 func (l *Log) Container() string { return l.doc.Spec.Container }
 func (l *Log) Available() bool   { return l.doc.Status.Available }
 func (l *Log) Truncated() bool   { return l.doc.Status.Truncated }
+func (l *Log) Live() bool        { return store.LogIsLive(l.Record) }
 func (l *Log) Size() int         { return int(l.doc.Status.Size) }
 
 // DownloadPath is where the server streams the whole log.

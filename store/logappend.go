@@ -40,6 +40,17 @@ type logStatusLive struct {
 	} `json:"status"`
 }
 
+// LogIsLive says whether a Log Record is still open for appends (its step
+// is being followed), as opposed to complete.
+func LogIsLive(rec *Record) bool {
+	if rec == nil || rec.DataType != TypeLog {
+		return false
+	}
+	var live logStatusLive
+	json.Unmarshal(rec.Data, &live)
+	return live.Status.Live
+}
+
 // LogProgressOf returns what is stored of a log, for resuming appends.
 func (s *Store) LogProgressOf(ctx context.Context, log Key) (LogProgress, error) {
 	recs, err := s.GetRecordsByUID(ctx, log.Namespace, []string{log.UID})

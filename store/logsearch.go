@@ -4,8 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -48,6 +53,10 @@ type LogSearch struct {
 	MaxBytes int64
 	// Deadline, when set, stops the search at that time.
 	Deadline time.Time
+	// After continues a search that stopped: the Cursor of its result,
+	// given back with the same Parent, Namespaces, Contains,
+	// CaseInsensitive and window (anything else does not open it).
+	After string
 }
 
 // LogSearchResult lists the Logs that matched, most recently written first.
@@ -58,6 +67,9 @@ type LogSearchResult struct {
 	// StoppedBy is empty when every Log of the window was scanned, else
 	// what stopped the search: "logs", "bytes", "time" or "matches".
 	StoppedBy string
+	// Cursor continues the search where it stopped (LogSearch.After);
+	// empty when StoppedBy is.
+	Cursor string
 }
 
 // LogMatches are the matching lines of one Log.
@@ -79,8 +91,8 @@ type LogLine struct {
 
 // SearchLogs scans the Logs of a time window for lines containing a
 // literal string. Logs are streamed chunk by chunk (OpenLog), never held
-// whole; the search stops at its first limit (Logs, bytes, time, matches)
-// and says which in StoppedBy.
+// whole; the search stops at its first limit (Logs, bytes, time, matches),
+// says which in StoppedBy and gives a Cursor to continue from there.
 func (s *Store) SearchLogs(ctx context.Context, q LogSearch) (*LogSearchResult, error) {
 	if q.Contains == "" {
 		return nil, fmt.Errorf("%w: contains is empty: give the text to find in log lines", ErrInvalidArgument)
@@ -97,6 +109,19 @@ func (s *Store) SearchLogs(ctx context.Context, q LogSearch) (*LogSearchResult, 
 	if q.MaxLogs <= 0 || q.MaxLogs > MaxLogSearchLogs {
 		q.MaxLogs = MaxLogSearchLogs
 	}
+	if q.Parent != "-" && q.Parent != "" {
+		if err := checkNamespace(q.Parent); err != nil {
+			return nil, err
+		}
+	}
+	var from *logSearchPos
+	if q.After != "" {
+		pos, err := s.openLogSearchCursor(q, q.After)
+		if err != nil {
+			return nil, err
+		}
+		from = &pos
+	}
 	out := &LogSearchResult{Logs: []*LogMatches{}}
 	if q.Namespaces != nil && len(q.Namespaces) == 0 {
 		return out, nil // nothing visible
@@ -106,28 +131,36 @@ func (s *Store) SearchLogs(ctx context.Context, q LogSearch) (*LogSearchResult, 
 		sel = sel.Where("updated_at < ?", q.UpdatedBefore)
 	}
 	if q.Parent != "-" && q.Parent != "" {
-		if err := checkNamespace(q.Parent); err != nil {
-			return nil, err
-		}
 		sel = sel.Where("namespace = ?", q.Parent)
 	}
 	if q.Namespaces != nil {
 		sel = sel.Where("namespace IN (?)", bun.In(q.Namespaces))
 	}
+	if from != nil {
+		// At or after the Log the search stopped in, in the order below.
+		sel = sel.Where("(updated_at < ? OR (updated_at = ? AND (namespace > ? OR (namespace = ? AND uid >= ?))))",
+			from.Updated, from.Updated, from.Namespace, from.Namespace, from.UID)
+	}
 	var logs []*Record
 	if err := sel.Order("updated_at DESC", "namespace", "uid").Limit(int64(q.MaxLogs+1)).Scan(ctx, &logs); err != nil {
 		return nil, dbError(err)
 	}
+	var next *Record // the first Log not scanned, when there are more
 	if len(logs) > q.MaxLogs {
-		logs, out.StoppedBy = logs[:q.MaxLogs], "logs"
+		logs, next, out.StoppedBy = logs[:q.MaxLogs], logs[q.MaxLogs], "logs"
 	}
 	needle := []byte(q.Contains)
 	if q.CaseInsensitive {
 		needle = bytes.ToLower(needle)
 	}
 	matches := 0
-	for _, log := range logs {
-		m, stop, err := s.searchLog(ctx, log, needle, q, out, MaxLogSearchMatches-matches)
+	var resume *logSearchPos
+	for i, log := range logs {
+		var at logSearchAt
+		if from != nil && i == 0 && log.Namespace == from.Namespace && log.UID == from.UID {
+			at = from.At // the Log it stopped in: from where it stopped
+		}
+		m, stop, end, err := s.searchLog(ctx, log, needle, q, out, MaxLogSearchMatches-matches, at)
 		if err != nil {
 			return nil, err
 		}
@@ -136,42 +169,143 @@ func (s *Store) SearchLogs(ctx context.Context, q LogSearch) (*LogSearchResult, 
 			out.Logs = append(out.Logs, m)
 			matches += len(m.Lines)
 		}
-		if stop != "" {
-			out.StoppedBy = stop
-			break
+		if stop == "" {
+			continue
 		}
+		out.StoppedBy = stop
+		switch {
+		case !end.done:
+			resume = &logSearchPos{Updated: log.UpdatedAt, Namespace: log.Namespace, UID: log.UID, At: end.at}
+		case i+1 < len(logs):
+			next = logs[i+1]
+		case next == nil: // stopped at the end of the last Log: nothing is left
+			out.StoppedBy = ""
+		}
+		break
+	}
+	if resume == nil && next != nil && out.StoppedBy != "" {
+		resume = &logSearchPos{Updated: next.UpdatedAt, Namespace: next.Namespace, UID: next.UID}
+	}
+	if resume != nil {
+		out.Cursor = s.sealLogSearchCursor(q, *resume)
 	}
 	return out, nil
 }
 
-// searchLog scans one Log, counting what it reads into out.BytesScanned.
-func (s *Store) searchLog(ctx context.Context, log *Record, needle []byte, q LogSearch, out *LogSearchResult, matchesLeft int) (*LogMatches, string, error) {
-	rc, err := s.OpenLog(ctx, log)
+// logSearchAt is a place in one Log: the byte offset of a line (or of a
+// piece of a long line), the number of the line before it, and whether it
+// continues that line.
+type logSearchAt struct {
+	Offset    int64 `json:"o,omitempty"`
+	Line      int   `json:"l,omitempty"`
+	Continued bool  `json:"c,omitempty"`
+	// Returned: the line it continues was returned already (a match in
+	// an earlier piece), so a match in its remaining pieces is not new.
+	Returned bool `json:"r,omitempty"`
+}
+
+// logSearchPos is where a search stopped: a Log, by its place in the
+// search's order, and the place in it.
+type logSearchPos struct {
+	Updated   time.Time   `json:"t"`
+	Namespace string      `json:"n"`
+	UID       string      `json:"u"`
+	At        logSearchAt `json:"a"`
+}
+
+// logSearchDigest binds a search cursor to the caller's scope and to the
+// query, as list cursors are: one sealed for another scope or query does
+// not open, so it cannot name a Log outside the caller's namespaces.
+func logSearchDigest(q LogSearch) []byte {
+	parent := q.Parent
+	if parent == "" {
+		parent = "-"
+	}
+	namespaces := slices.Clone(q.Namespaces)
+	slices.Sort(namespaces)
+	before := ""
+	if !q.UpdatedBefore.IsZero() {
+		before = q.UpdatedBefore.UTC().Format(time.RFC3339Nano)
+	}
+	return digest("logSearch", parent, namespaces, q.Namespaces == nil, q.Contains, q.CaseInsensitive,
+		q.UpdatedAfter.UTC().Format(time.RFC3339Nano), before)
+}
+
+func (s *Store) sealLogSearchCursor(q LogSearch, pos logSearchPos) string {
+	plain, _ := json.Marshal(pos)
+	nonce := make([]byte, s.sealer.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(s.sealer.aead.Seal(nonce, nonce, plain, logSearchDigest(q)))
+}
+
+func (s *Store) openLogSearchCursor(q LogSearch, cursor string) (logSearchPos, error) {
+	var pos logSearchPos
+	if s.sealer == nil {
+		return pos, fmt.Errorf("the database is not migrated: run 'annals migrate'")
+	}
+	invalid := fmt.Errorf("%w: the cursor is not valid for this search: pass back an unchanged cursor with the same parent, contains, caseInsensitive and window, or start without one", ErrInvalidArgument)
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	aead := s.sealer.aead
+	if err != nil || len(cursor) > 1024 || len(raw) < aead.NonceSize()+aead.Overhead() {
+		return pos, invalid
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], logSearchDigest(q))
+	if err != nil || json.Unmarshal(plain, &pos) != nil || pos.At.Offset < 0 || pos.At.Line < 0 {
+		return pos, invalid
+	}
+	return pos, nil
+}
+
+// logSearchEnd is where the scan of one Log ended: done (read to its
+// end), or at a place to continue from.
+type logSearchEnd struct {
+	done bool
+	at   logSearchAt
+}
+
+// searchLog scans one Log from at, counting what it reads into
+// out.BytesScanned.
+func (s *Store) searchLog(ctx context.Context, log *Record, needle []byte, q LogSearch, out *LogSearchResult, matchesLeft int, at logSearchAt) (*LogMatches, string, logSearchEnd, error) {
+	rc, err := s.openLogAt(ctx, log, at.Offset)
 	if err != nil {
-		return nil, "", err
+		return nil, "", logSearchEnd{}, err
 	}
 	defer rc.Close()
 	sc := bufio.NewScanner(rc)
 	sc.Buffer(make([]byte, 0, 64<<10), logSearchLineLength)
-	continued := false // the last token was a piece of a longer line
+	advance := 0 // bytes of the source the last token stands for
 	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			advance = i + 1
 			return i + 1, data[:i], nil
 		}
 		if len(data) >= logSearchLineLength {
+			advance = logSearchLineLength
 			return logSearchLineLength, data[:logSearchLineLength], nil
 		}
 		if atEOF && len(data) > 0 {
+			advance = len(data)
 			return len(data), data, nil
 		}
 		return 0, nil, nil
 	})
 	var m *LogMatches
-	line := 0
+	pos, line, continued := at.Offset, at.Line, at.Continued // continued: the last token was a piece of a longer line
+	returned := -1                                           // a line returned by an earlier search
+	if at.Continued && at.Returned {
+		returned = at.Line
+	}
+	lastReturned := func() bool {
+		return line == returned || m != nil && len(m.Lines) > 0 && m.Lines[len(m.Lines)-1].Number == line
+	}
 	var lower []byte
+	tokens := 0
 	for sc.Scan() {
 		token := sc.Bytes()
-		out.BytesScanned += int64(len(token)) + 1
+		before := logSearchAt{Offset: pos, Line: line, Continued: continued}
+		before.Returned = continued && lastReturned()
+		pos += int64(advance)
+		out.BytesScanned += int64(advance)
 		if !continued {
 			line++
 		}
@@ -185,34 +319,61 @@ func (s *Store) searchLog(ctx context.Context, log *Record, needle []byte, q Log
 			if m == nil {
 				m = newLogMatches(log)
 			}
-			if len(m.Lines) == MaxLogSearchLinesPerLog || len(m.Lines) == matchesLeft {
-				m.MoreLines = true
-				if len(m.Lines) == matchesLeft {
-					return m, "matches", nil
+			switch {
+			case lastReturned():
+				// Another piece of a line returned already.
+			case len(m.Lines) == matchesLeft:
+				// Not returned: the next search continues with this line.
+				if len(m.Lines) == 0 {
+					m = nil
+				} else {
+					m.MoreLines = true
 				}
-			} else if len(m.Lines) == 0 || m.Lines[len(m.Lines)-1].Number != line {
+				return m, "matches", logSearchEnd{at: before}, nil
+			case len(m.Lines) == MaxLogSearchLinesPerLog:
+				m.MoreLines = true
+			default:
 				m.Lines = append(m.Lines, LogLine{Number: line, Text: string(token[:min(len(token), logSearchShownLength)])})
 			}
 		}
-		if line%256 == 0 { // checks now and then: cheap enough, soon enough
-			if q.MaxBytes > 0 && out.BytesScanned >= q.MaxBytes {
-				return m, "bytes", nil
-			}
-			if !q.Deadline.IsZero() && time.Now().After(q.Deadline) {
-				return m, "time", nil
+		if tokens++; tokens%256 == 0 { // checks now and then: cheap enough, soon enough
+			if stop := searchBudgetSpent(q, out); stop != "" {
+				return m, stop, logSearchEnd{at: logSearchAt{Offset: pos, Line: line, Continued: continued, Returned: continued && lastReturned()}}, nil
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, "", fmt.Errorf("reading log %s: %w", log.Name, err)
+		return nil, "", logSearchEnd{}, fmt.Errorf("reading log %s: %w", log.Name, err)
 	}
+	return m, searchBudgetSpent(q, out), logSearchEnd{done: true}, nil
+}
+
+// searchBudgetSpent says which budget of the search is spent, if any.
+func searchBudgetSpent(q LogSearch, out *LogSearchResult) string {
 	if q.MaxBytes > 0 && out.BytesScanned >= q.MaxBytes {
-		return m, "bytes", nil
+		return "bytes"
 	}
 	if !q.Deadline.IsZero() && time.Now().After(q.Deadline) {
-		return m, "time", nil
+		return "time"
 	}
-	return m, "", nil
+	return ""
+}
+
+// openLogAt streams a log from offset: only the chunks from the one that
+// holds offset are read.
+func (s *Store) openLogAt(ctx context.Context, log *Record, offset int64) (io.ReadCloser, error) {
+	src, err := s.logBytes(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	r := &logReader{ctx: ctx, src: src, seq: int(offset / logChunkSize)}
+	if skip := offset % logChunkSize; skip > 0 {
+		if _, err := io.CopyN(io.Discard, r, skip); err != nil && !errors.Is(err, io.EOF) {
+			r.Close()
+			return nil, fmt.Errorf("reading log %s: %w", log.Name, err)
+		}
+	}
+	return r, nil
 }
 
 func newLogMatches(log *Record) *LogMatches {

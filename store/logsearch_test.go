@@ -143,3 +143,171 @@ func BenchmarkSearchLogs(b *testing.B) {
 	}
 	b.SetBytes(scanned)
 }
+
+// TestSearchLogsContinues: a search stopped by any of its limits gives a
+// cursor that continues it where it stopped (mid-log, mid-chunk), so that
+// following cursors returns every matching line exactly once; the cursor
+// opens only with the scope and query it was given for.
+func TestSearchLogsContinues(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		since := time.Now().Add(-time.Minute)
+		want := map[string]bool{} // "uid:line" of every matching line in ci
+		write := func(ns, text string) string {
+			tr := newTaskRunForLogs(t, s, ns)
+			uid := uuid.NewString()
+			if _, err := s.WriteLog(ctx, store.LogWrite{UID: uid, TaskRun: tr, Step: "s"}, strings.NewReader(text), 0); err != nil {
+				t.Fatal(err)
+			}
+			if ns == "ci" {
+				for i, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+					if strings.Contains(l, "hit") {
+						want[uid+":"+strconv.Itoa(i+1)] = true
+					}
+				}
+			}
+			return uid
+		}
+		// One log of more than a chunk, with a line longer than a search
+		// piece (a match in two of its pieces), then enough logs of 99
+		// matches each to pass the 1,000 matches of one search.
+		var big strings.Builder
+		for i := 1; i <= 1000; i++ {
+			switch {
+			case i == 500:
+				big.WriteString(strings.Repeat("x", 70_000) + "hit" + strings.Repeat("y", 70_000) + "hit\n")
+			case i%11 == 0:
+				fmt.Fprintf(&big, "%04d a hit %s\n", i, strings.Repeat("-", 290))
+			default:
+				fmt.Fprintf(&big, "%04d nothing %s\n", i, strings.Repeat("-", 290))
+			}
+		}
+		write("ci", big.String())
+		for range 11 {
+			var l strings.Builder
+			for i := range 120 {
+				if i%120 < 99 {
+					fmt.Fprintf(&l, "line %d hit\n", i)
+				} else {
+					fmt.Fprintf(&l, "line %d\n", i)
+				}
+			}
+			write("ci", l.String())
+		}
+		write("prod", "a hit in prod\n")
+
+		base := store.LogSearch{Parent: "ci", Contains: "hit", UpdatedAfter: since}
+		for _, c := range []struct {
+			name      string
+			q         store.LogSearch
+			stoppedBy string // of the first page
+		}{
+			{"time", store.LogSearch{Deadline: time.Now()}, "time"},
+			{"bytes", store.LogSearch{MaxBytes: 5_000}, "bytes"},
+			{"logs", store.LogSearch{MaxLogs: 1}, "logs"},
+			{"matches", store.LogSearch{}, "matches"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				q := base
+				q.Deadline, q.MaxBytes, q.MaxLogs = c.q.Deadline, c.q.MaxBytes, c.q.MaxLogs
+				got := map[string]bool{}
+				pages := 0
+				for {
+					pages++
+					if pages > 5000 {
+						t.Fatal("the search makes no progress")
+					}
+					res, err := s.SearchLogs(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if pages == 1 && res.StoppedBy != c.stoppedBy {
+						t.Errorf("first page stopped by %q, want %q", res.StoppedBy, c.stoppedBy)
+					}
+					if (res.Cursor == "") != (res.StoppedBy == "") {
+						t.Fatalf("page %d: cursor %q stopped by %q", pages, res.Cursor, res.StoppedBy)
+					}
+					for _, m := range res.Logs {
+						if m.Log.Namespace != "ci" {
+							t.Fatalf("a log of namespace %s", m.Log.Namespace)
+						}
+						for _, l := range m.Lines {
+							k := m.Log.UID + ":" + strconv.Itoa(l.Number)
+							if got[k] {
+								t.Fatalf("page %d: line %s again", pages, k)
+							}
+							got[k] = true
+						}
+					}
+					if res.Cursor == "" {
+						break
+					}
+					q.After = res.Cursor
+					if c.name == "time" {
+						q.Deadline = time.Now()
+					}
+				}
+				if len(got) != len(want) {
+					t.Errorf("%d pages: %d matching lines, want %d", pages, len(got), len(want))
+				}
+				for k := range want {
+					if !got[k] {
+						t.Errorf("line %s not found", k)
+						break
+					}
+				}
+				if pages < 2 {
+					t.Errorf("%d page: the limit did not stop the search", pages)
+				}
+			})
+		}
+
+		first, err := s.SearchLogs(ctx, store.LogSearch{Parent: "-", Namespaces: []string{"ci"}, Contains: "hit", UpdatedAfter: since, MaxLogs: 1})
+		if err != nil || first.Cursor == "" {
+			t.Fatalf("%v, cursor %q", err, first.Cursor)
+		}
+		for name, q := range map[string]store.LogSearch{
+			"another scope":     {Parent: "-", Namespaces: []string{"ci", "prod"}, Contains: "hit"},
+			"no scope":          {Parent: "-", Contains: "hit"},
+			"another parent":    {Parent: "prod", Namespaces: []string{"ci"}, Contains: "hit"},
+			"another text":      {Parent: "-", Namespaces: []string{"ci"}, Contains: "hi"},
+			"case insensitive":  {Parent: "-", Namespaces: []string{"ci"}, Contains: "hit", CaseInsensitive: true},
+			"another window":    {Parent: "-", Namespaces: []string{"ci"}, Contains: "hit", UpdatedAfter: since.Add(-time.Second)},
+			"changed cursor":    {Parent: "-", Namespaces: []string{"ci"}, Contains: "hit", After: first.Cursor[:len(first.Cursor)-2] + "AA"},
+			"not a cursor":      {Parent: "-", Namespaces: []string{"ci"}, Contains: "hit", After: "bm90IGEgY3Vyc29y"},
+			"a list's cursor":   {Parent: "-", Namespaces: []string{"ci"}, Contains: "hit", After: listCursor(t, s)},
+			"another before":    {Parent: "-", Namespaces: []string{"ci"}, Contains: "hit", UpdatedBefore: time.Now().Add(time.Hour)},
+			"first is not part": {}, // the control: the same query opens it
+		} {
+			if q.Contains == "" {
+				q = store.LogSearch{Parent: "-", Namespaces: []string{"ci"}, Contains: "hit", MaxLogs: 5}
+			}
+			if q.UpdatedAfter.IsZero() {
+				q.UpdatedAfter = since
+			}
+			if q.After == "" {
+				q.After = first.Cursor
+			}
+			_, err := s.SearchLogs(ctx, q)
+			if name == "first is not part" {
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+				continue
+			}
+			if !errors.Is(err, store.ErrInvalidArgument) {
+				t.Errorf("%s: %v, want invalid argument", name, err)
+			}
+		}
+	})
+}
+
+// listCursor is a cursor of a records list: not one of a log search.
+func listCursor(t *testing.T, s *store.Store) string {
+	t.Helper()
+	page, err := s.ListRecords(context.Background(), store.ListOptions{Parent: "ci", First: 1})
+	if err != nil || len(page.Cursors) == 0 {
+		t.Fatalf("%v, %d cursors", err, len(page.Cursors))
+	}
+	return page.Cursors[0]
+}
