@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -67,7 +68,7 @@ func TestFollowMemory(t *testing.T) {
 	for i := range n {
 		runningTaskRun(t, env, ns, fmt.Sprintf("big-%03d", i))
 	}
-	var peakHeap, peakRSS uint64
+	var peakHeap, peakRSS, peakSys, peakStacks, peakIdle uint64
 	stopSampling := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -77,6 +78,14 @@ func TestFollowMemory(t *testing.T) {
 			runtime.ReadMemStats(&ms)
 			peakHeap = max(peakHeap, ms.HeapInuse)
 			peakRSS = max(peakRSS, rssBytes())
+			peakSys, peakStacks = max(peakSys, ms.Sys), max(peakStacks, ms.StackInuse)
+			peakIdle = max(peakIdle, ms.HeapIdle-ms.HeapReleased)
+			if path := os.Getenv("ANNALS_LOG_MEMORY_PROFILE"); path != "" && ms.HeapInuse == peakHeap && gen.read.Load() > 0 {
+				if f, err := os.Create(path); err == nil {
+					pprof.WriteHeapProfile(f) // the heap at its peak so far
+					f.Close()
+				}
+			}
 			select {
 			case <-stopSampling:
 				return
@@ -84,6 +93,7 @@ func TestFollowMemory(t *testing.T) {
 			}
 		}
 	}()
+	baseRSS := rssBytes() // the test binary, the fake cluster and the store, before any follower
 	start := time.Now()
 	startWatcher(t, env, s, watcher.Config{Namespaces: []string{ns}, Logs: true, LiveLogInterval: 2 * time.Second, LogLimit: 0, LogFollowers: n}, gen, nil)
 	total := int64(n) * gen.size
@@ -93,6 +103,11 @@ func TestFollowMemory(t *testing.T) {
 	<-sampled
 	t.Logf("%d TaskRuns x %d MiB streamed in %s (%.0f MiB/s); peak heap in use %.1f MiB, peak RSS %.1f MiB (VmHWM %.1f MiB)",
 		n, mb, elapsed.Round(time.Second), float64(total)/(1<<20)/elapsed.Seconds(), float64(peakHeap)/(1<<20), float64(peakRSS)/(1<<20), float64(hwmBytes())/(1<<20))
+	// Where RSS goes beyond the heap in use: the Go runtime's own (Sys
+	// counts what it mapped; idle heap not yet returned) and, the rest,
+	// memory outside Go's heap (the SQLite library's allocations).
+	t.Logf("RSS before the watcher started %.1f MiB; peak Go runtime mapped %.1f MiB, idle heap kept %.1f MiB, stacks %.1f MiB",
+		float64(baseRSS)/(1<<20), float64(peakSys)/(1<<20), float64(peakIdle)/(1<<20), float64(peakStacks)/(1<<20))
 }
 
 func rssBytes() uint64 { return procStatus("VmRSS:") }
