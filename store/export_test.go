@@ -69,3 +69,12 @@ func CompressChunk(compression string, chunk []byte) ([]byte, error) {
 
 // LogChunkSize is the size of the chunks logs are cut into.
 const LogChunkSize = logChunkSize
+
+// PreparedInserts counts the INSERT statements prepared on the store's
+// PostgreSQL connection (the store must have MaxOpenConns 1 for this to
+// see every statement it ran).
+func (s *Store) PreparedInserts(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.NewRaw("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE 'INSERT%'").Scan(ctx, &n)
+	return n, err
+}
