@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,8 +42,10 @@ func BenchmarkImportMemory(b *testing.B) {
 	const bytesPerRun = 3500 // what the generator's runs average as JSON
 	records := mb << 20 / bytesPerRun
 	// As `annals import` does: a soft limit that makes the collector work
-	// harder rather than let garbage grow the process.
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(importMemoryLimit))
+	// harder rather than let garbage grow the process (GOMEMLIMIT wins).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(importMemoryLimit))
+	}
 	for range b.N {
 		s, _ := storetest.Open(b, kind)
 		pr, pw := io.Pipe()
@@ -78,6 +81,7 @@ func BenchmarkImportMemory(b *testing.B) {
 		took := time.Since(start)
 		close(done)
 		sampler.Wait()
+		writeHeapProfile(b, os.Getenv("ANNALS_IMPORT_BENCH_HEAPPROFILE"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -91,8 +95,25 @@ func BenchmarkImportMemory(b *testing.B) {
 	}
 }
 
+// writeHeapProfile writes the heap profile to path ("": none) while the
+// store is still open: -memprofile is written after the benchmark's
+// cleanups, when the connections and what they cache are gone.
+func writeHeapProfile(b *testing.B, path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // importMemoryLimit is the soft memory limit `annals import` sets.
-const importMemoryLimit = 128 << 20
+const importMemoryLimit = 96 << 20
 
 // BenchmarkImportThroughput compares, on the same machine at the same
 // moment, the store's own write path (eight writers of 500-run batches, as

@@ -81,3 +81,11 @@ func (s *Store) CountWithoutRollup(without bool) {
 
 // RollupServes tells whether a facet of dim under o reads the rollup.
 func (s *Store) RollupServes(o ListOptions, dim Dimension) bool { return s.rollupServes(o, dim) }
+// PreparedInserts counts the INSERT statements prepared on the store's
+// PostgreSQL connection (the store must have MaxOpenConns 1 for this to
+// see every statement it ran).
+func (s *Store) PreparedInserts(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.NewRaw("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE 'INSERT%'").Scan(ctx, &n)
+	return n, err
+}

@@ -169,13 +169,19 @@ func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool)
 		}
 		for start := 0; start < len(results); start += maxBatch {
 			chunk := results[start:min(start+maxBatch, len(results))]
-			if _, err := tx.NewInsert().Model(&chunk).On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
+			if _, err := tx.NewInsert().Model(&chunk).On("CONFLICT DO NOTHING").Returning("NULL").Exec(ctx); err != nil {
 				return dbError(err)
 			}
 		}
 		for start := 0; start < len(recs); start += maxBatch {
 			chunk := recs[start:min(start+maxBatch, len(recs))]
-			q := tx.NewInsert().Model(&chunk).On("CONFLICT (namespace, uid) DO UPDATE")
+			// No RETURNING (bun adds one for nil pointers, such as a new
+			// Result's summary times or a pending run's start time): a
+			// statement that returns rows goes through pgx's prepared
+			// statement cache, which would keep each batch's whole text,
+			// data included, per connection. Without rows to return it is
+			// sent once, unprepared.
+			q := tx.NewInsert().Model(&chunk).On("CONFLICT (namespace, uid) DO UPDATE").Returning("NULL")
 			for _, col := range []string{"data", "data_type", "run_name", "status", "reason", "pipeline_run_name",
 				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "owner_uid",
 				"creation_time", "repository", "duration_us", "run_view", "updated_at"} {
@@ -183,7 +189,7 @@ func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool)
 			}
 			q = q.Set("version = record.version + 1").
 				Where("record.data IS DISTINCT FROM EXCLUDED.data OR record.data_type <> EXCLUDED.data_type")
-			rows, existing := len(chunk), 0 // bun shortens chunk to the rows the statement returns
+			rows, existing := len(chunk), 0
 			if count {
 				var err error
 				if existing, err = countExisting(ctx, tx, s.rebind, chunk); err != nil {

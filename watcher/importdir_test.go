@@ -161,8 +161,8 @@ func TestImportOrderWithWriters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.Created != pipelines*(tasks+1) || len(rep.Results) != pipelines || rep.SkippedCount != 0 {
-			t.Fatalf("report: created %d in %d results, %d skipped; want %d in %d", rep.Created, len(rep.Results), rep.SkippedCount, pipelines*(tasks+1), pipelines)
+		if rep.Created != pipelines*(tasks+1) || rep.Results != pipelines || rep.SkippedCount != 0 {
+			t.Fatalf("report: created %d in %d results, %d skipped; want %d in %d", rep.Created, rep.Results, rep.SkippedCount, pipelines*(tasks+1), pipelines)
 		}
 		if progress.BytesRead.Load() != int64(b.Len()) || progress.Objects.Load() != pipelines*(tasks+1) || progress.Written.Load() != pipelines*(tasks+1) {
 			t.Errorf("progress: %d bytes, %d objects, %d written", progress.BytesRead.Load(), progress.Objects.Load(), progress.Written.Load())

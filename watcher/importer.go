@@ -24,7 +24,7 @@ type ImportReport struct {
 	// Created, Updated and Unchanged count the run Records by what the
 	// write did: new, data changed, or stored already as it is.
 	Created, Updated, Unchanged int
-	Results                     map[string]bool
+	Results                     int // Results the runs were written to
 	// Skipped has one line per object (or log file) not stored, saying
 	// why, unless ImportOptions.OnSkip took them; SkippedCount counts them
 	// either way.
@@ -41,9 +41,15 @@ type ImportOptions struct {
 	// Writers is how many store transactions run at once (0: 1). Runs are
 	// shared out by Result, so a Result is only ever written by one of them.
 	Writers int
-	// BatchSize is how many runs one transaction writes (0: 200, as the
-	// store's benchmark harness writes).
+	// BatchSize is how many runs one transaction writes at most (0: 200).
 	BatchSize int
+	// BatchBytes bounds the JSON bytes of the runs one transaction writes
+	// (0: 1 MiB): a batch is written when it holds BatchSize runs or this
+	// many bytes, whichever comes first. Memory follows bytes, not runs:
+	// each writer holds its batch about four times over while writing it
+	// (the objects, the rows, the statement text, the driver's buffer),
+	// and runs vary from 2 KB to hundreds.
+	BatchBytes int
 	// LogsDir holds step logs to store beside the runs, as
 	// <namespace>/<taskrun or pod name>/<step>.log ("": none).
 	LogsDir  string
@@ -151,10 +157,13 @@ func ImportSources(ctx context.Context, s *store.Store, sources []ImportSource, 
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 200
 	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = 1 << 20
+	}
 	if opts.Progress == nil {
 		opts.Progress = new(ImportProgress)
 	}
-	imp := &importer{s: s, opts: opts, rep: &ImportReport{Results: map[string]bool{}}, prUIDs: map[string]string{}}
+	imp := &importer{s: s, opts: opts, rep: &ImportReport{}, prUIDs: map[string]string{}, results: map[uint64]struct{}{}}
 	var total int64
 	for _, src := range sources {
 		total += max(src.Size, 0)
@@ -197,8 +206,12 @@ type importer struct {
 	s    *store.Store
 	opts ImportOptions
 
-	mu  sync.Mutex // guards rep
+	mu  sync.Mutex // guards rep and results
 	rep *ImportReport
+	// results holds a 64-bit hash of each Result name written, to count
+	// them: a tenth of the memory of the names on a large import, and a
+	// collision only makes the count one short.
+	results map[uint64]struct{}
 
 	prUIDs  map[string]string // "namespace/name" of every PipelineRun read -> uid
 	spill   *os.File          // TaskRuns waiting for their PipelineRun's uid
@@ -380,16 +393,20 @@ func (imp *importer) stopWriters() {
 	imp.wg.Wait()
 }
 
-// write stores the runs of one queue in transactions of BatchSize.
+// write stores the runs of one queue in transactions of at most BatchSize
+// runs and about BatchBytes bytes.
 func (imp *importer) write(ctx context.Context, queue <-chan pendingRun) error {
 	batch := make([]pendingRun, 0, imp.opts.BatchSize)
+	size := 0
 	for p := range queue {
 		batch = append(batch, p)
-		if len(batch) == imp.opts.BatchSize {
+		size += len(p.w.Data)
+		if len(batch) == imp.opts.BatchSize || size >= imp.opts.BatchBytes {
 			if err := imp.flush(ctx, batch); err != nil {
 				return err
 			}
-			batch = batch[:0]
+			clear(batch) // let the written objects go before the next ones come
+			batch, size = batch[:0], 0
 		}
 	}
 	return imp.flush(ctx, batch)
@@ -432,7 +449,13 @@ func (imp *importer) stored(batch []pendingRun, counts store.UpsertCounts) {
 	imp.rep.Updated += counts.Updated
 	imp.rep.Unchanged += counts.Unchanged
 	for _, p := range batch {
-		imp.rep.Results[p.w.ResultName] = true
+		h := fnv.New64a()
+		h.Write([]byte(p.w.ResultName))
+		k := h.Sum64()
+		if _, seen := imp.results[k]; !seen {
+			imp.results[k] = struct{}{}
+			imp.rep.Results++
+		}
 		if p.kind == "PipelineRun" {
 			imp.rep.PipelineRuns++
 		} else {

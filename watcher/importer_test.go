@@ -29,7 +29,7 @@ func TestImportIsIdempotentAndGroups(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		first := importFile(t, s, "testdata/runs.json")
-		if first.PipelineRuns != 4 || first.TaskRuns != 9 || len(first.Results) != 6 || len(first.Skipped) != 0 {
+		if first.PipelineRuns != 4 || first.TaskRuns != 9 || first.Results != 6 || len(first.Skipped) != 0 {
 			t.Fatalf("first import: %+v", first)
 		}
 		before, _ := s.ListRecords(ctx, store.ListOptions{First: 100})

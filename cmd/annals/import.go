@@ -27,7 +27,7 @@ func runImport(ctx context.Context, args []string) error {
 	dbURL := databaseURLFlag(fs)
 	fromTekton := fs.String("from-tekton-results", "", "copy the Tekton Results database at this PostgreSQL URL instead of reading FILE")
 	tektonLogs := fs.String("tekton-logs-dir", "", "with --from-tekton-results: the directory holding Tekton Results' log files (its LOGS_PATH, or a copy of its S3 bucket); without it log bytes are not imported")
-	batch := fs.Int("batch-size", 0, "runs written per transaction (0: 200), or with --from-tekton-results rows read and written at a time (0: 500)")
+	batch := fs.Int("batch-size", 0, "most runs written per transaction (0: 200; a transaction also ends at about 1 MiB of their JSON), or with --from-tekton-results rows read and written at a time (0: 500)")
 	writers := fs.Int("writers", 0, "transactions writing at once (0: 8 on PostgreSQL, 1 on SQLite)")
 	stepLogs := fs.String("step-logs-dir", "", "step logs to store beside the runs, as <namespace>/<taskrun or pod name>/<step>.log (default: DIR/logs when importing a directory DIR that has one)")
 	logLimit := fs.Int64("log-limit-bytes", 16<<20, "most bytes kept of one step's log; longer logs are cut with a marker (0: no limit)")
@@ -107,14 +107,19 @@ func runImport(ctx context.Context, args []string) error {
 	return nil
 }
 
-// importMemoryLimit is the soft memory limit of an import.
-const importMemoryLimit = 128 << 20
+// importMemoryLimit is the soft memory limit of an import: the Go heap
+// (and the runtime's own memory) the collector keeps under, which the
+// process's resident size exceeds by its code and the C side (about 30 to
+// 40 MB). An import's live heap is some 40 to 60 MB (the writers' batches,
+// bounded by ImportOptions.BatchBytes, and the names of the PipelineRuns
+// read); without a limit the collector would let garbage double it.
+const importMemoryLimit = 96 << 20
 
 // printImportReport writes the summary of an import.
 func printImportReport(w io.Writer, rep *watcher.ImportReport, took time.Duration) {
 	runs := rep.PipelineRuns + rep.TaskRuns
 	fmt.Fprintf(w, "stored %d PipelineRuns and %d TaskRuns in %d Results: %d new, %d updated, %d unchanged; %d skipped",
-		rep.PipelineRuns, rep.TaskRuns, len(rep.Results), rep.Created, rep.Updated, rep.Unchanged, rep.SkippedCount)
+		rep.PipelineRuns, rep.TaskRuns, rep.Results, rep.Created, rep.Updated, rep.Unchanged, rep.SkippedCount)
 	if rep.Logs > 0 {
 		fmt.Fprintf(w, "; %d step logs", rep.Logs)
 	}
