@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -80,6 +81,11 @@ func (a accessReviews) Create(_ context.Context, sar *authzv1.SubjectAccessRevie
 	return out, nil
 }
 
+// cursorValue matches cursors, which are sealed afresh by every execution.
+var cursorValue = regexp.MustCompile(`"(cursor|endCursor|startCursor)":"[^"]*"`)
+
+func cursorsBlanked(body string) string { return cursorValue.ReplaceAllString(body, `"$1":"…"`) }
+
 // cached is one answer with its cache header.
 type cached struct {
 	status int
@@ -128,7 +134,7 @@ func TestResponseCacheIdentities(t *testing.T) {
 					for _, caller := range callers {
 						want := ask(t, without, caller, c.query, c.vars)
 						got := ask(t, withCache, caller, c.query, c.vars)
-						if got.status != want.status || got.body != want.body {
+						if got.status != want.status || cursorsBlanked(got.body) != cursorsBlanked(want.body) {
 							t.Fatalf("round %d, %s: cached server answered %d %s\nwant %d %s", round, caller, got.status, got.body, want.status, want.body)
 						}
 						failed := strings.Contains(got.body, `"errors"`)
@@ -230,7 +236,7 @@ func TestResponseCacheInvalidation(t *testing.T) {
 
 		metrics := httptest.NewRecorder()
 		h.ServeHTTP(metrics, httptest.NewRequest(http.MethodGet, "http://localhost/metrics", nil))
-		for _, m := range []string{"annals_response_cache_hits_total 2", "annals_response_cache_misses_total", "annals_response_cache_evictions_total 0", "annals_response_cache_invalidations_total"} {
+		for _, m := range []string{"annals_response_cache_hits_total 3", "annals_response_cache_misses_total", "annals_response_cache_evictions_total 0", "annals_response_cache_invalidations_total"} {
 			if !strings.Contains(metrics.Body.String(), m) {
 				t.Errorf("/metrics lacks %q", m)
 			}
@@ -261,7 +267,7 @@ func TestResponseCacheDisabledAndBounded(t *testing.T) {
 		}{{"disabled", 0, ""}, {"too small", 1024, "miss"}} {
 			h := server.New(server.Config{Store: s, Logger: quiet, ResponseCacheBytes: c.bytes})
 			a, b := ask(t, h, "", dashboard, map[string]any{"first": 50}), ask(t, h, "", dashboard, map[string]any{"first": 50})
-			if a.cache != c.want || b.cache != c.want || a.body != b.body || a.status != http.StatusOK || strings.Contains(a.body, `"errors"`) {
+			if a.cache != c.want || b.cache != c.want || cursorsBlanked(a.body) != cursorsBlanked(b.body) || a.status != http.StatusOK || strings.Contains(a.body, `"errors"`) {
 				t.Errorf("%s: %+v then %+v", c.name, a, b)
 			}
 		}
