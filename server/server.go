@@ -76,6 +76,9 @@ type Config struct {
 	// (--insecure-allow-unauthenticated-remote-access); cross-origin
 	// requests are still refused.
 	AnyHost bool
+	// ResponseCacheBytes sizes the cache of GraphQL query answers over
+	// HTTP (see responseCache); 0 (the zero value) disables it.
+	ResponseCacheBytes int64
 }
 
 func (c *Config) defaults() {
@@ -129,9 +132,21 @@ func (c *Config) defaults() {
 // DefaultExpensiveConcurrency leaves half the CPUs to cheap operations.
 func DefaultExpensiveConcurrency() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
-// New returns the HTTP handler of the whole service.
+// New returns the HTTP handler of the whole service. It panics when the
+// response cache cannot subscribe to the store's changes (a closed store).
 func New(cfg Config) http.Handler {
 	cfg.defaults()
+	var cache *responseCache
+	if cfg.ResponseCacheBytes > 0 {
+		ttl := defaultResponseCacheTTL
+		if cfg.Auth != nil {
+			ttl = cfg.Auth.DecisionTTL()
+		}
+		var err error
+		if cache, err = newResponseCache(cfg.ResponseCacheBytes, ttl, cfg.Store, cfg.Metrics); err != nil {
+			panic(err)
+		}
+	}
 	resolver := &graph.Resolver{Store: cfg.Store, SubscriptionQueryTimeout: cfg.RequestTimeout,
 		LogSearchMaxBytes: cfg.LogSearchMaxBytes, LogSearchTimeout: cfg.LogSearchTimeout}
 	authenticate, limitClients := func(h http.Handler) http.Handler { return h }, func(h http.Handler) http.Handler { return h }
@@ -170,6 +185,9 @@ func New(cfg Config) http.Handler {
 	// document or computes its cost: both expand every fragment spread.
 	gql.Use(shapeLimit{maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxSelections: cfg.MaxSelections, parsed: parsed})
 	gql.Use(graph.PerResponseLoaders{Store: cfg.Store})
+	if cache != nil {
+		gql.Use(cacheNoter{})
+	}
 	gql.Use(tracing{})
 	gql.Use(newMetrics(cfg.Metrics))
 	service := newServiceMetrics(cfg.Metrics, cfg.Store, cfg.Version)
@@ -188,7 +206,11 @@ func New(cfg Config) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	overHTTP := authenticate(noteCaller(limitBody(cfg.MaxBodyBytes, withTimeout(cfg.RequestTimeout, withResponseStatus(gql)))))
+	var overHTTP http.Handler = withTimeout(cfg.RequestTimeout, withResponseStatus(gql))
+	if cache != nil {
+		overHTTP = cache.middleware(overHTTP)
+	}
+	overHTTP = authenticate(noteCaller(limitBody(cfg.MaxBodyBytes, overHTTP)))
 	overWebSocket := service.countWebSockets(longLived(noteCaller(gql)))
 	if cfg.Auth != nil {
 		overWebSocket = cfg.Auth.WebSocketMiddleware(overWebSocket)
@@ -208,7 +230,10 @@ func New(cfg Config) http.Handler {
 	tk := tekton.New(tekton.Config{Store: cfg.Store, Auth: cfg.Auth, Logger: cfg.Logger, RequestID: RequestID, RequestTimeout: cfg.RequestTimeout})
 	// Log downloads get the same longer time as /logs/: a big log on a slow
 	// link must not be cut at the request timeout.
-	tkREST := tk.REST()
+	var tkREST http.Handler = tk.REST()
+	if cache != nil {
+		tkREST = cache.invalidateAfterWrites(false, tkREST)
+	}
 	mux.Handle(tekton.RESTPrefix, limitClients(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := cfg.RequestTimeout
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/logs/") {
@@ -231,15 +256,19 @@ func New(cfg Config) http.Handler {
 	if cfg.Auth == nil {
 		h = localOnly(cfg.AnyHost, h)
 	}
-	return withGRPC(tk, limitClients, traceRequests(withRequestLog(cfg.Logger, service, h)))
+	grpcCalls := http.Handler(http.HandlerFunc(tk.ServeGRPC))
+	if cache != nil {
+		grpcCalls = cache.invalidateAfterWrites(true, grpcCalls)
+	}
+	return withGRPC(grpcCalls, limitClients, traceRequests(withRequestLog(cfg.Logger, service, h)))
 }
 
 // withGRPC sends gRPC calls to the Tekton Results API and everything else
 // to next, on one port: over TLS with ALPN h2, and in clear text with h2c
 // (HTTP/2 with prior knowledge) beside HTTP/1.1.
 // gRPC calls are counted by the same per-client limits as HTTP requests.
-func withGRPC(tk *tekton.Server, limit func(http.Handler) http.Handler, next http.Handler) http.Handler {
-	grpcCalls := limit(http.HandlerFunc(tk.ServeGRPC))
+func withGRPC(grpcHandler http.Handler, limit func(http.Handler) http.Handler, next http.Handler) http.Handler {
+	grpcCalls := limit(grpcHandler)
 	return h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if tekton.IsGRPC(r) {
 			grpcCalls.ServeHTTP(w, r)

@@ -30,7 +30,7 @@ type runFields struct {
 		TaskRef *struct {
 			Name string `json:"name"`
 		} `json:"taskRef"`
-		Params json.RawMessage `json:"params"` // read leniently by revisionOf
+		Params paramList `json:"params"` // decoded leniently, once: revision and view
 	} `json:"spec"`
 	Status struct {
 		Conditions []struct {
@@ -39,9 +39,9 @@ type runFields struct {
 			Reason  string `json:"reason"`
 			Message string `json:"message"`
 		} `json:"conditions"`
-		StartTime      any             `json:"startTime"` // parsed leniently: a bad time must not hide the rest
-		CompletionTime any             `json:"completionTime"`
-		Steps          json.RawMessage `json:"steps"` // read leniently by failedStepOf
+		StartTime      any      `json:"startTime"` // parsed leniently: a bad time must not hide the rest
+		CompletionTime any      `json:"completionTime"`
+		Steps          stepList `json:"steps"` // decoded leniently, once: failed step and view
 
 		PodName         string      `json:"podName"`
 		Results         []NameValue `json:"results"`
@@ -333,7 +333,7 @@ var revisionParams = []string{"revision", "commit"}
 // annotation, else its label, else (PipelineRuns only: a TaskRun's params
 // are its Task's) the first non-empty string param named revision, else
 // commit. Migration 00010 computes the same for stored Records.
-func revisionOf(annotations, labels JSONMap, params json.RawMessage, isPipelineRun bool) string {
+func revisionOf(annotations, labels JSONMap, params paramList, isPipelineRun bool) string {
 	if v := annotations[pacSHA]; v != "" {
 		return v
 	}
@@ -343,17 +343,12 @@ func revisionOf(annotations, labels JSONMap, params json.RawMessage, isPipelineR
 	if !isPipelineRun {
 		return ""
 	}
-	var list []any
-	if json.Unmarshal(params, &list) != nil {
-		return ""
-	}
 	for _, want := range revisionParams {
-		for _, p := range list {
-			obj, _ := p.(map[string]any)
-			if name, _ := obj["name"].(string); name != want {
+		for _, p := range params {
+			if !p.hasName || p.name != want {
 				continue
 			}
-			if v, _ := obj["value"].(string); v != "" {
+			if v, ok := jsonString(p.value); ok && v != "" {
 				return v
 			}
 		}
@@ -364,18 +359,10 @@ func revisionOf(annotations, labels JSONMap, params json.RawMessage, isPipelineR
 // failedStepOf is the name of the first step of a TaskRun that terminated
 // with a non-zero exit code (steps without a string name are passed over),
 // "" when none did. Migration 00010 computes the same for stored Records.
-func failedStepOf(steps json.RawMessage) string {
-	var list []any
-	if json.Unmarshal(steps, &list) != nil {
-		return ""
-	}
-	for _, s := range list {
-		step, _ := s.(map[string]any)
-		terminated, _ := step["terminated"].(map[string]any)
-		code, isNumber := terminated["exitCode"].(float64)
-		name, hasName := step["name"].(string)
-		if isNumber && code != 0 && hasName {
-			return name
+func failedStepOf(steps stepList) string {
+	for _, s := range steps {
+		if s.hasName && s.hasExitCode && s.exitCode != 0 {
+			return s.view.Name
 		}
 	}
 	return ""

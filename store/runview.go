@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,36 +42,12 @@ type StepView struct {
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 }
 
-// stepState is a step as Tekton writes it in status.steps.
-type stepState struct {
-	Name       string `json:"name"`
-	Container  string `json:"container"`
-	Terminated *struct {
-		ExitCode   int        `json:"exitCode"`
-		Reason     string     `json:"reason"`
-		StartedAt  *time.Time `json:"startedAt"`
-		FinishedAt *time.Time `json:"finishedAt"`
-	} `json:"terminated"`
-	Running *struct {
-		StartedAt *time.Time `json:"startedAt"`
-	} `json:"running"`
-	Waiting *struct {
-		Reason string `json:"reason"`
-	} `json:"waiting"`
-}
-
-// runView is the view of a decoded run.
+// runView is the view of a decoded run: params and steps were decoded
+// once, leniently, with the run (paramList, stepList).
 func (run *runFields) runView() RunView {
 	v := RunView{PodName: run.Status.PodName}
-	// Params and steps are kept raw in runFields (revisionOf and
-	// failedStepOf read them leniently too); decoding goes on past a field
-	// of an unexpected type, so the view holds whatever is readable.
-	var steps []stepState
-	if len(run.Spec.Params) > 0 {
-		_ = json.Unmarshal(run.Spec.Params, &v.Params)
-	}
-	if len(run.Status.Steps) > 0 {
-		_ = json.Unmarshal(run.Status.Steps, &steps)
+	for _, p := range run.Spec.Params {
+		v.Params = append(v.Params, NameValue{Name: p.name, Value: p.value})
 	}
 	for _, c := range run.Status.Conditions {
 		if c.Type == "Succeeded" {
@@ -78,22 +56,252 @@ func (run *runFields) runView() RunView {
 		}
 	}
 	v.Results = append(append(append(v.Results, run.Status.Results...), run.Status.PipelineResults...), run.Status.TaskResults...)
-	for _, s := range steps {
-		step := StepView{Name: s.Name, Container: s.Container}
-		switch {
-		case s.Terminated != nil:
-			code, reason := s.Terminated.ExitCode, s.Terminated.Reason
-			step.ExitCode, step.Reason = &code, &reason
-			step.StartedAt, step.FinishedAt = s.Terminated.StartedAt, s.Terminated.FinishedAt
-		case s.Running != nil:
-			step.StartedAt = s.Running.StartedAt
-		case s.Waiting != nil:
-			reason := s.Waiting.Reason
-			step.Reason = &reason
-		}
-		v.Steps = append(v.Steps, step)
+	for _, s := range run.Status.Steps {
+		v.Steps = append(v.Steps, s.view)
 	}
 	return v
+}
+
+// paramEntry is one element of spec.params. Elements that are not
+// objects, and members of unexpected types, leave their fields empty: one
+// odd param costs neither the others nor the run.
+type paramEntry struct {
+	name    string
+	hasName bool            // name is a JSON string
+	value   json.RawMessage // as written; nil when absent
+}
+
+// paramList is spec.params decoded leniently: anything but an array is
+// no params. Keys match exactly (as jsonb's operators in migration 00010
+// do), unlike encoding/json's case-insensitive struct fields.
+type paramList []paramEntry
+
+func (l *paramList) UnmarshalJSON(b []byte) error {
+	*l = nil
+	b = bytes.Clone(b) // values are kept: one copy for all of them
+	eachElement(b, func(e []byte) {
+		var p paramEntry
+		eachMember(e, func(key, val []byte) {
+			switch {
+			case keyIs(key, "name"):
+				p.name, p.hasName = jsonString(val)
+			case keyIs(key, "value"):
+				p.value = val
+			}
+		})
+		*l = append(*l, p)
+	})
+	return nil
+}
+
+// stepEntry is one element of status.steps: its view, and what the
+// failed step is found by.
+type stepEntry struct {
+	view        StepView
+	hasName     bool    // name is a JSON string
+	exitCode    float64 // terminated.exitCode
+	hasExitCode bool    // terminated.exitCode is a JSON number
+}
+
+// stepList is status.steps decoded leniently, as paramList.
+type stepList []stepEntry
+
+func (l *stepList) UnmarshalJSON(b []byte) error {
+	*l = nil
+	eachElement(b, func(e []byte) {
+		var s stepEntry
+		var terminated, running, waiting []byte
+		eachMember(e, func(key, val []byte) {
+			switch {
+			case keyIs(key, "name"):
+				s.view.Name, s.hasName = jsonString(val)
+			case keyIs(key, "container"):
+				s.view.Container, _ = jsonString(val)
+			case keyIs(key, "terminated"):
+				terminated = objectOrNil(val)
+			case keyIs(key, "running"):
+				running = objectOrNil(val)
+			case keyIs(key, "waiting"):
+				waiting = objectOrNil(val)
+			}
+		})
+		switch {
+		case terminated != nil:
+			code, reason := 0, ""
+			eachMember(terminated, func(key, val []byte) {
+				switch {
+				case keyIs(key, "exitCode"):
+					code, s.exitCode, s.hasExitCode = 0, 0, false
+					if f, err := strconv.ParseFloat(string(val), 64); err == nil && isNumber(val) {
+						s.exitCode, s.hasExitCode = f, true
+						if n, err := strconv.Atoi(string(val)); err == nil {
+							code = n
+						}
+					}
+				case keyIs(key, "reason"):
+					reason, _ = jsonString(val)
+				case keyIs(key, "startedAt"):
+					s.view.StartedAt = jsonTime(val)
+				case keyIs(key, "finishedAt"):
+					s.view.FinishedAt = jsonTime(val)
+				}
+			})
+			s.view.ExitCode, s.view.Reason = &code, &reason
+		case running != nil:
+			eachMember(running, func(key, val []byte) {
+				if keyIs(key, "startedAt") {
+					s.view.StartedAt = jsonTime(val)
+				}
+			})
+		case waiting != nil:
+			reason := ""
+			eachMember(waiting, func(key, val []byte) {
+				if keyIs(key, "reason") {
+					reason, _ = jsonString(val)
+				}
+			})
+			s.view.Reason = &reason
+		}
+		*l = append(*l, s)
+	})
+	return nil
+}
+
+// The walkers below read JSON that encoding/json has already validated
+// (they run inside its decoding), so they only find where values end.
+
+// eachElement calls fn with each element of a JSON array; anything else
+// has none.
+func eachElement(b []byte, fn func(elem []byte)) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return
+	}
+	for i = skipSpace(b, i+1); i < len(b) && b[i] != ']'; {
+		end := valueEnd(b, i)
+		fn(b[i:end])
+		if i = skipSpace(b, end); i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+}
+
+// eachMember calls fn with each key (quoted, as written) and value of a
+// JSON object; anything else has none.
+func eachMember(b []byte, fn func(key, val []byte)) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return
+	}
+	for i = skipSpace(b, i+1); i < len(b) && b[i] == '"'; {
+		keyEnd := valueEnd(b, i)
+		v := skipSpace(b, keyEnd)
+		if v >= len(b) || b[v] != ':' {
+			return
+		}
+		v = skipSpace(b, v+1)
+		end := valueEnd(b, v)
+		fn(b[i:keyEnd], b[v:end])
+		if i = skipSpace(b, end); i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd is where the value starting at b[i] ends.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return i
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = valueEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// keyIs tells whether a quoted key is want, escapes read.
+func keyIs(key []byte, want string) bool {
+	if bytes.IndexByte(key, '\\') < 0 {
+		return len(key) == len(want)+2 && string(key[1:len(key)-1]) == want
+	}
+	s, ok := jsonString(key)
+	return ok && s == want
+}
+
+// jsonString reads a JSON string value; false for any other value.
+func jsonString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// isNumber tells whether v is a JSON number (ParseFloat also takes Inf,
+// NaN and hexadecimal, which JSON does not have).
+func isNumber(v []byte) bool {
+	return len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9')
+}
+
+// objectOrNil is v when it is a JSON object.
+func objectOrNil(v []byte) []byte {
+	if len(v) > 0 && v[0] == '{' {
+		return v
+	}
+	return nil
+}
+
+// jsonTime reads an RFC 3339 time as time.Time's JSON decoding does; a
+// time it cannot read is no time (it no longer stops the other steps).
+func jsonTime(v []byte) *time.Time {
+	if len(v) == 0 || v[0] != '"' {
+		return nil
+	}
+	var t time.Time
+	if t.UnmarshalJSON(v) != nil {
+		return nil
+	}
+	return &t
 }
 
 // encode is the view as stored: never empty, so that a stored run always

@@ -29,6 +29,8 @@ func runServe(ctx context.Context, args []string) error {
 	expensiveCost := fs.Int("expensive-cost", 5000, "operations of at least this cost count as expensive and run --expensive-concurrency at a time, so cheap ones never wait behind them")
 	expensiveConcurrency := fs.Int("expensive-concurrency", server.DefaultExpensiveConcurrency(), "expensive operations run at once (default: half the CPUs); the others wait up to --request-timeout")
 	maxBody := fs.Int64("max-body-bytes", 1<<20, "largest request body in bytes")
+	responseCache := fs.Int64("response-cache-bytes", server.DefaultResponseCacheBytes,
+		"bytes of GraphQL query answers kept for identical requests of the same caller, dropped on any run change and after --auth-cache-ttl (0: no cache)")
 	timeout := fs.Duration("request-timeout", 20*time.Second, "time limit of one request (and of each query of a subscription); its SQL is cancelled past it")
 	logSearchBytes := fs.Int64("log-search-max-bytes", 1<<30, "most log bytes one logSearch reads; it stops there and says so")
 	logSearchTimeout := fs.Duration("log-search-timeout", 10*time.Second, "most time one logSearch reads logs (under --request-timeout); it stops there and says so")
@@ -142,7 +144,7 @@ func runServe(ctx context.Context, args []string) error {
 	h := server.New(server.Config{
 		Store: s, Logger: log, MaxBodyBytes: *maxBody, MaxDepth: *maxDepth, MaxAliases: *maxAliases, MaxComplexity: *maxComplexity,
 		RequestTimeout: *timeout, LogSearchMaxBytes: *logSearchBytes, LogSearchTimeout: *logSearchTimeout, Introspection: *introspection, Auth: authz, AnyHost: *insecureRemote, MaxSelections: *maxSelections,
-		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency, MaxRepresentations: *maxReps,
+		ExpensiveCost: *expensiveCost, ExpensiveConcurrency: *expensiveConcurrency, MaxRepresentations: *maxReps, ResponseCacheBytes: *responseCache,
 		Version: version, ClientConcurrency: int(noLimitIfZero(float64(*clientConcurrency))), ClientRate: *clientRate, ClientBurst: *clientBurst, UnauthenticatedRate: noLimitIfZero(*unauthRate), UnauthenticatedBurst: *unauthBurst,
 	})
 	return server.ServeListener(ctx, ln, h, log, *drain)

@@ -124,6 +124,7 @@ type Kubernetes struct {
 	visibility     *expirable.LRU[string, *visibility]
 	namespaceTTL   time.Duration
 	refreshBackoff time.Duration
+	decisionTTL    time.Duration
 }
 
 // Defaults of Options.
@@ -269,8 +270,13 @@ func newKubernetes(tokenClient, reviewClient kubernetes.Interface, o Options) *K
 		visibility:       expirable.NewLRU[string, *visibility](10000, nil, o.NamespaceCacheTTL),
 		namespaceTTL:     o.NamespaceCacheTTL,
 		refreshBackoff:   o.CacheTTL,
+		decisionTTL:      o.CacheTTL,
 	}
 }
+
+// DecisionTTL is how long an access decision is reused: no answer built
+// on decisions may be kept longer (the response cache's bound).
+func (k *Kubernetes) DecisionTTL() time.Duration { return k.decisionTTL }
 
 // ReviewsPerRequest is the bound to give WithRequestScope.
 func (k *Kubernetes) ReviewsPerRequest() int { return k.perRequest }
