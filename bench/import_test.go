@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -206,4 +209,67 @@ func ingestBatches(ctx context.Context, s *store.Store, gen *generator, records,
 	wg.Wait()
 	close(errs)
 	return float64(total) / time.Since(start).Seconds(), <-errs
+}
+
+// BenchmarkImportMemoryProcess is BenchmarkImportMemory through the real
+// binary: it builds `annals import`, pipes the generated List into its
+// standard input and reports the process's peak RSS (VmHWM, read while it
+// runs), so that the figure is the command's own, not a test binary's.
+//
+//	ANNALS_IMPORT_BENCH_MB=1024 ANNALS_IMPORT_BENCH_DB=postgres go test ./bench -run '^$' -bench BenchmarkImportMemoryProcess -benchtime 1x
+func BenchmarkImportMemoryProcess(b *testing.B) {
+	mb := 64
+	if v, err := strconv.Atoi(os.Getenv("ANNALS_IMPORT_BENCH_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	kind := os.Getenv("ANNALS_IMPORT_BENCH_DB")
+	if kind == "" {
+		kind = "sqlite"
+	}
+	const bytesPerRun = 3500
+	records := mb << 20 / bytesPerRun
+	bin := filepath.Join(b.TempDir(), "annals")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/annals-dev/annals/cmd/annals").CombinedOutput(); err != nil {
+		b.Fatalf("building: %v: %s", err, out)
+	}
+	for range b.N {
+		_, url := storetest.Open(b, kind)
+		cmd := exec.Command(bin, "import", "--database-url", url, "--progress", "none", "-")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		var peak atomic.Uint64 // KiB
+		done := make(chan struct{})
+		var sampler sync.WaitGroup
+		sampler.Go(func() {
+			status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+			for {
+				if kb := uint64(rssOf(status) * 1024); kb > peak.Load() {
+					peak.Store(kb)
+				}
+				select {
+				case <-done:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
+		n, genErr := writeImportFile(stdin, newGenerator(10), records, true)
+		stdin.Close()
+		err = cmd.Wait()
+		took := time.Since(start)
+		close(done)
+		sampler.Wait()
+		if genErr != nil || err != nil {
+			b.Fatalf("import: %v (generator: %v)", err, genErr)
+		}
+		b.ReportMetric(float64(peak.Load())/1024, "peak-RSS-MB")
+		b.ReportMetric(float64(n)/took.Seconds(), "runs/s")
+	}
 }
