@@ -61,6 +61,10 @@ type responseCache struct {
 	used    int64
 	gen     uint64 // advanced by every invalidation: answers computed across one are not kept
 	changes <-chan store.Change
+	// inflight holds a channel per key being answered now, closed when the
+	// answer is kept (or not): identical requests that arrive meanwhile
+	// wait for it instead of running the same work at once.
+	inflight map[[32]byte]chan struct{}
 
 	hits, misses, evictions, invalidations prometheus.Counter
 	bytes                                  prometheus.Gauge
@@ -80,7 +84,7 @@ type cacheEntry struct {
 func newResponseCache(maxBytes int64, ttl time.Duration, s *store.Store, reg prometheus.Registerer) (*responseCache, error) {
 	c := &responseCache{
 		max: maxBytes, maxEntry: max(maxBytes/8, 1), ttl: ttl, now: time.Now, store: s,
-		entries: map[[32]byte]*list.Element{}, lru: list.New(),
+		entries: map[[32]byte]*list.Element{}, lru: list.New(), inflight: map[[32]byte]chan struct{}{},
 		hits: prometheus.NewCounter(prometheus.CounterOpts{Name: "annals_response_cache_hits_total",
 			Help: "GraphQL queries answered from the response cache."}),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "annals_response_cache_misses_total",
@@ -188,6 +192,26 @@ func (c *responseCache) get(key [32]byte) (*cacheEntry, uint64) {
 	return e, c.gen
 }
 
+// join makes the caller the one answering key and returns nil, or returns
+// a channel closed when the request answering it now is done.
+func (c *responseCache) join(key [32]byte) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.inflight[key]; ok {
+		return ch
+	}
+	c.inflight[key] = make(chan struct{})
+	return nil
+}
+
+// leave ends the caller's answering of key, waking those that wait on it.
+func (c *responseCache) leave(key [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.inflight[key])
+	delete(c.inflight, key)
+}
+
 // put keeps e unless something changed since gen (its answer may be from
 // before the change), making room by dropping the least recently used.
 func (c *responseCache) put(e *cacheEntry, gen uint64) {
@@ -291,6 +315,20 @@ func (c *responseCache) middleware(next http.Handler) http.Handler {
 			return
 		}
 		e, gen := c.get(key)
+		if e == nil {
+			if answered := c.join(key); answered != nil {
+				// The same request from the same caller is running: its
+				// answer, once kept, is this one's too. If it is not kept
+				// (an error, a change meanwhile), this one runs itself.
+				select {
+				case <-answered:
+				case <-r.Context().Done():
+				}
+				e, gen = c.get(key)
+			} else {
+				defer c.leave(key)
+			}
+		}
 		if e != nil {
 			c.hits.Inc()
 			if info := requestInfoFrom(r.Context()); info != nil {
