@@ -81,6 +81,7 @@ func (s *Store) CountWithoutRollup(without bool) {
 
 // RollupServes tells whether a facet of dim under o reads the rollup.
 func (s *Store) RollupServes(o ListOptions, dim Dimension) bool { return s.rollupServes(o, dim) }
+
 // PreparedInserts counts the INSERT statements prepared on the store's
 // PostgreSQL connection (the store must have MaxOpenConns 1 for this to
 // see every statement it ran).

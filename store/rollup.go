@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
 	"github.com/annals-dev/annals/store/filter"
@@ -111,6 +113,23 @@ func (s *Store) foldRollupSoon() {
 // that reached zero, in one transaction. It changes no answer, only how many
 // rows a facet reads; the store runs it by itself from time to time.
 func (s *Store) FoldRollup(ctx context.Context) error {
+	err := s.foldRollup(ctx)
+	if errors.Is(err, errFoldBusy) {
+		return nil // another time
+	}
+	return err
+}
+
+// errFoldBusy: the deltas table was locked by others; the fold was skipped.
+var errFoldBusy = errors.New("record count deltas are busy")
+
+// isLockNotAvailable tells a PostgreSQL lock_timeout error.
+func isLockNotAvailable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
+func (s *Store) foldRollup(ctx context.Context) error {
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if s.dialect == filter.Postgres {
 			// One fold at a time across processes; a busy lock means another
@@ -119,14 +138,28 @@ func (s *Store) FoldRollup(ctx context.Context) error {
 			if err := tx.QueryRowContext(ctx, "SELECT pg_try_advisory_xact_lock(8317001)").Scan(&locked); err != nil || !locked {
 				return err
 			}
-			// Rows are taken in key order so that concurrent transactions
-			// lock record_rollup rows in the same order.
-			if _, err := tx.ExecContext(ctx, `WITH moved AS (DELETE FROM record_rollup_deltas
-	RETURNING namespace, data_type, pipeline_name, task_name, status, reason, n)
-INSERT INTO record_rollup AS t (namespace, data_type, pipeline_name, task_name, status, reason, n)
-SELECT namespace, data_type, pipeline_name, task_name, status, reason, SUM(n) FROM moved
+			// The deltas are moved out and the table emptied with TRUNCATE,
+			// not DELETE: deleted rows would stay in the table as dead
+			// tuples until a vacuum, and every facet scans it. Writers wait
+			// for the lock the few milliseconds a fold takes; one that
+			// cannot get it soon (a long write transaction holds the table)
+			// gives up rather than queue every writer behind it.
+			if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '200ms'"); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "LOCK TABLE record_rollup_deltas IN ACCESS EXCLUSIVE MODE"); err != nil {
+				if isLockNotAvailable(err) {
+					return errFoldBusy
+				}
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO record_rollup AS t (namespace, data_type, pipeline_name, task_name, status, reason, n)
+SELECT namespace, data_type, pipeline_name, task_name, status, reason, SUM(n) FROM record_rollup_deltas
 GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (namespace, data_type, pipeline_name, task_name, status, reason) DO UPDATE SET n = t.n + EXCLUDED.n`); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "TRUNCATE record_rollup_deltas"); err != nil {
 				return err
 			}
 		} else {
