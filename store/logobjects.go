@@ -153,13 +153,21 @@ type objectChunks struct {
 	bucket *blob.Bucket
 	row    *logObjectRow
 	ends   []int64 // compressed objects: where each chunk ends in the object
+
+	// A reader going forward chunk after chunk gets one streamed range
+	// request to the object's end, instead of a request per chunk (a round
+	// trip per 256 KiB held reads of S3 to about 13 MB/s); any other
+	// access, such as a tail reading backwards, asks for the chunk alone.
+	stream   io.ReadCloser
+	streamAt int64 // where stream reads next
+	prevEnd  int64 // where the chunk read last ended; -1: none
 }
 
 func newObjectChunks(bucket *blob.Bucket, row *logObjectRow) (*objectChunks, error) {
 	if bucket == nil {
 		return nil, &logStoreError{"reading " + row.ObjectKey, errors.New("this log is in the object store, but no --log-store is configured")}
 	}
-	c := &objectChunks{bucket: bucket, row: row}
+	c := &objectChunks{bucket: bucket, row: row, prevEnd: -1}
 	if row.Compression != "" && row.Compression != CompressionNone {
 		if err := json.Unmarshal([]byte(row.ChunkEnds), &c.ends); err != nil {
 			return nil, fmt.Errorf("log object %s: chunk index: %w", row.ObjectKey, err)
@@ -193,12 +201,7 @@ func (c *objectChunks) chunk(ctx context.Context, seq int) ([]byte, error) {
 	} else {
 		start, end = int64(seq)*logChunkSize, min(c.row.Size, int64(seq+1)*logChunkSize)
 	}
-	r, err := c.bucket.NewRangeReader(ctx, c.row.ObjectKey, start, end-start, nil)
-	if err != nil {
-		return nil, objectError("reading "+c.row.ObjectKey, err)
-	}
-	defer r.Close()
-	raw, err := io.ReadAll(r)
+	raw, err := c.read(ctx, start, end)
 	if err != nil {
 		return nil, objectError("reading "+c.row.ObjectKey, err)
 	}
@@ -212,7 +215,54 @@ func (c *objectChunks) chunk(ctx context.Context, seq int) ([]byte, error) {
 	return out, nil
 }
 
-func (*objectChunks) close() error { return nil }
+// read returns the object's bytes [start, end): from the open stream when
+// it stands at start, else from a stream opened to the object's end when
+// the previous read ended at start, else from a range request of its own.
+func (c *objectChunks) read(ctx context.Context, start, end int64) ([]byte, error) {
+	sequential := c.prevEnd == start
+	c.prevEnd = end
+	if c.stream != nil && c.streamAt != start {
+		c.closeStream()
+	}
+	if c.stream == nil && sequential {
+		r, err := c.bucket.NewRangeReader(ctx, c.row.ObjectKey, start, -1, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.stream, c.streamAt = r, start
+	}
+	if c.stream != nil {
+		raw := make([]byte, end-start)
+		if _, err := io.ReadFull(c.stream, raw); err == nil {
+			c.streamAt = end
+			return raw, nil
+		}
+		// The stream broke (or belonged to a caller's context that ended):
+		// this chunk is asked for alone, and the next opens a stream again.
+		c.closeStream()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	r, err := c.bucket.NewRangeReader(ctx, c.row.ObjectKey, start, end-start, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+func (c *objectChunks) closeStream() {
+	if c.stream != nil {
+		c.stream.Close()
+		c.stream = nil
+	}
+}
+
+func (c *objectChunks) close() error {
+	c.closeStream()
+	return nil
+}
 
 // check asks the store whether the object is there (a HEAD), so that a
 // store that is down fails the open, before a download has begun.
