@@ -22,6 +22,22 @@ import (
 	"github.com/annals-dev/annals/watcher"
 )
 
+// importBenchSize reads the memory benchmarks' settings: the runs making
+// ANNALS_IMPORT_BENCH_MB of JSON (64 by default) and the database kind
+// ANNALS_IMPORT_BENCH_DB (sqlite by default).
+func importBenchSize() (records int, kind string) {
+	mb := 64
+	if v, err := strconv.Atoi(os.Getenv("ANNALS_IMPORT_BENCH_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	kind = os.Getenv("ANNALS_IMPORT_BENCH_DB")
+	if kind == "" {
+		kind = "sqlite"
+	}
+	const bytesPerRun = 3500 // what the generator's runs average as JSON
+	return mb << 20 / bytesPerRun, kind
+}
+
 // BenchmarkImportMemory imports a large generated kubectl List, streamed
 // from a pipe (never held whole), and reports the peak Go heap and peak
 // RSS of the process while it ran, with the runs written per second. The
@@ -30,20 +46,11 @@ import (
 //
 //	ANNALS_IMPORT_BENCH_MB=1024 ANNALS_IMPORT_BENCH_DB=postgres go test ./bench -run '^$' -bench BenchmarkImportMemory -benchtime 1x
 func BenchmarkImportMemory(b *testing.B) {
-	mb := 64
-	if v, err := strconv.Atoi(os.Getenv("ANNALS_IMPORT_BENCH_MB")); err == nil && v > 0 {
-		mb = v
-	}
-	kind := os.Getenv("ANNALS_IMPORT_BENCH_DB")
-	if kind == "" {
-		kind = "sqlite"
-	}
+	records, kind := importBenchSize()
 	writers := 1
 	if kind == "postgres" {
 		writers = 8
 	}
-	const bytesPerRun = 3500 // what the generator's runs average as JSON
-	records := mb << 20 / bytesPerRun
 	// As `annals import` does: a soft limit that makes the collector work
 	// harder rather than let garbage grow the process (GOMEMLIMIT wins).
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -218,16 +225,7 @@ func ingestBatches(ctx context.Context, s *store.Store, gen *generator, records,
 //
 //	ANNALS_IMPORT_BENCH_MB=1024 ANNALS_IMPORT_BENCH_DB=postgres go test ./bench -run '^$' -bench BenchmarkImportMemoryProcess -benchtime 1x
 func BenchmarkImportMemoryProcess(b *testing.B) {
-	mb := 64
-	if v, err := strconv.Atoi(os.Getenv("ANNALS_IMPORT_BENCH_MB")); err == nil && v > 0 {
-		mb = v
-	}
-	kind := os.Getenv("ANNALS_IMPORT_BENCH_DB")
-	if kind == "" {
-		kind = "sqlite"
-	}
-	const bytesPerRun = 3500
-	records := mb << 20 / bytesPerRun
+	records, kind := importBenchSize()
 	bin := filepath.Join(b.TempDir(), "annals")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/annals-dev/annals/cmd/annals").CombinedOutput(); err != nil {
 		b.Fatalf("building: %v: %s", err, out)
