@@ -359,7 +359,10 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (*StatsResult, error) {
 	}
 	var rows []StatsRow
 	var err error
-	if s.dialect == filter.Postgres {
+	if s.dailyServes(q) {
+		rows, err = s.statsDaily(ctx, q)
+		defer s.foldRollupSoon()
+	} else if s.dialect == filter.Postgres {
 		rows, err = s.statsPostgres(ctx, q)
 	} else {
 		rows, err = s.statsStreamed(ctx, q)

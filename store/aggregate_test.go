@@ -181,13 +181,18 @@ func TestMigrationBackfillsAggregateColumns(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			for _, stmt := range []string{
+			var before []string
+			if kind == "sqlite" {
+				// SQLite cannot drop a column a trigger (00013's) reads.
+				before = []string{"DROP TRIGGER records_daily_insert", "DROP TRIGGER records_daily_delete", "DROP TRIGGER records_daily_update"}
+			}
+			for _, stmt := range append(before,
 				"DROP INDEX records_stats_start", // 00005's, on columns of 00004
 				"DROP INDEX records_creation", "DROP INDEX records_repository",
 				"ALTER TABLE records DROP COLUMN creation_time", "ALTER TABLE records DROP COLUMN repository",
 				"ALTER TABLE records DROP COLUMN duration_us",
 				"DELETE FROM annals_migrations WHERE name IN ('00004', '00005')",
-			} {
+			) {
 				if _, err := db.Exec(stmt); err != nil {
 					t.Fatalf("%s: %v", stmt, err)
 				}

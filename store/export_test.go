@@ -90,3 +90,6 @@ func (s *Store) PreparedInserts(ctx context.Context) (int, error) {
 	err := s.db.NewRaw("SELECT count(*) FROM pg_prepared_statements WHERE statement ILIKE 'INSERT%'").Scan(ctx, &n)
 	return n, err
 }
+
+// DailyServes tells whether q reads record_daily.
+func (s *Store) DailyServes(q StatsQuery) bool { return s.dailyServes(q) }

@@ -58,6 +58,12 @@ func (s *Store) rollupServes(o ListOptions, dim Dimension) bool {
 	default:
 		return false
 	}
+	return rollupScope(o, false)
+}
+
+// rollupScope tells whether every condition of o is on the rollup's key
+// columns, or, when started is set, on the start time (record_daily's day).
+func rollupScope(o ListOptions, started bool) bool {
 	if o.ResultName != "" || o.Filter != "" || o.ResultWhere != nil || o.pipelineRun != "" || o.keys != nil {
 		return false
 	}
@@ -65,7 +71,7 @@ func (s *Store) rollupServes(o ListOptions, dim Dimension) bool {
 		unset := func(r filter.TimeRange) bool { return r.After == nil && r.Before == nil }
 		if len(w.Labels) > 0 || w.PipelineRunName != nil || w.NamePrefix != nil || len(w.RunNames) > 0 ||
 			(w.NameContains != nil && *w.NameContains != "") ||
-			!unset(w.Created) || !unset(w.CreationTime) || !unset(w.Started) || !unset(w.Completed) {
+			!unset(w.Created) || !unset(w.CreationTime) || (!started && !unset(w.Started)) || !unset(w.Completed) {
 			return false
 		}
 	}
@@ -110,14 +116,18 @@ func (s *Store) foldRollupSoon() {
 }
 
 // FoldRollup moves the pending deltas into record_rollup and drops counts
-// that reached zero, in one transaction. It changes no answer, only how many
-// rows a facet reads; the store runs it by itself from time to time.
+// that reached zero, in one transaction, then does the same for
+// record_daily (rollup_daily.go). It changes no answer, only how many rows a
+// facet or statistics read; the store runs it by itself from time to time.
 func (s *Store) FoldRollup(ctx context.Context) error {
 	err := s.foldRollup(ctx)
 	if errors.Is(err, errFoldBusy) {
-		return nil // another time
+		err = nil // another time
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.foldDaily(ctx)
 }
 
 // errFoldBusy: the deltas table was locked by others; the fold was skipped.

@@ -1,0 +1,732 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/annals-dev/annals/store/filter"
+)
+
+// Run statistics per UTC day kept by the database (migration 00013):
+// record_daily holds, per rollup key (rollup.go) and UTC day of the start
+// time, the count, the duration and queue time summaries and every value of
+// them, sorted; triggers append one signed row per changed Record to
+// record_daily_deltas, and the fold merges them in. A recordStats whose
+// scope, dimensions and time buckets the rollup can answer (dailyServes)
+// reads, in one statement, the rows of the whole UTC days of its window, the
+// pending deltas of those days, and the Records of the partial days at the
+// window's ends. Its answer is the one the Records give, percentiles
+// included, whether or not a fold has run.
+
+// noStartDay is record_daily's day of Records without a start time.
+const noStartDay = -2147483648
+
+const dayMicros = int64(24 * time.Hour / time.Microsecond)
+
+// encodeValues packs sorted microsecond values as 8-byte big-endian
+// integers, the layout the migration's backfill writes.
+func encodeValues(v []int64) []byte {
+	out := make([]byte, 8*len(v))
+	for i, x := range v {
+		binary.BigEndian.PutUint64(out[8*i:], uint64(x))
+	}
+	return out
+}
+
+// decodeValues unpacks encodeValues' layout into dst, sorted.
+func decodeValues(dst []int64, b []byte) ([]int64, error) {
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("record_daily holds a value list of %d bytes, not a multiple of 8", len(b))
+	}
+	start := len(dst)
+	for i := 0; i < len(b); i += 8 {
+		dst = append(dst, int64(binary.BigEndian.Uint64(b[i:])))
+	}
+	if !slices.IsSorted(dst[start:]) {
+		slices.Sort(dst[start:])
+	}
+	return dst, nil
+}
+
+// removeValues takes one occurrence of each of minus (sorted) out of
+// sorted values.
+func removeValues(values, minus []int64) []int64 {
+	if len(minus) == 0 {
+		return values
+	}
+	out := values[:0:0]
+	j := 0
+	for _, v := range values {
+		for j < len(minus) && minus[j] < v {
+			j++ // not present: a delta for a value the row never had
+		}
+		if j < len(minus) && minus[j] == v {
+			j++
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// dailyValues is what a Record adds to a day of record_daily: its start,
+// duration and queue time in microseconds, each when it has one.
+type dailyValues struct {
+	start, duration, queue sql.NullInt64
+}
+
+// dailyLists are the sorted values of one key and day.
+type dailyLists struct {
+	durations, queues, starts []int64
+}
+
+// apply adds the values of plus and takes out those of minus.
+func (l *dailyLists) apply(plus, minus []dailyValues) {
+	for _, p := range []struct {
+		list *[]int64
+		v    func(dailyValues) sql.NullInt64
+	}{
+		{&l.durations, func(v dailyValues) sql.NullInt64 { return v.duration }},
+		{&l.queues, func(v dailyValues) sql.NullInt64 { return v.queue }},
+		{&l.starts, func(v dailyValues) sql.NullInt64 { return v.start }},
+	} {
+		added := false
+		for _, v := range plus {
+			if x := p.v(v); x.Valid {
+				*p.list, added = append(*p.list, x.Int64), true
+			}
+		}
+		if added {
+			slices.Sort(*p.list)
+		}
+		var out []int64
+		for _, v := range minus {
+			if x := p.v(v); x.Valid {
+				out = append(out, x.Int64)
+			}
+		}
+		slices.Sort(out)
+		*p.list = removeValues(*p.list, out)
+	}
+}
+
+// distributionOf summarizes sorted values.
+func distributionOf(sorted []int64, percentiles bool) Distribution {
+	var d Distribution
+	if len(sorted) == 0 {
+		return d
+	}
+	d.N, d.Min, d.Max = int64(len(sorted)), sorted[0], sorted[len(sorted)-1]
+	for _, v := range sorted {
+		d.Sum += v
+	}
+	if percentiles {
+		d.P50, d.P90, d.P95, d.P99 = PercentileDisc(sorted, 0.5), PercentileDisc(sorted, 0.9), PercentileDisc(sorted, 0.95), PercentileDisc(sorted, 0.99)
+	}
+	return d
+}
+
+// merge adds the summary o (without percentiles) to d.
+func (d *Distribution) merge(o Distribution) {
+	if o.N == 0 {
+		return
+	}
+	if d.N == 0 || o.Min < d.Min {
+		d.Min = o.Min
+	}
+	if d.N == 0 || o.Max > d.Max {
+		d.Max = o.Max
+	}
+	d.N += o.N
+	d.Sum += o.Sum
+}
+
+// dailyServes tells whether record_daily answers q exactly: the rollup's
+// scope conditions, a start time window, dimensions on the rollup's
+// columns and, for time, buckets of UTC days, weeks or months of the start.
+func (s *Store) dailyServes(q StatsQuery) bool {
+	if s.rollup.ignored || !rollupScope(q.Scope, true) {
+		return false
+	}
+	for _, d := range q.GroupBy {
+		switch d.Kind {
+		case DimNamespace, DimPipelineName, DimTask, DimStatus, DimReason, DimDataType, DimKind:
+		case DimTime:
+			if d.Time != TimeStart || (d.Unit != UnitDay && d.Unit != UnitWeek && d.Unit != UnitMonth) {
+				return false
+			}
+			if q.TimeZone != nil && q.TimeZone.String() != "UTC" {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// wholeDays is the range [from, to) of UTC days entirely inside the start
+// window w, and the instants where that range begins and ends (nil: open).
+func wholeDays(w filter.TimeRange) (from, to int64, fromT, toT *time.Time) {
+	from, to = noStartDay, 1<<40
+	if w.After == nil && w.Before == nil {
+		return
+	}
+	from++ // a window leaves out Records without a start time
+	if w.After != nil {
+		// The day after the one holding After: a Record exactly at After is
+		// outside the window, so even a window starting at midnight does not
+		// hold that day whole.
+		from = floorDiv(w.After.UnixMicro(), dayMicros) + 1
+		t := time.UnixMicro(from * dayMicros).UTC()
+		fromT = &t
+	}
+	if w.Before != nil {
+		to = floorDiv(w.Before.UnixMicro(), dayMicros)
+		t := time.UnixMicro(to * dayMicros).UTC()
+		toT = &t
+	}
+	return
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// dailyColumns are the columns the three parts of a daily read share after
+// the dimensions: the key, the day (NULL for Records read directly), the
+// count (or sign), the last start, the duration and queue summaries, the
+// packed lists (NULL unless asked for) and whether the lists were read.
+const dailyKeyColumns = "r.data_type, r.namespace, r.pipeline_name, r.task_name, r.status, r.reason"
+
+// statsDaily computes q from record_daily; q must be one dailyServes
+// accepts.
+func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error) {
+	var window filter.TimeRange
+	byDay := q.Scope
+	if w := q.Scope.RecordWhere; w != nil {
+		window = w.Started
+		c := *w
+		c.Started = filter.TimeRange{}
+		byDay.RecordWhere = &c
+	}
+	keyPlan, err := s.countPlan(recordsEntity, byDay)
+	if err != nil {
+		return nil, err
+	}
+	fullPlan, err := s.countPlan(recordsEntity, q.Scope)
+	if err != nil {
+		return nil, err
+	}
+	var dimCols []string
+	var dimArgs []any
+	for _, d := range q.GroupBy {
+		if d.Kind == DimTime {
+			continue
+		}
+		expr, dargs, err := statsDimensionSQL(s.dialect, d)
+		if err != nil {
+			return nil, err
+		}
+		dimCols = append(dimCols, expr)
+		dimArgs = append(dimArgs, dargs...)
+	}
+	dims := ""
+	if len(dimCols) > 0 {
+		dims = strings.Join(dimCols, ", ") + ", "
+	}
+	from, to, fromT, toT := wholeDays(window)
+	var args []any
+	// Rows of whole days, with their lists when percentiles are asked for
+	// or a pending delta takes a value out (a minimum, maximum or last
+	// start must then be found again).
+	lists := "0"
+	if q.Percentiles {
+		lists = "1"
+	}
+	rowScope := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to)
+	stmt := "SELECT 0, " + dims + dailyKeyColumns + ", r.day, r.n, r.last_start, r.dur_n, r.dur_min, r.dur_max, r.dur_sum, " +
+		"CASE WHEN " + lists + " = 1 OR x.day IS NOT NULL THEN r.durs END, " +
+		"r.queue_n, r.queue_min, r.queue_max, r.queue_sum, CASE WHEN " + lists + " = 1 OR x.day IS NOT NULL THEN r.queues END, " +
+		"CASE WHEN x.day IS NOT NULL THEN r.starts END, CASE WHEN " + lists + " = 1 OR x.day IS NOT NULL THEN 1 ELSE 0 END" +
+		" FROM record_daily AS r LEFT JOIN (SELECT DISTINCT " + strings.ReplaceAll(dailyKeyColumns, "r.", "") + ", day FROM record_daily_deltas WHERE sign < 0) AS x" +
+		" ON x.data_type = r.data_type AND x.day = r.day AND x.namespace = r.namespace AND x.pipeline_name = r.pipeline_name" +
+		" AND x.task_name = r.task_name AND x.status = r.status AND x.reason = r.reason" + rowScope.whereSQL()
+	args = append(append(args, dimArgs...), rowScope.args...)
+	// Pending deltas of those days, one per changed Record.
+	deltaScope := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to)
+	stmt += " UNION ALL SELECT 1, " + dims + dailyKeyColumns + ", r.day, r.sign, r.start_us, " +
+		"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), NULL, " +
+		"CASE WHEN r.queue_us IS NULL THEN 0 ELSE 1 END, r.queue_us, r.queue_us, COALESCE(r.queue_us, 0), NULL, NULL, 0" +
+		" FROM record_daily_deltas AS r" + deltaScope.whereSQL()
+	args = append(append(args, dimArgs...), deltaScope.args...)
+	// Records of the partial days at the ends of the window.
+	if fromT != nil || toT != nil {
+		var edges []string
+		var edgeArgs []any
+		if fromT != nil {
+			edges = append(edges, "r.start_time < ?")
+			edgeArgs = append(edgeArgs, filter.TimeArg(s.dialect, *fromT))
+		}
+		if toT != nil {
+			edges = append(edges, "r.start_time >= ?")
+			edgeArgs = append(edgeArgs, filter.TimeArg(s.dialect, *toT))
+		}
+		if from >= to {
+			edges, edgeArgs = []string{"1 = 1"}, nil // no whole day: every Record of the window
+		}
+		start := epochMicrosSQL(s.dialect, "r.start_time")
+		queue := start + " - " + epochMicrosSQL(s.dialect, "r.creation_time")
+		if s.dialect == filter.Postgres {
+			queue = queueSQL
+		}
+		edgeScope := fullPlan.base.with("("+strings.Join(edges, " OR ")+")", edgeArgs...)
+		stmt += " UNION ALL SELECT 2, " + dims + dailyKeyColumns + ", NULL, 1, " + start + ", " +
+			"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), NULL, " +
+			"CASE WHEN " + queue + " IS NULL THEN 0 ELSE 1 END, " + queue + ", " + queue + ", COALESCE(" + queue + ", 0), NULL, NULL, 0" +
+			" FROM " + recordsEntity.from + edgeScope.whereSQL()
+		args = append(append(args, dimArgs...), edgeScope.args...)
+	}
+
+	cells := map[string]*dailyCell{}
+	var order []string
+	nDims := len(dimCols)
+	err = s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
+		for rows.Next() {
+			var r dailyRow
+			r.dims = make([]sql.NullString, nDims)
+			dest := []any{&r.src}
+			for i := range r.dims {
+				dest = append(dest, &r.dims[i])
+			}
+			dest = append(dest, &r.key[0], &r.key[1], &r.key[2], &r.key[3], &r.key[4], &r.key[5], &r.day, &r.n, &r.lastStart,
+				&r.dur.n, &r.dur.min, &r.dur.max, &r.dur.sum, &r.durs, &r.queue.n, &r.queue.min, &r.queue.max, &r.queue.sum, &r.queues,
+				&r.starts, &r.hasLists)
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			// A record_daily row and the deltas of its key and day make one
+			// cell; every Record read directly is a cell of its own.
+			k := fmt.Sprintf("\x01%d", len(order))
+			if r.src != 2 {
+				k = strings.Join(r.key[:], "\x00") + "\x00" + strconv.FormatInt(r.day.Int64, 10)
+			}
+			c := cells[k]
+			if c == nil {
+				c = &dailyCell{row: r}
+				if r.src != 0 {
+					c.row.n, c.row.dur, c.row.queue, c.row.lastStart = 0, summary{}, summary{}, sql.NullInt64{}
+					c.row.durs, c.row.queues, c.row.starts = nil, nil, nil
+				}
+				cells[k] = c
+				order = append(order, k)
+			} else if r.src == 0 {
+				// Deltas came first: the row joins them.
+				c.row.n, c.row.dur, c.row.queue, c.row.lastStart = r.n, r.dur, r.queue, r.lastStart
+				c.row.durs, c.row.queues, c.row.starts = r.durs, r.queues, r.starts
+			}
+			if r.src == 0 {
+				continue
+			}
+			v := dailyValues{start: r.lastStart, duration: r.dur.min, queue: r.queue.min}
+			if r.n < 0 {
+				c.minus = append(c.minus, v)
+			} else {
+				c.plus = append(c.plus, v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	groups := map[string]*dailyGroup{}
+	var groupOrder []string
+	for _, k := range order {
+		c := cells[k]
+		contrib, err := c.resolve(q.Percentiles)
+		if err != nil {
+			return nil, err
+		}
+		if contrib.n <= 0 {
+			continue // every Record of the cell left it since its last fold
+		}
+		gv := make([]GroupValue, len(q.GroupBy))
+		j := 0
+		for i, d := range q.GroupBy {
+			if d.Kind == DimTime {
+				switch {
+				case c.row.src == 2 && c.plus[0].start.Valid:
+					gv[i].Time = BucketStart(time.UnixMicro(c.plus[0].start.Int64), d.Unit, time.UTC)
+				case c.row.src != 2 && c.row.day.Int64 != noStartDay:
+					gv[i].Time = BucketStart(time.UnixMicro(c.row.day.Int64*dayMicros), d.Unit, time.UTC)
+				default:
+					gv[i].Null = true
+				}
+				continue
+			}
+			if t := c.row.dims[j]; t.Valid {
+				gv[i].Text = t.String
+			} else {
+				gv[i].Null = true
+			}
+			j++
+		}
+		gk := groupKey(gv)
+		g := groups[gk]
+		if g == nil {
+			if len(groups) == q.maxGroups() {
+				return nil, tooManyGroups(q.maxGroups())
+			}
+			g = &dailyGroup{row: StatsRow{Groups: gv}}
+			groups[gk] = g
+			groupOrder = append(groupOrder, gk)
+		}
+		g.add(c.row.key[4], contrib)
+	}
+	out := make([]StatsRow, 0, len(groupOrder))
+	for _, k := range groupOrder {
+		out = append(out, groups[k].finish(q.Percentiles))
+	}
+	if len(q.GroupBy) == 0 && len(out) == 0 {
+		out = []StatsRow{{}}
+	}
+	return out, nil
+}
+
+// summary is the count, minimum, maximum and sum of a row's values.
+type summary struct {
+	n, sum   int64
+	min, max sql.NullInt64
+}
+
+func (s summary) distribution() Distribution {
+	return Distribution{N: s.n, Min: s.min.Int64, Max: s.max.Int64, Sum: s.sum}
+}
+
+// dailyRow is one row of a daily read: a record_daily row (src 0), a
+// pending delta (1, n its sign, the summaries its one value), or a Record
+// of a partial day (2).
+type dailyRow struct {
+	src                  int64
+	dims                 []sql.NullString
+	key                  [6]string // data type, namespace, Pipeline, Task, status, reason
+	day                  sql.NullInt64
+	n                    int64
+	lastStart            sql.NullInt64
+	dur, queue           summary
+	durs, queues, starts []byte
+	hasLists             int64
+}
+
+// dailyCell gathers a key and day: its record_daily row, if any, and its
+// pending deltas.
+type dailyCell struct {
+	row         dailyRow
+	plus, minus []dailyValues
+}
+
+// cellContribution is what one cell adds to its group.
+type cellContribution struct {
+	n                 int64
+	duration, queue   Distribution // without percentiles
+	durations, queues []int64      // sorted; only when percentiles are asked for
+	lastStart         sql.NullInt64
+}
+
+// resolve applies the cell's pending deltas to its row. A removal needs
+// the row's lists (statsDaily reads them then); so do percentiles.
+func (c *dailyCell) resolve(percentiles bool) (cellContribution, error) {
+	r := &c.row
+	out := cellContribution{n: r.n + int64(len(c.plus)) - int64(len(c.minus))}
+	if len(c.minus) == 0 {
+		out.duration, out.queue, out.lastStart = r.dur.distribution(), r.queue.distribution(), r.lastStart
+		for _, v := range c.plus {
+			if v.duration.Valid {
+				out.duration.merge(Distribution{N: 1, Min: v.duration.Int64, Max: v.duration.Int64, Sum: v.duration.Int64})
+			}
+			if v.queue.Valid {
+				out.queue.merge(Distribution{N: 1, Min: v.queue.Int64, Max: v.queue.Int64, Sum: v.queue.Int64})
+			}
+			if v.start.Valid && (!out.lastStart.Valid || v.start.Int64 > out.lastStart.Int64) {
+				out.lastStart = v.start
+			}
+		}
+		if !percentiles {
+			return out, nil
+		}
+	}
+	var l dailyLists
+	var err error
+	if l.durations, err = decodeValues(nil, r.durs); err != nil {
+		return out, err
+	}
+	if l.queues, err = decodeValues(nil, r.queues); err != nil {
+		return out, err
+	}
+	if l.starts, err = decodeValues(nil, r.starts); err != nil {
+		return out, err
+	}
+	l.apply(c.plus, c.minus)
+	out.durations, out.queues = l.durations, l.queues
+	if len(c.minus) > 0 {
+		out.duration, out.queue = distributionOf(l.durations, false), distributionOf(l.queues, false)
+		out.lastStart = sql.NullInt64{}
+		if len(l.starts) > 0 {
+			out.lastStart = sql.NullInt64{Int64: l.starts[len(l.starts)-1], Valid: true}
+		}
+	}
+	return out, nil
+}
+
+// dailyGroup gathers the cells of one output group.
+type dailyGroup struct {
+	row               StatsRow
+	durations, queues [][]int64
+}
+
+func (g *dailyGroup) add(status string, c cellContribution) {
+	r := &g.row
+	r.Count += c.n
+	switch status {
+	case StatusSucceeded:
+		r.Statuses.Succeeded += c.n
+	case StatusFailed:
+		r.Statuses.Failed += c.n
+	case StatusCancelled:
+		r.Statuses.Cancelled += c.n
+	case StatusRunning:
+		r.Statuses.Running += c.n
+	default:
+		r.Statuses.Unknown += c.n
+	}
+	r.Duration.merge(c.duration)
+	r.Queue.merge(c.queue)
+	if c.lastStart.Valid {
+		t := time.UnixMicro(c.lastStart.Int64).UTC()
+		if r.LastRun == nil || t.After(*r.LastRun) {
+			r.LastRun = &t
+		}
+	}
+	if len(c.durations) > 0 {
+		g.durations = append(g.durations, c.durations)
+	}
+	if len(c.queues) > 0 {
+		g.queues = append(g.queues, c.queues)
+	}
+}
+
+func (g *dailyGroup) finish(percentiles bool) StatsRow {
+	if percentiles {
+		for _, p := range []struct {
+			lists [][]int64
+			d     *Distribution
+		}{{g.durations, &g.row.Duration}, {g.queues, &g.row.Queue}} {
+			all := slices.Concat(p.lists...)
+			if len(p.lists) > 1 {
+				slices.Sort(all)
+			}
+			if len(all) > 0 {
+				p.d.P50, p.d.P90, p.d.P95, p.d.P99 = PercentileDisc(all, 0.5), PercentileDisc(all, 0.9), PercentileDisc(all, 0.95), PercentileDisc(all, 0.99)
+			}
+		}
+	}
+	return g.row
+}
+
+// foldDaily merges the pending deltas into record_daily, in one
+// transaction. On PostgreSQL the deltas are taken with DELETE, not TRUNCATE:
+// writers go on appending while a fold runs, and a reader's snapshot sees
+// the deltas and the rows they went into consistently.
+func (s *Store) foldDaily(ctx context.Context) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		const cols = "data_type, day, namespace, pipeline_name, task_name, status, reason, sign, start_us, duration_us, queue_us"
+		take := "DELETE FROM record_daily_deltas RETURNING " + cols
+		var takeArgs []any
+		last := int64(-1)
+		if s.dialect == filter.Postgres {
+			// One fold at a time across processes.
+			var locked bool
+			if err := tx.QueryRowContext(ctx, "SELECT pg_try_advisory_xact_lock(8317002)").Scan(&locked); err != nil || !locked {
+				return err
+			}
+		} else {
+			if err := tx.Tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM record_daily_deltas").Scan(&last); err != nil {
+				return err
+			}
+			take, takeArgs = "SELECT "+cols+" FROM record_daily_deltas WHERE id <= ?", []any{last}
+		}
+		cells, keys, err := readFoldDeltas(ctx, tx, s.rebind(take), takeArgs)
+		if err != nil {
+			return err
+		}
+		const batch = 100
+		for i := 0; i < len(keys); i += batch {
+			if err := s.foldDailyKeys(ctx, tx, keys[i:min(i+batch, len(keys))], cells); err != nil {
+				return err
+			}
+		}
+		if last >= 0 {
+			_, err = tx.Tx.ExecContext(ctx, "DELETE FROM record_daily_deltas WHERE id <= ?", last)
+		}
+		return err
+	})
+}
+
+// dailyKey is a key of record_daily: the rollup key and the day.
+type dailyKey struct {
+	key [6]string // data type, namespace, Pipeline, Task, status, reason
+	day int64
+}
+
+func (k dailyKey) args() []any {
+	return []any{k.key[0], k.day, k.key[1], k.key[2], k.key[3], k.key[4], k.key[5]}
+}
+
+const dailyKeyTuple = "(?, CAST(? AS bigint), ?, ?, ?, ?, ?)"
+
+// foldCell is the pending deltas of one key.
+type foldCell struct {
+	plus, minus []dailyValues
+}
+
+func readFoldDeltas(ctx context.Context, tx bun.Tx, stmt string, args []any) (map[dailyKey]*foldCell, []dailyKey, error) {
+	rows, err := tx.Tx.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	cells := map[dailyKey]*foldCell{}
+	var keys []dailyKey
+	for rows.Next() {
+		var k dailyKey
+		var sign int
+		var v dailyValues
+		if err := rows.Scan(&k.key[0], &k.day, &k.key[1], &k.key[2], &k.key[3], &k.key[4], &k.key[5], &sign, &v.start, &v.duration, &v.queue); err != nil {
+			return nil, nil, err
+		}
+		c := cells[k]
+		if c == nil {
+			c = &foldCell{}
+			cells[k] = c
+			keys = append(keys, k)
+		}
+		if sign < 0 {
+			c.minus = append(c.minus, v)
+		} else {
+			c.plus = append(c.plus, v)
+		}
+	}
+	return cells, keys, rows.Err()
+}
+
+// foldDailyKeys rewrites the record_daily rows of keys with their deltas.
+func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, keys []dailyKey, cells map[dailyKey]*foldCell) error {
+	type current struct {
+		n     int64
+		lists dailyLists
+	}
+	have := map[dailyKey]*current{}
+	var tuples []string
+	var args []any
+	for _, k := range keys {
+		tuples = append(tuples, dailyKeyTuple)
+		args = append(args, k.args()...)
+	}
+	const keyCols = "(data_type, day, namespace, pipeline_name, task_name, status, reason)"
+	in := " WHERE " + keyCols + " IN (VALUES " + strings.Join(tuples, ", ") + ")"
+	rows, err := tx.Tx.QueryContext(ctx, s.rebind("SELECT data_type, day, namespace, pipeline_name, task_name, status, reason, n, durs, queues, starts FROM record_daily"+in), args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var k dailyKey
+		var durs, queues, starts []byte
+		c := &current{}
+		err := rows.Scan(&k.key[0], &k.day, &k.key[1], &k.key[2], &k.key[3], &k.key[4], &k.key[5], &c.n, &durs, &queues, &starts)
+		if err == nil {
+			if c.lists.durations, err = decodeValues(nil, durs); err == nil {
+				if c.lists.queues, err = decodeValues(nil, queues); err == nil {
+					c.lists.starts, err = decodeValues(nil, starts)
+				}
+			}
+		}
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		have[k] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var upserts, deletes []string
+	var upArgs, delArgs []any
+	for _, k := range keys {
+		c := have[k]
+		existed := c != nil
+		if !existed {
+			c = &current{}
+		}
+		d := cells[k]
+		c.n += int64(len(d.plus) - len(d.minus))
+		c.lists.apply(d.plus, d.minus)
+		if c.n <= 0 {
+			if existed {
+				deletes = append(deletes, dailyKeyTuple)
+				delArgs = append(delArgs, k.args()...)
+			}
+			continue
+		}
+		dur, queue := distributionOf(c.lists.durations, false), distributionOf(c.lists.queues, false)
+		var last any
+		if n := len(c.lists.starts); n > 0 {
+			last = c.lists.starts[n-1]
+		}
+		nullable := func(d Distribution, v int64) any {
+			if d.N == 0 {
+				return nil
+			}
+			return v
+		}
+		upserts = append(upserts, "("+dailyKeyTuple[1:len(dailyKeyTuple)-1]+", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		upArgs = append(upArgs, append(k.args(), c.n, last,
+			dur.N, nullable(dur, dur.Min), nullable(dur, dur.Max), dur.Sum, encodeValues(c.lists.durations),
+			queue.N, nullable(queue, queue.Min), nullable(queue, queue.Max), queue.Sum, encodeValues(c.lists.queues),
+			encodeValues(c.lists.starts))...)
+	}
+	if len(deletes) > 0 {
+		stmt := "DELETE FROM record_daily WHERE " + keyCols + " IN (VALUES " + strings.Join(deletes, ", ") + ")"
+		if _, err := tx.Tx.ExecContext(ctx, s.rebind(stmt), delArgs...); err != nil {
+			return err
+		}
+	}
+	if len(upserts) > 0 {
+		// The row is rewritten whole: every non-key column is named.
+		stmt := "INSERT INTO record_daily (data_type, day, namespace, pipeline_name, task_name, status, reason, n, last_start, " +
+			"dur_n, dur_min, dur_max, dur_sum, durs, queue_n, queue_min, queue_max, queue_sum, queues, starts) VALUES " +
+			strings.Join(upserts, ", ") +
+			" ON CONFLICT (data_type, day, namespace, pipeline_name, task_name, status, reason) DO UPDATE SET n = excluded.n," +
+			" last_start = excluded.last_start, dur_n = excluded.dur_n, dur_min = excluded.dur_min, dur_max = excluded.dur_max," +
+			" dur_sum = excluded.dur_sum, durs = excluded.durs, queue_n = excluded.queue_n, queue_min = excluded.queue_min," +
+			" queue_max = excluded.queue_max, queue_sum = excluded.queue_sum, queues = excluded.queues, starts = excluded.starts"
+		if _, err := tx.Tx.ExecContext(ctx, s.rebind(stmt), upArgs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
