@@ -151,10 +151,18 @@ func (s *Store) foldRollup(ctx context.Context) error {
 			// The deltas are moved out and the table emptied with TRUNCATE,
 			// not DELETE: deleted rows would stay in the table as dead
 			// tuples until a vacuum, and every facet scans it. Writers wait
-			// for the lock the few milliseconds a fold takes; one that
-			// cannot get it soon (a long write transaction holds the table)
-			// gives up rather than queue every writer behind it.
-			if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '200ms'"); err != nil {
+			// for the lock the few milliseconds a fold takes; a fold that
+			// cannot get it within 50 ms (a long write transaction holds the
+			// table) gives up rather than queue every reader and writer
+			// behind its request.
+			// Nothing to fold: take no lock. A waiting LOCK request queues
+			// every new reader behind it, so a fold that has nothing to do
+			// must not ask.
+			var pending bool
+			if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM record_rollup_deltas)").Scan(&pending); err != nil || !pending {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '50ms'"); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, "LOCK TABLE record_rollup_deltas IN ACCESS EXCLUSIVE MODE"); err != nil {

@@ -272,28 +272,35 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 		"CASE WHEN r.queue_us IS NULL THEN 0 ELSE 1 END, r.queue_us, r.queue_us, COALESCE(r.queue_us, 0), NULL, NULL, 0" +
 		" FROM record_daily_deltas AS r" + deltaScope.whereSQL()
 	args = append(append(args, dimArgs...), deltaScope.args...)
-	// Records of the partial days at the ends of the window.
-	if fromT != nil || toT != nil {
-		var edges []string
-		var edgeArgs []any
+	// Records of the partial days at the ends of the window, each end its
+	// own range of the start time index. Only the status of the key is
+	// used (for the status counts); the rest stays out of the select list
+	// so that the index alone answers.
+	var edges []string
+	var edgeArgs [][]any
+	switch {
+	case fromT == nil && toT == nil:
+	case from >= to:
+		edges = []string{"1 = 1"} // no whole day: every Record of the window
+		edgeArgs = [][]any{nil}
+	default:
 		if fromT != nil {
 			edges = append(edges, "r.start_time < ?")
-			edgeArgs = append(edgeArgs, filter.TimeArg(s.dialect, *fromT))
+			edgeArgs = append(edgeArgs, []any{filter.TimeArg(s.dialect, *fromT)})
 		}
 		if toT != nil {
 			edges = append(edges, "r.start_time >= ?")
-			edgeArgs = append(edgeArgs, filter.TimeArg(s.dialect, *toT))
+			edgeArgs = append(edgeArgs, []any{filter.TimeArg(s.dialect, *toT)})
 		}
-		if from >= to {
-			edges, edgeArgs = []string{"1 = 1"}, nil // no whole day: every Record of the window
-		}
-		start := epochMicrosSQL(s.dialect, "r.start_time")
-		queue := start + " - " + epochMicrosSQL(s.dialect, "r.creation_time")
-		if s.dialect == filter.Postgres {
-			queue = queueSQL
-		}
-		edgeScope := fullPlan.base.with("("+strings.Join(edges, " OR ")+")", edgeArgs...)
-		stmt += " UNION ALL SELECT 2, " + dims + dailyKeyColumns + ", NULL, 1, " + start + ", " +
+	}
+	start := epochMicrosSQL(s.dialect, "r.start_time")
+	queue := start + " - " + epochMicrosSQL(s.dialect, "r.creation_time")
+	if s.dialect == filter.Postgres {
+		queue = queueSQL
+	}
+	for i, edge := range edges {
+		edgeScope := fullPlan.base.with(edge, edgeArgs[i]...)
+		stmt += " UNION ALL SELECT 2, " + dims + "'', '', '', '', r.status, '', NULL, 1, " + start + ", " +
 			"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), NULL, " +
 			"CASE WHEN " + queue + " IS NULL THEN 0 ELSE 1 END, " + queue + ", " + queue + ", COALESCE(" + queue + ", 0), NULL, NULL, 0" +
 			" FROM " + recordsEntity.from + edgeScope.whereSQL()
