@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // time zones of recordStats without the system's database (distroless)
@@ -144,7 +145,7 @@ func statsOutput(res *store.StatsResult, groupBy []*StatsGroupBy) *RecordStats {
 				Cancelled: int(row.Statuses.Cancelled), Running: int(row.Statuses.Running), Unknown: int(row.Statuses.Unknown)},
 			SuccessRate: row.SuccessRate(),
 			Duration:    distributionOutput(row.Duration, res.Percentiles),
-			QueueTime:   distributionOutput(row.Queue, res.Percentiles),
+			QueueTime:   distributionOutput(row.Queue, res.QueuePercentiles),
 			LastRunTime: row.LastRun,
 		}
 		if res.Failed > 0 {
@@ -194,27 +195,38 @@ func distributionOutput(d store.Distribution, percentiles bool) *DurationStats {
 // selectsAny tells whether the selection under the current field holds a
 // field of one of these names, at any depth, through fragments.
 func selectsAny(ctx context.Context, names ...string) bool {
+	return selectsUnder(ctx, "", names...)
+}
+
+// selectsUnder tells whether the selection under the current field holds,
+// inside a field named under (anywhere; "" is the current field), a field
+// of one of these names.
+func selectsUnder(ctx context.Context, under string, names ...string) bool {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil || !graphql.HasOperationContext(ctx) {
 		return true
 	}
 	doc := graphql.GetOperationContext(ctx).Doc
-	seen := map[string]bool{}
-	var walk func(ast.SelectionSet) bool
-	walk = func(set ast.SelectionSet) bool {
+	var walk func(set ast.SelectionSet, inside bool, seen map[string]bool) bool
+	walk = func(set ast.SelectionSet, inside bool, seen map[string]bool) bool {
 		for _, sel := range set {
 			switch s := sel.(type) {
 			case *ast.Field:
-				for _, n := range names {
-					if s.Name == n {
+				if inside && slices.Contains(names, s.Name) {
+					return true
+				}
+				if !inside && s.Name == under {
+					// A fragment spread outside may be spread here again.
+					if walk(s.SelectionSet, true, map[string]bool{}) {
 						return true
 					}
+					continue
 				}
-				if walk(s.SelectionSet) {
+				if walk(s.SelectionSet, inside, seen) {
 					return true
 				}
 			case *ast.InlineFragment:
-				if walk(s.SelectionSet) {
+				if walk(s.SelectionSet, inside, seen) {
 					return true
 				}
 			case *ast.FragmentSpread:
@@ -222,12 +234,12 @@ func selectsAny(ctx context.Context, names ...string) bool {
 					continue
 				}
 				seen[s.Name] = true
-				if f := doc.Fragments.ForName(s.Name); f != nil && walk(f.SelectionSet) {
+				if f := doc.Fragments.ForName(s.Name); f != nil && walk(f.SelectionSet, inside, seen) {
 					return true
 				}
 			}
 		}
 		return false
 	}
-	return walk(fc.Field.Selections)
+	return walk(fc.Field.Selections, under == "", map[string]bool{})
 }

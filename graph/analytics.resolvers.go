@@ -21,7 +21,8 @@ func (r *queryResolver) RecordStats(ctx context.Context, parent string, result *
 	if q.Scope.Namespaces, err = r.listScope(ctx, parent, resRecords); err != nil {
 		return nil, err
 	}
-	q.Percentiles = selectsAny(ctx, "p50", "p90", "p95", "p99")
+	q.Percentiles = selectsUnder(ctx, "duration", "p50", "p90", "p95", "p99")
+	q.QueuePercentiles = selectsUnder(ctx, "queueTime", "p50", "p90", "p95", "p99")
 	res, err := r.Store.Stats(ctx, q)
 	if err != nil {
 		return nil, err

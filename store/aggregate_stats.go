@@ -32,7 +32,8 @@ type StatusCounts struct {
 // microseconds over the runs of a group that have it. Percentiles are
 // exact and discrete (PostgreSQL's percentile_disc: the smallest value whose
 // cumulative share reaches the fraction, always an observed value); they are
-// filled only when StatsQuery.Percentiles is set. With N zero, nothing is.
+// filled only when StatsQuery asks for them (Percentiles for durations,
+// QueuePercentiles for queue times). With N zero, nothing is.
 type Distribution struct {
 	N                  int64
 	Min, Max, Sum      int64
@@ -185,9 +186,9 @@ type StatsQuery struct {
 	// TimeZone is where DimTime buckets begin (midnight, Monday, the 1st of
 	// the month, the hour of the local clock); nil is UTC.
 	TimeZone *time.Location
-	// Percentiles asks for P50..P99 of durations and queue times (a sort per
-	// group, so only when asked).
-	Percentiles bool
+	// Percentiles asks for P50..P99 of durations, QueuePercentiles of queue
+	// times (a sort per group each, so only when asked).
+	Percentiles, QueuePercentiles bool
 	// Fill adds zero groups for the empty time buckets of the one DimTime
 	// dimension, per combination of the other dimensions: between the
 	// bounds of the Scope's where window on that time, else between the
@@ -221,7 +222,8 @@ type StatsResult struct {
 	Rows        []StatsRow
 	TotalGroups int
 	Failed      int64 // failed runs of all groups, before the limit
-	Percentiles bool  // whether the rows' percentiles were computed
+	// Whether the rows' duration and queue time percentiles were computed.
+	Percentiles, QueuePercentiles bool
 }
 
 var statsUnits = []TimeUnit{UnitHour, UnitDay, UnitWeek, UnitMonth}
@@ -354,7 +356,11 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (*StatsResult, error) {
 	}
 	for _, o := range q.OrderBy {
 		if o.Metric.isPercentile() {
-			q.Percentiles = true
+			if strings.HasPrefix(string(o.Metric), "queue_") {
+				q.QueuePercentiles = true
+			} else {
+				q.Percentiles = true
+			}
 		}
 	}
 	var rows []StatsRow
@@ -376,7 +382,7 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (*StatsResult, error) {
 		}
 	}
 	sortStats(rows, q.OrderBy)
-	res := &StatsResult{TotalGroups: len(rows), Rows: rows, Percentiles: q.Percentiles}
+	res := &StatsResult{TotalGroups: len(rows), Rows: rows, Percentiles: q.Percentiles, QueuePercentiles: q.QueuePercentiles}
 	for _, r := range rows {
 		res.Failed += r.Statuses.Failed
 	}
@@ -560,9 +566,9 @@ func (s *Store) statsPostgres(ctx context.Context, q StatsQuery) ([]StatsRow, er
 		cols = append(cols, "COUNT(CASE WHEN r.status = ? THEN 1 END)")
 		args = append(args, st)
 	}
-	for _, v := range []string{"r.duration_us", queueSQL} {
+	for i, v := range []string{"r.duration_us", queueSQL} {
 		cols = append(cols, "COUNT("+v+")", "MIN("+v+")", "MAX("+v+")", "CAST(SUM("+v+") AS bigint)")
-		if q.Percentiles {
+		if []bool{q.Percentiles, q.QueuePercentiles}[i] {
 			cols = append(cols, "CAST(percentile_disc(ARRAY[0.5, 0.9, 0.95, 0.99]) WITHIN GROUP (ORDER BY "+v+") AS text)")
 		} else {
 			cols = append(cols, "NULL")
@@ -771,15 +777,19 @@ func (s *Store) statsStreamed(ctx context.Context, q StatsQuery) ([]StatsRow, er
 	if err != nil {
 		return nil, err
 	}
-	if q.Percentiles {
+	if q.Percentiles || q.QueuePercentiles {
 		queue := epochMicrosSQL(s.dialect, "r.start_time") + " - " + epochMicrosSQL(s.dialect, "r.creation_time")
 		for _, pass := range []struct {
-			expr string
-			dist func(*StatsRow) *Distribution
+			expr   string
+			dist   func(*StatsRow) *Distribution
+			wanted bool
 		}{
-			{"r.duration_us", func(r *StatsRow) *Distribution { return &r.Duration }},
-			{queue, func(r *StatsRow) *Distribution { return &r.Queue }},
+			{"r.duration_us", func(r *StatsRow) *Distribution { return &r.Duration }, q.Percentiles},
+			{queue, func(r *StatsRow) *Distribution { return &r.Queue }, q.QueuePercentiles},
 		} {
+			if !pass.wanted {
+				continue
+			}
 			for _, a := range groups {
 				a.seen = 0
 				d := pass.dist(&a.row)

@@ -326,7 +326,7 @@ func TestStatsDifferential(t *testing.T) {
 				if len(dims) == 0 && len(want) == 0 {
 					want[""] = store.StatsRow{}
 				}
-				res, err := s.Stats(ctx, store.StatsQuery{GroupBy: dims, TimeZone: loc, Percentiles: true})
+				res, err := s.Stats(ctx, store.StatsQuery{GroupBy: dims, TimeZone: loc, Percentiles: true, QueuePercentiles: true})
 				if err != nil {
 					t.Fatalf("%v %+v: %v", loc, dims, err)
 				}
@@ -350,7 +350,7 @@ func TestStatsDifferential(t *testing.T) {
 		want := statsModel(runs, []store.Dimension{d(store.DimNamespace)}, time.UTC, func(g statRun) bool {
 			return (g.ns == "a" || g.ns == "c") && (g.status() == store.StatusFailed || g.status() == store.StatusSucceeded)
 		})
-		res, err := s.Stats(ctx, store.StatsQuery{Scope: scope, GroupBy: []store.Dimension{d(store.DimNamespace)}, Percentiles: true})
+		res, err := s.Stats(ctx, store.StatsQuery{Scope: scope, GroupBy: []store.Dimension{d(store.DimNamespace)}, Percentiles: true, QueuePercentiles: true})
 		if err != nil {
 			t.Fatal(err)
 		}

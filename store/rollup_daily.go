@@ -252,15 +252,18 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	// Rows of whole days, with their lists when percentiles are asked for
 	// or a pending delta takes a value out (a minimum, maximum or last
 	// start must then be found again).
-	lists := "0"
+	durs, queues := "0", "0"
 	if q.Percentiles {
-		lists = "1"
+		durs = "1"
+	}
+	if q.QueuePercentiles {
+		queues = "1"
 	}
 	rowScope := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to)
 	stmt := "SELECT 0, " + dims + dailyKeyColumns + ", r.day, r.n, r.last_start, r.dur_n, r.dur_min, r.dur_max, r.dur_sum, " +
-		"CASE WHEN " + lists + " = 1 OR x.day IS NOT NULL THEN r.durs END, " +
-		"r.queue_n, r.queue_min, r.queue_max, r.queue_sum, CASE WHEN " + lists + " = 1 OR x.day IS NOT NULL THEN r.queues END, " +
-		"CASE WHEN x.day IS NOT NULL THEN r.starts END, CASE WHEN " + lists + " = 1 OR x.day IS NOT NULL THEN 1 ELSE 0 END" +
+		"CASE WHEN " + durs + " = 1 OR x.day IS NOT NULL THEN r.durs END, " +
+		"r.queue_n, r.queue_min, r.queue_max, r.queue_sum, CASE WHEN " + queues + " = 1 OR x.day IS NOT NULL THEN r.queues END, " +
+		"CASE WHEN x.day IS NOT NULL THEN r.starts END, CASE WHEN x.day IS NOT NULL THEN 1 ELSE 0 END" +
 		" FROM record_daily AS r LEFT JOIN (SELECT DISTINCT " + strings.ReplaceAll(dailyKeyColumns, "r.", "") + ", day FROM record_daily_deltas WHERE sign < 0) AS x" +
 		" ON x.data_type = r.data_type AND x.day = r.day AND x.namespace = r.namespace AND x.pipeline_name = r.pipeline_name" +
 		" AND x.task_name = r.task_name AND x.status = r.status AND x.reason = r.reason" + rowScope.whereSQL()
@@ -364,7 +367,7 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	var groupOrder []string
 	for _, k := range order {
 		c := cells[k]
-		contrib, err := c.resolve(q.Percentiles)
+		contrib, err := c.resolve(q.Percentiles || q.QueuePercentiles)
 		if err != nil {
 			return nil, err
 		}
@@ -406,7 +409,7 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	}
 	out := make([]StatsRow, 0, len(groupOrder))
 	for _, k := range groupOrder {
-		out = append(out, groups[k].finish(q.Percentiles))
+		out = append(out, groups[k].finish(q.Percentiles, q.QueuePercentiles))
 	}
 	if len(q.GroupBy) == 0 && len(out) == 0 {
 		out = []StatsRow{{}}
@@ -536,12 +539,13 @@ func (g *dailyGroup) add(status string, c cellContribution) {
 	}
 }
 
-func (g *dailyGroup) finish(percentiles bool) StatsRow {
-	if percentiles {
-		for _, p := range []struct {
-			lists [][]int64
-			d     *Distribution
-		}{{g.durations, &g.row.Duration}, {g.queues, &g.row.Queue}} {
+func (g *dailyGroup) finish(durations, queues bool) StatsRow {
+	for _, p := range []struct {
+		lists  [][]int64
+		d      *Distribution
+		wanted bool
+	}{{g.durations, &g.row.Duration, durations}, {g.queues, &g.row.Queue, queues}} {
+		if p.wanted {
 			all := slices.Concat(p.lists...)
 			if len(p.lists) > 1 {
 				slices.Sort(all)

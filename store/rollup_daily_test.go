@@ -48,7 +48,7 @@ func dailyQueries() []store.StatsQuery {
 				if (wi+si+gi)%2 == 0 && gi > 0 { // half the combinations, every grouping and scope seen
 					continue
 				}
-				out = append(out, store.StatsQuery{Scope: scope, GroupBy: g, Percentiles: (wi+gi)%3 != 0})
+				out = append(out, store.StatsQuery{Scope: scope, GroupBy: g, Percentiles: (wi+gi)%3 != 0, QueuePercentiles: (wi+gi)%3 == 1})
 			}
 		}
 	}
