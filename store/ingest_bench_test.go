@@ -14,9 +14,9 @@ package store_test
 //	no_00006_btree  only the btree indexes of 00006 dropped
 //	no_00010     without the partial indexes of 00010
 //	no_00011     without the descending indexes of 00011
+//	no_all       without the triggers and the indexes of 00006, 00010, 00011
 //	trgm_fastupdate_off  the trigram index as 00006 made it (no pending list)
 //	trgm_fastupdate_on   the trigram index as 00014 sets it (64 kB pending list)
-//	no_all       all of the above dropped
 //
 // It is not part of .ci/run: it runs only with -bench and on PostgreSQL,
 // ideally on a scratch database of its own (it writes hundreds of MB):
@@ -31,7 +31,8 @@ package store_test
 // ANNALS_INGEST_URL, it adds the Records to that database instead (seed
 // one with as_is, copy it with CREATE DATABASE ... TEMPLATE ... STRATEGY
 // FILE_COPY per variant, and drop the copies after). The machine's load
-// moves writes/s a lot; backend-ms/1000writes (the server's CPU) much less.
+// moves writes/s a lot, backend-ms/1000writes (the server's CPU) less;
+// WAL-bytes/write counts the whole server's WAL, others' writes included.
 
 import (
 	"bytes"

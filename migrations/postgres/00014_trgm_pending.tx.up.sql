@@ -2,17 +2,18 @@
 -- into its tree (fastupdate off): some twenty trigram keys per write, each
 -- a descent and a page change, and a Record is written three times (a run
 -- started, running, finished) by updates that are never HOT, so each write
--- adds all its keys again. It was the largest single cost of ingest: about
--- a third of the WAL per write (store/ingest_bench_test.go, 150,000 Records
--- already stored: 6,200-6,500 bytes per write with it, 4,200-4,600
--- without).
+-- adds all its keys again. It was the costliest relation of a write:
+-- adding 45,000 writes to 150,000 Records (store/ingest_bench_test.go),
+-- 1,870 bytes of WAL per write of 9,630 for the whole database, more than
+-- three times the table's own 534.
 --
 -- A pending list takes new entries as appends and moves them into the
--- tree in sorted batches, a key once per batch (4,700-5,000 bytes per
--- write). The list is kept to the smallest size PostgreSQL allows (64 kB),
--- where 00006 had left it off for fear of the default 4 MB: a search reads
--- the whole list besides the tree, and a list of 4 MB (30,000 new runs
--- before a vacuum) made one search 100 ms. 64 kB holds about 150 writes;
+-- tree in sorted batches, a key once per batch: 536 bytes per write (8,305
+-- in all), and a fifth less of the server's CPU per write. The list is
+-- kept to the smallest size PostgreSQL allows (64 kB), where 00006 had
+-- turned it off for fear of the default 4 MB: a search reads the whole
+-- list besides the tree, and a list of 4 MB (30,000 new runs before a
+-- vacuum) made one search 100 ms. 64 kB holds about 150 writes;
 -- the writer that fills it moves them into the tree, so a search reads at
 -- most eight pages more (measured on 150,000 Records with the list 7 pages
 -- full: the same plan, 0.14 ms warm, 7 more buffers than with no list).
