@@ -93,7 +93,7 @@ func (s *Store) warnWithoutTrigramIndex(ctx context.Context) {
 	err := s.queryRows(ctx, &n, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'records_run_name_trgm'")
 	if err == nil && n[0] == 0 {
 		slog.WarnContext(ctx, "the pg_trgm extension is unavailable, so nameContains reads every record name; to index it, run as a superuser: "+
-			"CREATE EXTENSION pg_trgm; CREATE INDEX records_run_name_trgm ON records USING gin (run_name gin_trgm_ops)")
+			"CREATE EXTENSION pg_trgm; CREATE INDEX records_run_name_trgm ON records USING gin (run_name gin_trgm_ops) WITH (fastupdate = on, gin_pending_list_limit = 64)")
 	}
 }
 
