@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,6 +86,15 @@ func StartS3(t testing.TB) *S3Server {
 // URL is the --log-store URL of the server's bucket.
 func (s *S3Server) URL() string {
 	return "s3://" + s.Bucket + "?region=us-east-1&use_path_style=true&endpoint=" + s.Endpoint
+}
+
+// Proxy puts a Proxy in front of the server and returns it with the
+// --log-store URL of the bucket through it: taking the proxy down is an
+// outage of the store that costs no restart of weed and loses nothing.
+func (s *S3Server) Proxy(t testing.TB) (*Proxy, string) {
+	t.Helper()
+	p := StartProxy(t, strings.TrimPrefix(s.Endpoint, "http://"))
+	return p, strings.Replace(s.URL(), "endpoint="+s.Endpoint, "endpoint=http://"+p.Addr(), 1)
 }
 
 // Start starts the server (again) and waits until it accepts a write.
