@@ -47,6 +47,7 @@ func decodeValues(dst []int64, b []byte) ([]int64, error) {
 		return nil, fmt.Errorf("record_daily holds a value list of %d bytes, not a multiple of 8", len(b))
 	}
 	start := len(dst)
+	dst = slices.Grow(dst, len(b)/8)
 	for i := 0; i < len(b); i += 8 {
 		dst = append(dst, int64(binary.BigEndian.Uint64(b[i:])))
 	}
@@ -173,6 +174,16 @@ func (s *Store) dailyServes(q StatsQuery) bool {
 	return true
 }
 
+// clusterWide tells whether q reads every namespace and groups by none, so
+// that record_daily_all answers it.
+func clusterWide(q StatsQuery) bool {
+	o := q.Scope
+	if (o.Parent != "" && o.Parent != "-") || o.Namespaces != nil || (o.RecordWhere != nil && o.RecordWhere.Namespace != nil) {
+		return false
+	}
+	return !slices.ContainsFunc(q.GroupBy, func(d Dimension) bool { return d.Kind == DimNamespace })
+}
+
 // wholeDays is the range [from, to) of UTC days entirely inside the start
 // window w, and the instants where that range begins and ends (nil: open).
 func wholeDays(w filter.TimeRange) (from, to int64, fromT, toT *time.Time) {
@@ -252,33 +263,71 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	// Rows of whole days, with their lists when percentiles are asked for
 	// or a pending delta takes a value out (a minimum, maximum or last
 	// start must then be found again).
-	durs, queues := "0", "0"
+	// Lists are read only when percentiles are asked for: a NULL list reads
+	// as empty and is never used then.
+	durList, queueList := "NULL", "NULL"
 	if q.Percentiles {
-		durs = "1"
+		durList = s.concatLists("r.durs")
 	}
 	if q.QueuePercentiles {
-		queues = "1"
+		queueList = s.concatLists("r.queues")
 	}
+	// groupBy is the GROUP BY of an aggregated part: the dimensions, the
+	// status and the day (columns 2.., status and day by position).
+	var ordinals []string
+	for i := range dimCols {
+		ordinals = append(ordinals, strconv.Itoa(2+i))
+	}
+	groupBy := " GROUP BY " + strings.Join(append(ordinals, strconv.Itoa(2+len(dimCols)+4), strconv.Itoa(2+len(dimCols)+6)), ", ")
+	// A caller who reads every namespace and groups by none reads the rows
+	// of all namespaces together.
+	t := dailyTableOf(clusterWide(q))
+	keyColumns, sameNamespace := dailyKeyColumns, " AND x.namespace = r.namespace"
+	if t.all {
+		keyColumns, sameNamespace = strings.Replace(dailyKeyColumns, "r.namespace", "''", 1), ""
+	}
+	// negative: the keys and days that pending deltas take a Record out of.
+	negative := "(SELECT DISTINCT " + strings.ReplaceAll(keyColumns, "r.", "") + ", day FROM record_daily_deltas WHERE sign < 0) AS x" +
+		" ON x.data_type = r.data_type AND x.day = r.day" + sameNamespace + " AND x.pipeline_name = r.pipeline_name" +
+		" AND x.task_name = r.task_name AND x.status = r.status AND x.reason = r.reason"
 	rowScope := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to)
-	stmt := "SELECT 0, " + dims + dailyKeyColumns + ", r.day, r.n, r.last_start, r.dur_n, r.dur_min, r.dur_max, r.dur_sum, " +
-		"CASE WHEN " + durs + " = 1 OR x.day IS NOT NULL THEN r.durs END, " +
-		"r.queue_n, r.queue_min, r.queue_max, r.queue_sum, CASE WHEN " + queues + " = 1 OR x.day IS NOT NULL THEN r.queues END, " +
-		"CASE WHEN x.day IS NOT NULL THEN r.starts END, CASE WHEN x.day IS NOT NULL THEN 1 ELSE 0 END" +
-		" FROM record_daily AS r LEFT JOIN (SELECT DISTINCT " + strings.ReplaceAll(dailyKeyColumns, "r.", "") + ", day FROM record_daily_deltas WHERE sign < 0) AS x" +
-		" ON x.data_type = r.data_type AND x.day = r.day AND x.namespace = r.namespace AND x.pipeline_name = r.pipeline_name" +
-		" AND x.task_name = r.task_name AND x.status = r.status AND x.reason = r.reason" + rowScope.whereSQL()
+	unaffected := rowScope.with("x.day IS NULL")
+	// Rows of whole days no delta takes a Record out of, added up per
+	// group, status and day by the database (3); the others one by one,
+	// with their lists, for the deltas to apply to (0).
+	var stmt string
+	if t.all {
+		// record_daily_all has about one row per group, status and day
+		// already: adding up in the database would only copy the lists.
+		durs, queues := "NULL", "NULL"
+		if q.Percentiles {
+			durs = "r.durs"
+		}
+		if q.QueuePercentiles {
+			queues = "r.queues"
+		}
+		stmt = "SELECT 3, " + dims + "'', '', '', '', r.status, '', r.day, r.n, r.last_start, r.dur_n, r.dur_min, r.dur_max, r.dur_sum, " +
+			durs + ", r.queue_n, r.queue_min, r.queue_max, r.queue_sum, " + queues + ", NULL" +
+			" FROM " + t.name + " AS r LEFT JOIN " + negative + unaffected.whereSQL()
+	} else {
+		stmt = "SELECT 3, " + dims + "'', '', '', '', r.status, '', r.day, CAST(SUM(r.n) AS bigint), MAX(r.last_start), " +
+			"CAST(SUM(r.dur_n) AS bigint), MIN(r.dur_min), MAX(r.dur_max), CAST(SUM(r.dur_sum) AS bigint), " + durList + ", " +
+			"CAST(SUM(r.queue_n) AS bigint), MIN(r.queue_min), MAX(r.queue_max), CAST(SUM(r.queue_sum) AS bigint), " + queueList + ", NULL" +
+			" FROM " + t.name + " AS r LEFT JOIN " + negative + unaffected.whereSQL() + groupBy
+	}
+	args = append(append(args, dimArgs...), rowScope.args...)
+	stmt += " UNION ALL SELECT 0, " + dims + keyColumns + ", r.day, r.n, r.last_start, r.dur_n, r.dur_min, r.dur_max, r.dur_sum, " +
+		"r.durs, r.queue_n, r.queue_min, r.queue_max, r.queue_sum, r.queues, r.starts FROM " + t.name + " AS r JOIN " + negative + rowScope.whereSQL()
 	args = append(append(args, dimArgs...), rowScope.args...)
 	// Pending deltas of those days, one per changed Record.
-	deltaScope := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to)
-	stmt += " UNION ALL SELECT 1, " + dims + dailyKeyColumns + ", r.day, r.sign, r.start_us, " +
+	stmt += " UNION ALL SELECT 1, " + dims + keyColumns + ", r.day, r.sign, r.start_us, " +
 		"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), NULL, " +
-		"CASE WHEN r.queue_us IS NULL THEN 0 ELSE 1 END, r.queue_us, r.queue_us, COALESCE(r.queue_us, 0), NULL, NULL, 0" +
-		" FROM record_daily_deltas AS r" + deltaScope.whereSQL()
-	args = append(append(args, dimArgs...), deltaScope.args...)
+		"CASE WHEN r.queue_us IS NULL THEN 0 ELSE 1 END, r.queue_us, r.queue_us, COALESCE(r.queue_us, 0), NULL, NULL" +
+		" FROM record_daily_deltas AS r" + rowScope.whereSQL()
+	args = append(append(args, dimArgs...), rowScope.args...)
 	// Records of the partial days at the ends of the window, each end its
-	// own range of the start time index. Only the status of the key is
-	// used (for the status counts); the rest stays out of the select list
-	// so that the index alone answers.
+	// own range of the start time index, added up per group, status and
+	// day like the rows (2).
 	var edges []string
 	var edgeArgs [][]any
 	switch {
@@ -298,15 +347,24 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	}
 	start := epochMicrosSQL(s.dialect, "r.start_time")
 	queue := start + " - " + epochMicrosSQL(s.dialect, "r.creation_time")
+	day := "CAST(floor(CAST(strftime('%s', r.start_time) AS INTEGER) / 86400.0) AS INTEGER)"
 	if s.dialect == filter.Postgres {
 		queue = queueSQL
+		day = "CAST(floor(EXTRACT(EPOCH FROM r.start_time) / 86400) AS bigint)"
+	}
+	edgeDurs, edgeQueues := "NULL", "NULL"
+	if q.Percentiles {
+		edgeDurs = s.packValues("r.duration_us")
+	}
+	if q.QueuePercentiles {
+		edgeQueues = s.packValues(queue)
 	}
 	for i, edge := range edges {
 		edgeScope := fullPlan.base.with(edge, edgeArgs[i]...)
-		stmt += " UNION ALL SELECT 2, " + dims + "'', '', '', '', r.status, '', NULL, 1, " + start + ", " +
-			"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), NULL, " +
-			"CASE WHEN " + queue + " IS NULL THEN 0 ELSE 1 END, " + queue + ", " + queue + ", COALESCE(" + queue + ", 0), NULL, NULL, 0" +
-			" FROM " + recordsEntity.from + edgeScope.whereSQL()
+		stmt += " UNION ALL SELECT 2, " + dims + "'', '', '', '', r.status, '', " + day + ", COUNT(*), MAX(" + start + "), " +
+			"COUNT(r.duration_us), MIN(r.duration_us), MAX(r.duration_us), COALESCE(CAST(SUM(r.duration_us) AS bigint), 0), " + edgeDurs + ", " +
+			"COUNT(" + queue + "), MIN(" + queue + "), MAX(" + queue + "), COALESCE(CAST(SUM(" + queue + ") AS bigint), 0), " + edgeQueues + ", NULL" +
+			" FROM " + recordsEntity.from + edgeScope.whereSQL() + groupBy
 		args = append(append(args, dimArgs...), edgeScope.args...)
 	}
 
@@ -323,20 +381,20 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 			}
 			dest = append(dest, &r.key[0], &r.key[1], &r.key[2], &r.key[3], &r.key[4], &r.key[5], &r.day, &r.n, &r.lastStart,
 				&r.dur.n, &r.dur.min, &r.dur.max, &r.dur.sum, &r.durs, &r.queue.n, &r.queue.min, &r.queue.max, &r.queue.sum, &r.queues,
-				&r.starts, &r.hasLists)
+				&r.starts)
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
 			// A record_daily row and the deltas of its key and day make one
-			// cell; every Record read directly is a cell of its own.
+			// cell; every added-up row is a cell of its own.
 			k := fmt.Sprintf("\x01%d", len(order))
-			if r.src != 2 {
+			if r.src == 0 || r.src == 1 {
 				k = strings.Join(r.key[:], "\x00") + "\x00" + strconv.FormatInt(r.day.Int64, 10)
 			}
 			c := cells[k]
 			if c == nil {
 				c = &dailyCell{row: r}
-				if r.src != 0 {
+				if r.src == 1 {
 					c.row.n, c.row.dur, c.row.queue, c.row.lastStart = 0, summary{}, summary{}, sql.NullInt64{}
 					c.row.durs, c.row.queues, c.row.starts = nil, nil, nil
 				}
@@ -347,7 +405,7 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 				c.row.n, c.row.dur, c.row.queue, c.row.lastStart = r.n, r.dur, r.queue, r.lastStart
 				c.row.durs, c.row.queues, c.row.starts = r.durs, r.queues, r.starts
 			}
-			if r.src == 0 {
+			if r.src != 1 {
 				continue
 			}
 			v := dailyValues{start: r.lastStart, duration: r.dur.min, queue: r.queue.min}
@@ -379,9 +437,7 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 		for i, d := range q.GroupBy {
 			if d.Kind == DimTime {
 				switch {
-				case c.row.src == 2 && c.plus[0].start.Valid:
-					gv[i].Time = BucketStart(time.UnixMicro(c.plus[0].start.Int64), d.Unit, time.UTC)
-				case c.row.src != 2 && c.row.day.Int64 != noStartDay:
+				case c.row.day.Int64 != noStartDay:
 					gv[i].Time = BucketStart(time.UnixMicro(c.row.day.Int64*dayMicros), d.Unit, time.UTC)
 				default:
 					gv[i].Null = true
@@ -427,9 +483,10 @@ func (s summary) distribution() Distribution {
 	return Distribution{N: s.n, Min: s.min.Int64, Max: s.max.Int64, Sum: s.sum}
 }
 
-// dailyRow is one row of a daily read: a record_daily row (src 0), a
-// pending delta (1, n its sign, the summaries its one value), or a Record
-// of a partial day (2).
+// dailyRow is one row of a daily read: a record_daily row with its lists
+// (src 0), a pending delta (1, n its sign, the summaries its one value), or
+// Records of a partial day (2) or record_daily rows (3) added up per group,
+// status and day, their lists concatenated.
 type dailyRow struct {
 	src                  int64
 	dims                 []sql.NullString
@@ -439,7 +496,6 @@ type dailyRow struct {
 	lastStart            sql.NullInt64
 	dur, queue           summary
 	durs, queues, starts []byte
-	hasLists             int64
 }
 
 // dailyCell gathers a key and day: its record_daily row, if any, and its
@@ -546,10 +602,7 @@ func (g *dailyGroup) finish(durations, queues bool) StatsRow {
 		wanted bool
 	}{{g.durations, &g.row.Duration, durations}, {g.queues, &g.row.Queue, queues}} {
 		if p.wanted {
-			all := slices.Concat(p.lists...)
-			if len(p.lists) > 1 {
-				slices.Sort(all)
-			}
+			all := mergeSorted(p.lists)
 			if len(all) > 0 {
 				p.d.P50, p.d.P90, p.d.P95, p.d.P99 = PercentileDisc(all, 0.5), PercentileDisc(all, 0.9), PercentileDisc(all, 0.95), PercentileDisc(all, 0.99)
 			}
@@ -584,10 +637,30 @@ func (s *Store) foldDaily(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// The same deltas again for record_daily_all, without namespaces.
+		allCells := map[dailyKey]*foldCell{}
+		var allKeys []dailyKey
+		for _, k := range keys {
+			c := cells[k]
+			k.key[1] = ""
+			a := allCells[k]
+			if a == nil {
+				a = &foldCell{}
+				allCells[k] = a
+				allKeys = append(allKeys, k)
+			}
+			a.plus, a.minus = append(a.plus, c.plus...), append(a.minus, c.minus...)
+		}
 		const batch = 100
-		for i := 0; i < len(keys); i += batch {
-			if err := s.foldDailyKeys(ctx, tx, keys[i:min(i+batch, len(keys))], cells); err != nil {
-				return err
+		for _, t := range []struct {
+			all   bool
+			keys  []dailyKey
+			cells map[dailyKey]*foldCell
+		}{{false, keys, cells}, {true, allKeys, allCells}} {
+			for i := 0; i < len(t.keys); i += batch {
+				if err := s.foldDailyKeys(ctx, tx, t.all, t.keys[i:min(i+batch, len(t.keys))], t.cells); err != nil {
+					return err
+				}
 			}
 		}
 		if last >= 0 {
@@ -603,11 +676,34 @@ type dailyKey struct {
 	day int64
 }
 
-func (k dailyKey) args() []any {
+// dailyTable is record_daily, or record_daily_all (all namespaces, no
+// namespace column), its key columns and a key's arguments in their order.
+type dailyTable struct {
+	name, keyColumns, keyTuple string
+	all                        bool
+}
+
+func dailyTableOf(all bool) dailyTable {
+	if all {
+		return dailyTable{"record_daily_all", "data_type, day, pipeline_name, task_name, status, reason", "(?, CAST(? AS bigint), ?, ?, ?, ?)", true}
+	}
+	return dailyTable{"record_daily", "data_type, day, namespace, pipeline_name, task_name, status, reason", "(?, CAST(? AS bigint), ?, ?, ?, ?, ?)", false}
+}
+
+func (t dailyTable) args(k dailyKey) []any {
+	if t.all {
+		return []any{k.key[0], k.day, k.key[2], k.key[3], k.key[4], k.key[5]}
+	}
 	return []any{k.key[0], k.day, k.key[1], k.key[2], k.key[3], k.key[4], k.key[5]}
 }
 
-const dailyKeyTuple = "(?, CAST(? AS bigint), ?, ?, ?, ?, ?)"
+// scan reads a key from the table's key columns.
+func (t dailyTable) scanDest(k *dailyKey) []any {
+	if t.all {
+		return []any{&k.key[0], &k.day, &k.key[2], &k.key[3], &k.key[4], &k.key[5]}
+	}
+	return []any{&k.key[0], &k.day, &k.key[1], &k.key[2], &k.key[3], &k.key[4], &k.key[5]}
+}
 
 // foldCell is the pending deltas of one key.
 type foldCell struct {
@@ -644,8 +740,10 @@ func readFoldDeltas(ctx context.Context, tx bun.Tx, stmt string, args []any) (ma
 	return cells, keys, rows.Err()
 }
 
-// foldDailyKeys rewrites the record_daily rows of keys with their deltas.
-func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, keys []dailyKey, cells map[dailyKey]*foldCell) error {
+// foldDailyKeys rewrites the rows of keys of record_daily, or of
+// record_daily_all, with their deltas.
+func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, all bool, keys []dailyKey, cells map[dailyKey]*foldCell) error {
+	t := dailyTableOf(all)
 	type current struct {
 		n     int64
 		lists dailyLists
@@ -654,12 +752,11 @@ func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, keys []dailyKey, c
 	var tuples []string
 	var args []any
 	for _, k := range keys {
-		tuples = append(tuples, dailyKeyTuple)
-		args = append(args, k.args()...)
+		tuples = append(tuples, t.keyTuple)
+		args = append(args, t.args(k)...)
 	}
-	const keyCols = "(data_type, day, namespace, pipeline_name, task_name, status, reason)"
-	in := " WHERE " + keyCols + " IN (VALUES " + strings.Join(tuples, ", ") + ")"
-	rows, err := tx.Tx.QueryContext(ctx, s.rebind("SELECT data_type, day, namespace, pipeline_name, task_name, status, reason, n, durs, queues, starts FROM record_daily"+in), args...)
+	in := " WHERE (" + t.keyColumns + ") IN (VALUES " + strings.Join(tuples, ", ") + ")"
+	rows, err := tx.Tx.QueryContext(ctx, s.rebind("SELECT "+t.keyColumns+", n, durs, queues, starts FROM "+t.name+in), args...)
 	if err != nil {
 		return err
 	}
@@ -667,7 +764,7 @@ func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, keys []dailyKey, c
 		var k dailyKey
 		var durs, queues, starts []byte
 		c := &current{}
-		err := rows.Scan(&k.key[0], &k.day, &k.key[1], &k.key[2], &k.key[3], &k.key[4], &k.key[5], &c.n, &durs, &queues, &starts)
+		err := rows.Scan(append(t.scanDest(&k), &c.n, &durs, &queues, &starts)...)
 		if err == nil {
 			if c.lists.durations, err = decodeValues(nil, durs); err == nil {
 				if c.lists.queues, err = decodeValues(nil, queues); err == nil {
@@ -698,8 +795,8 @@ func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, keys []dailyKey, c
 		c.lists.apply(d.plus, d.minus)
 		if c.n <= 0 {
 			if existed {
-				deletes = append(deletes, dailyKeyTuple)
-				delArgs = append(delArgs, k.args()...)
+				deletes = append(deletes, t.keyTuple)
+				delArgs = append(delArgs, t.args(k)...)
 			}
 			continue
 		}
@@ -714,24 +811,24 @@ func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, keys []dailyKey, c
 			}
 			return v
 		}
-		upserts = append(upserts, "("+dailyKeyTuple[1:len(dailyKeyTuple)-1]+", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		upArgs = append(upArgs, append(k.args(), c.n, last,
+		upserts = append(upserts, "("+t.keyTuple[1:len(t.keyTuple)-1]+", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		upArgs = append(upArgs, append(t.args(k), c.n, last,
 			dur.N, nullable(dur, dur.Min), nullable(dur, dur.Max), dur.Sum, encodeValues(c.lists.durations),
 			queue.N, nullable(queue, queue.Min), nullable(queue, queue.Max), queue.Sum, encodeValues(c.lists.queues),
 			encodeValues(c.lists.starts))...)
 	}
 	if len(deletes) > 0 {
-		stmt := "DELETE FROM record_daily WHERE " + keyCols + " IN (VALUES " + strings.Join(deletes, ", ") + ")"
+		stmt := "DELETE FROM " + t.name + " WHERE (" + t.keyColumns + ") IN (VALUES " + strings.Join(deletes, ", ") + ")"
 		if _, err := tx.Tx.ExecContext(ctx, s.rebind(stmt), delArgs...); err != nil {
 			return err
 		}
 	}
 	if len(upserts) > 0 {
 		// The row is rewritten whole: every non-key column is named.
-		stmt := "INSERT INTO record_daily (data_type, day, namespace, pipeline_name, task_name, status, reason, n, last_start, " +
+		stmt := "INSERT INTO " + t.name + " (" + t.keyColumns + ", n, last_start, " +
 			"dur_n, dur_min, dur_max, dur_sum, durs, queue_n, queue_min, queue_max, queue_sum, queues, starts) VALUES " +
 			strings.Join(upserts, ", ") +
-			" ON CONFLICT (data_type, day, namespace, pipeline_name, task_name, status, reason) DO UPDATE SET n = excluded.n," +
+			" ON CONFLICT (" + t.keyColumns + ") DO UPDATE SET n = excluded.n," +
 			" last_start = excluded.last_start, dur_n = excluded.dur_n, dur_min = excluded.dur_min, dur_max = excluded.dur_max," +
 			" dur_sum = excluded.dur_sum, durs = excluded.durs, queue_n = excluded.queue_n, queue_min = excluded.queue_min," +
 			" queue_max = excluded.queue_max, queue_sum = excluded.queue_sum, queues = excluded.queues, starts = excluded.starts"
@@ -740,4 +837,48 @@ func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, keys []dailyKey, c
 		}
 	}
 	return nil
+}
+
+// concatLists is the aggregate that concatenates packed lists.
+func (s *Store) concatLists(col string) string {
+	if s.dialect == filter.Postgres {
+		return "string_agg(" + col + ", ''::bytea)"
+	}
+	return "unhex(group_concat(hex(" + col + "), ''))"
+}
+
+// packValues is the aggregate that packs values as record_daily's lists
+// (unsorted; decodeValues sorts).
+func (s *Store) packValues(expr string) string {
+	if s.dialect == filter.Postgres {
+		return "string_agg(int8send(" + expr + "), ''::bytea)"
+	}
+	return "unhex(group_concat(CASE WHEN " + expr + " IS NOT NULL THEN printf('%016x', " + expr + ") END, ''))"
+}
+
+// mergeSorted merges sorted lists into one sorted list, pairwise.
+func mergeSorted(lists [][]int64) []int64 {
+	for len(lists) > 1 {
+		next := lists[:0:0]
+		for i := 0; i+1 < len(lists); i += 2 {
+			a, b := lists[i], lists[i+1]
+			out := make([]int64, 0, len(a)+len(b))
+			for len(a) > 0 && len(b) > 0 {
+				if b[0] < a[0] {
+					out, b = append(out, b[0]), b[1:]
+				} else {
+					out, a = append(out, a[0]), a[1:]
+				}
+			}
+			next = append(next, append(append(out, a...), b...))
+		}
+		if len(lists)%2 == 1 {
+			next = append(next, lists[len(lists)-1])
+		}
+		lists = next
+	}
+	if len(lists) == 0 {
+		return nil
+	}
+	return lists[0]
 }

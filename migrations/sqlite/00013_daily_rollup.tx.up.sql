@@ -28,6 +28,30 @@ CREATE TABLE record_daily (
     PRIMARY KEY (data_type, day, namespace, pipeline_name, task_name, status, reason)
 );
 
+-- All namespaces together; see the PostgreSQL migration.
+CREATE TABLE record_daily_all (
+    data_type     TEXT NOT NULL,
+    day           INTEGER NOT NULL,
+    pipeline_name TEXT NOT NULL,
+    task_name     TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    n             INTEGER NOT NULL,
+    last_start    INTEGER,
+    dur_n         INTEGER NOT NULL,
+    dur_min       INTEGER,
+    dur_max       INTEGER,
+    dur_sum       INTEGER NOT NULL,
+    durs          BLOB NOT NULL,
+    queue_n       INTEGER NOT NULL,
+    queue_min     INTEGER,
+    queue_max     INTEGER,
+    queue_sum     INTEGER NOT NULL,
+    queues        BLOB NOT NULL,
+    starts        BLOB NOT NULL,
+    PRIMARY KEY (data_type, day, pipeline_name, task_name, status, reason)
+);
+
 CREATE TABLE record_daily_deltas (
     id            INTEGER PRIMARY KEY,
     data_type     TEXT NOT NULL,
@@ -97,3 +121,20 @@ FROM (SELECT r.data_type, COALESCE(CAST(floor(CAST(strftime('%s', r.start_time) 
         (CAST(strftime('%s', r.start_time) AS INTEGER) * 1000000 + CASE WHEN substr(r.start_time, 20, 1) = '.' THEN CAST(substr(substr(r.start_time, 21, instr(r.start_time, '+') - 21) || '000000', 1, 6) AS INTEGER) ELSE 0 END) - (CAST(strftime('%s', r.creation_time) AS INTEGER) * 1000000 + CASE WHEN substr(r.creation_time, 20, 1) = '.' THEN CAST(substr(substr(r.creation_time, 21, instr(r.creation_time, '+') - 21) || '000000', 1, 6) AS INTEGER) ELSE 0 END) AS queue_us
     FROM records AS r) AS v
 GROUP BY data_type, day, namespace, pipeline_name, task_name, status, reason;
+
+INSERT INTO record_daily_all (data_type, day, pipeline_name, task_name, status, reason, n, last_start,
+    dur_n, dur_min, dur_max, dur_sum, durs, queue_n, queue_min, queue_max, queue_sum, queues, starts)
+SELECT data_type, day, pipeline_name, task_name, status, reason,
+    COUNT(*), MAX(start_us),
+    COUNT(duration_us), MIN(duration_us), MAX(duration_us), COALESCE(SUM(duration_us), 0),
+    COALESCE(unhex(group_concat(CASE WHEN duration_us IS NOT NULL THEN printf('%016x', duration_us) END, '' ORDER BY duration_us)), x''),
+    COUNT(queue_us), MIN(queue_us), MAX(queue_us), COALESCE(SUM(queue_us), 0),
+    COALESCE(unhex(group_concat(CASE WHEN queue_us IS NOT NULL THEN printf('%016x', queue_us) END, '' ORDER BY queue_us)), x''),
+    COALESCE(unhex(group_concat(CASE WHEN start_us IS NOT NULL THEN printf('%016x', start_us) END, '' ORDER BY start_us)), x'')
+FROM (SELECT r.data_type, COALESCE(CAST(floor(CAST(strftime('%s', r.start_time) AS INTEGER) / 86400.0) AS INTEGER), -2147483648) AS day,
+        r.namespace, r.pipeline_name, r.task_name, r.status, r.reason,
+        (CAST(strftime('%s', r.start_time) AS INTEGER) * 1000000 + CASE WHEN substr(r.start_time, 20, 1) = '.' THEN CAST(substr(substr(r.start_time, 21, instr(r.start_time, '+') - 21) || '000000', 1, 6) AS INTEGER) ELSE 0 END) AS start_us,
+        r.duration_us,
+        (CAST(strftime('%s', r.start_time) AS INTEGER) * 1000000 + CASE WHEN substr(r.start_time, 20, 1) = '.' THEN CAST(substr(substr(r.start_time, 21, instr(r.start_time, '+') - 21) || '000000', 1, 6) AS INTEGER) ELSE 0 END) - (CAST(strftime('%s', r.creation_time) AS INTEGER) * 1000000 + CASE WHEN substr(r.creation_time, 20, 1) = '.' THEN CAST(substr(substr(r.creation_time, 21, instr(r.creation_time, '+') - 21) || '000000', 1, 6) AS INTEGER) ELSE 0 END) AS queue_us
+    FROM records AS r) AS v
+GROUP BY data_type, day, pipeline_name, task_name, status, reason;
