@@ -912,6 +912,9 @@ func (s *Store) Facet(ctx context.Context, q FacetQuery) ([]FacetValue, error) {
 		// Counts kept by the database (rollup.go); a key whose Records are
 		// all gone may still be there with a count of zero until a fold.
 		from, count, having = rollupFrom, "CAST(SUM(r.n) AS bigint)", " HAVING SUM(r.n) > 0"
+		if allNamespaces(q.Scope) && q.Dimension.Kind != DimNamespace {
+			from = rollupAllFrom
+		}
 		defer s.foldRollupSoon()
 	}
 	stmt := "SELECT v, n FROM (SELECT " + expr + " AS v, " + count + " AS n FROM " + from + base.whereSQL() +

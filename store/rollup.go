@@ -26,6 +26,18 @@ import (
 const rollupFrom = "(SELECT namespace, data_type, pipeline_name, task_name, status, reason, n FROM record_rollup" +
 	" UNION ALL SELECT namespace, data_type, pipeline_name, task_name, status, reason, n FROM record_rollup_deltas) AS r"
 
+// rollupAllFrom is rollupFrom for a caller who reads every namespace and
+// counts by none: record_rollup_all has no namespace column, so a namespace
+// condition cannot apply to it by mistake (the statement fails instead).
+const rollupAllFrom = "(SELECT data_type, pipeline_name, task_name, status, reason, n FROM record_rollup_all" +
+	" UNION ALL SELECT data_type, pipeline_name, task_name, status, reason, n FROM record_rollup_deltas) AS r"
+
+// allNamespaces tells whether o reads every namespace: no parent
+// namespace, no restriction to the caller's, no namespace filter.
+func allNamespaces(o ListOptions) bool {
+	return (o.Parent == "" || o.Parent == "-") && o.Namespaces == nil && (o.RecordWhere == nil || o.RecordWhere.Namespace == nil)
+}
+
 // rollupFoldEvery is how often at most this process folds deltas; a fold
 // also starts after rollupFoldAfter Records written by this process.
 const (
@@ -177,6 +189,12 @@ GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (namespace, data_type, pipeline_name, task_name, status, reason) DO UPDATE SET n = t.n + EXCLUDED.n`); err != nil {
 				return err
 			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO record_rollup_all AS t (data_type, pipeline_name, task_name, status, reason, n)
+SELECT data_type, pipeline_name, task_name, status, reason, SUM(n) FROM record_rollup_deltas
+GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (data_type, pipeline_name, task_name, status, reason) DO UPDATE SET n = t.n + EXCLUDED.n`); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, "TRUNCATE record_rollup_deltas"); err != nil {
 				return err
 			}
@@ -191,11 +209,20 @@ GROUP BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (namespace, data_type, pipeline_name, task_name, status, reason) DO UPDATE SET n = record_rollup.n + excluded.n`, last); err != nil {
 				return err
 			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO record_rollup_all (data_type, pipeline_name, task_name, status, reason, n)
+SELECT data_type, pipeline_name, task_name, status, reason, SUM(n) FROM record_rollup_deltas WHERE id <= ?
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (data_type, pipeline_name, task_name, status, reason) DO UPDATE SET n = record_rollup_all.n + excluded.n`, last); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, "DELETE FROM record_rollup_deltas WHERE id <= ?", last); err != nil {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, "DELETE FROM record_rollup WHERE n = 0")
+		if _, err := tx.ExecContext(ctx, "DELETE FROM record_rollup WHERE n = 0"); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM record_rollup_all WHERE n = 0")
 		return err
 	})
 }

@@ -177,11 +177,7 @@ func (s *Store) dailyServes(q StatsQuery) bool {
 // clusterWide tells whether q reads every namespace and groups by none, so
 // that record_daily_all answers it.
 func clusterWide(q StatsQuery) bool {
-	o := q.Scope
-	if (o.Parent != "" && o.Parent != "-") || o.Namespaces != nil || (o.RecordWhere != nil && o.RecordWhere.Namespace != nil) {
-		return false
-	}
-	return !slices.ContainsFunc(q.GroupBy, func(d Dimension) bool { return d.Kind == DimNamespace })
+	return allNamespaces(q.Scope) && !slices.ContainsFunc(q.GroupBy, func(d Dimension) bool { return d.Kind == DimNamespace })
 }
 
 // wholeDays is the range [from, to) of UTC days entirely inside the start

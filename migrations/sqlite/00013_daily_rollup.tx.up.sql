@@ -4,6 +4,19 @@
 -- row for the new one. Times are TEXT in bun's UTC layout; the microseconds
 -- are read as store/recovery.go's epochMicrosSQL reads them. A migration that
 -- rebuilds records must create these triggers again.
+-- Record counts for all namespaces together; see the PostgreSQL migration.
+CREATE TABLE record_rollup_all (
+    data_type     TEXT NOT NULL,
+    pipeline_name TEXT NOT NULL,
+    task_name     TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    n             INTEGER NOT NULL,
+    PRIMARY KEY (data_type, pipeline_name, task_name, status, reason)
+);
+INSERT INTO record_rollup_all (data_type, pipeline_name, task_name, status, reason, n)
+SELECT data_type, pipeline_name, task_name, status, reason, SUM(n) FROM record_rollup GROUP BY 1, 2, 3, 4, 5;
+
 CREATE TABLE record_daily (
     data_type     TEXT NOT NULL,
     day           INTEGER NOT NULL,
