@@ -212,10 +212,10 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// dailyColumns are the columns the three parts of a daily read share after
-// the dimensions: the key, the day (NULL for Records read directly), the
-// count (or sign), the last start, the duration and queue summaries, the
-// packed lists (NULL unless asked for) and whether the lists were read.
+// Every part of a daily read selects, after the dimensions, the key
+// (dailyKeyColumns; only the status in added-up parts), the day, the count
+// (a delta's sign), the last start, the duration and queue summaries with
+// their packed lists (NULL where not needed), and the start times.
 const dailyKeyColumns = "r.data_type, r.namespace, r.pipeline_name, r.task_name, r.status, r.reason"
 
 // statsDaily computes q from record_daily; q must be one dailyServes
@@ -256,11 +256,9 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	}
 	from, to, fromT, toT := wholeDays(window)
 	var args []any
-	// Rows of whole days, with their lists when percentiles are asked for
-	// or a pending delta takes a value out (a minimum, maximum or last
-	// start must then be found again).
-	// Lists are read only when percentiles are asked for: a NULL list reads
-	// as empty and is never used then.
+	// Lists are read when percentiles are asked for (a NULL list reads as
+	// empty and is never used then), and for rows a pending delta takes a
+	// run out of (a minimum, maximum or last start must be found again).
 	durList, queueList := "NULL", "NULL"
 	if q.Percentiles {
 		durList = s.concatLists("r.durs")

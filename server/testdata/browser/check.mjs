@@ -52,13 +52,24 @@ try {
   const queryText = () =>
     page.evaluate(() => document.querySelector(".graphiql-query-editor .CodeMirror")?.CodeMirror.getValue() ?? "");
   const run = async (mustHold) => {
-    await page.evaluate(() => document.querySelector(".graphiql-response .CodeMirror")?.CodeMirror.setValue(""));
-    await page.locator(".graphiql-execute-button").click();
-    await page.waitForFunction(
-      (s) => (document.querySelector(".graphiql-response .CodeMirror")?.CodeMirror.getValue() ?? "").includes(s),
-      mustHold,
-    ).catch(() => {});
-    const text = await responseText();
+    let text = "";
+    // GraphiQL picks the operation to send from the editor a moment after a
+    // tab switch; on a busy machine the first click may still name the
+    // previous tab's operation, which the server refuses as not found.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await page.evaluate(() => document.querySelector(".graphiql-response .CodeMirror")?.CodeMirror.setValue(""));
+      await page.locator(".graphiql-execute-button").click();
+      await page.waitForFunction(
+        (s) => {
+          const v = document.querySelector(".graphiql-response .CodeMirror")?.CodeMirror.getValue() ?? "";
+          return v.includes(s) || v.includes("GRAPHQL_VALIDATION_FAILED");
+        },
+        mustHold,
+      ).catch(() => {});
+      text = await responseText();
+      if (!(text.includes("GRAPHQL_VALIDATION_FAILED") && /operation \w+ not found/.test(text))) break;
+      await page.waitForTimeout(500);
+    }
     if (!text.includes(mustHold)) throw new Error(`result lacks ${JSON.stringify(mustHold)}:\n${text.slice(0, 2000)}`);
     const result = JSON.parse(text);
     if (result.errors) throw new Error(`errors in the result: ${JSON.stringify(result.errors)}`);
@@ -77,6 +88,9 @@ try {
 
   // Another tab: the counts by status.
   await page.locator(".graphiql-tab", { hasText: "CountsByStatus" }).click();
+  await page.waitForFunction(
+    () => (document.querySelector(".graphiql-query-editor .CodeMirror")?.CodeMirror.getValue() ?? "").includes("query CountsByStatus"),
+  ).catch(() => {});
   if (!(await queryText()).includes("query CountsByStatus")) problems.push("the CountsByStatus tab shows another query");
   const counts = await run("SUCCEEDED");
   step(`CountsByStatus ran: ${counts.data.recordStats.groups.length} groups`);
