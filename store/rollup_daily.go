@@ -117,8 +117,8 @@ func (l *dailyLists) apply(plus, minus []dailyValues) {
 	}
 }
 
-// distributionOf summarizes sorted values.
-func distributionOf(sorted []int64, percentiles bool) Distribution {
+// distributionOf summarizes sorted values, without percentiles.
+func distributionOf(sorted []int64) Distribution {
 	var d Distribution
 	if len(sorted) == 0 {
 		return d
@@ -127,10 +127,12 @@ func distributionOf(sorted []int64, percentiles bool) Distribution {
 	for _, v := range sorted {
 		d.Sum += v
 	}
-	if percentiles {
-		d.P50, d.P90, d.P95, d.P99 = PercentileDisc(sorted, 0.5), PercentileDisc(sorted, 0.9), PercentileDisc(sorted, 0.95), PercentileDisc(sorted, 0.99)
-	}
 	return d
+}
+
+// setPercentiles fills the percentiles of d from its sorted values.
+func (d *Distribution) setPercentiles(sorted []int64) {
+	d.P50, d.P90, d.P95, d.P99 = PercentileDisc(sorted, 0.5), PercentileDisc(sorted, 0.9), PercentileDisc(sorted, 0.95), PercentileDisc(sorted, 0.99)
 }
 
 // merge adds the summary o (without percentiles) to d.
@@ -257,12 +259,14 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	// Lists are read when percentiles are asked for (a NULL list reads as
 	// empty and is never used then), and for rows a pending delta takes a
 	// run out of (a minimum, maximum or last start must be found again).
-	durList, queueList := "NULL", "NULL"
-	if q.Percentiles {
-		durList = s.concatLists("r.durs")
-	}
-	if q.QueuePercentiles {
-		queueList = s.concatLists("r.queues")
+	list := func(wanted, addedUp bool, col string) string {
+		switch {
+		case !wanted:
+			return "NULL"
+		case addedUp:
+			return s.concatLists(col)
+		}
+		return col
 	}
 	// groupBy is the GROUP BY of an aggregated part: the dimensions, the
 	// status and the day (columns 2.., status and day by position).
@@ -291,20 +295,14 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	if t.all {
 		// record_daily_all has about one row per group, status and day
 		// already: adding up in the database would only copy the lists.
-		durs, queues := "NULL", "NULL"
-		if q.Percentiles {
-			durs = "r.durs"
-		}
-		if q.QueuePercentiles {
-			queues = "r.queues"
-		}
 		stmt = "SELECT 3, " + dims + "'', '', '', '', r.status, '', r.day, r.n, r.last_start, r.dur_n, r.dur_min, r.dur_max, r.dur_sum, " +
-			durs + ", r.queue_n, r.queue_min, r.queue_max, r.queue_sum, " + queues + ", NULL" +
+			list(q.Percentiles, false, "r.durs") + ", r.queue_n, r.queue_min, r.queue_max, r.queue_sum, " +
+			list(q.QueuePercentiles, false, "r.queues") + ", NULL" +
 			" FROM " + t.name + " AS r LEFT JOIN " + negative + unaffected.whereSQL()
 	} else {
 		stmt = "SELECT 3, " + dims + "'', '', '', '', r.status, '', r.day, CAST(SUM(r.n) AS bigint), MAX(r.last_start), " +
-			"CAST(SUM(r.dur_n) AS bigint), MIN(r.dur_min), MAX(r.dur_max), CAST(SUM(r.dur_sum) AS bigint), " + durList + ", " +
-			"CAST(SUM(r.queue_n) AS bigint), MIN(r.queue_min), MAX(r.queue_max), CAST(SUM(r.queue_sum) AS bigint), " + queueList + ", NULL" +
+			"CAST(SUM(r.dur_n) AS bigint), MIN(r.dur_min), MAX(r.dur_max), CAST(SUM(r.dur_sum) AS bigint), " + list(q.Percentiles, true, "r.durs") + ", " +
+			"CAST(SUM(r.queue_n) AS bigint), MIN(r.queue_min), MAX(r.queue_max), CAST(SUM(r.queue_sum) AS bigint), " + list(q.QueuePercentiles, true, "r.queues") + ", NULL" +
 			" FROM " + t.name + " AS r LEFT JOIN " + negative + unaffected.whereSQL() + groupBy
 	}
 	args = append(append(args, dimArgs...), rowScope.args...)
@@ -541,7 +539,7 @@ func (c *dailyCell) resolve(percentiles bool) (cellContribution, error) {
 	l.apply(c.plus, c.minus)
 	out.durations, out.queues = l.durations, l.queues
 	if len(c.minus) > 0 {
-		out.duration, out.queue = distributionOf(l.durations, false), distributionOf(l.queues, false)
+		out.duration, out.queue = distributionOf(l.durations), distributionOf(l.queues)
 		out.lastStart = sql.NullInt64{}
 		if len(l.starts) > 0 {
 			out.lastStart = sql.NullInt64{Int64: l.starts[len(l.starts)-1], Valid: true}
@@ -596,7 +594,7 @@ func (g *dailyGroup) finish(durations, queues bool) StatsRow {
 		if p.wanted {
 			all := mergeSorted(p.lists)
 			if len(all) > 0 {
-				p.d.P50, p.d.P90, p.d.P95, p.d.P99 = PercentileDisc(all, 0.5), PercentileDisc(all, 0.9), PercentileDisc(all, 0.95), PercentileDisc(all, 0.99)
+				p.d.setPercentiles(all)
 			}
 		}
 	}

@@ -98,7 +98,7 @@ func (t dailyTable) args(k dailyKey) []any {
 	return []any{k.key[0], k.day, k.key[1], k.key[2], k.key[3], k.key[4], k.key[5]}
 }
 
-// scan reads a key from the table's key columns.
+// scanDest is where a row of the table's key columns scans into k.
 func (t dailyTable) scanDest(k *dailyKey) []any {
 	if t.all {
 		return []any{&k.key[0], &k.day, &k.key[2], &k.key[3], &k.key[4], &k.key[5]}
@@ -201,7 +201,7 @@ func (s *Store) foldDailyKeys(ctx context.Context, tx bun.Tx, all bool, keys []d
 			}
 			continue
 		}
-		dur, queue := distributionOf(c.lists.durations, false), distributionOf(c.lists.queues, false)
+		dur, queue := distributionOf(c.lists.durations), distributionOf(c.lists.queues)
 		var last any
 		if n := len(c.lists.starts); n > 0 {
 			last = c.lists.starts[n-1]
