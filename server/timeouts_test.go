@@ -218,7 +218,7 @@ func TestSubscriptionQueriesHaveADeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer notify.Close()
-	if _, err := notify.Exec("SELECT pg_notify('annals_record_changes', $1)", string(payload)); err != nil {
+	if _, err := notify.Exec("SELECT pg_notify('annals_changes_' || md5(current_schema()), $1)", string(payload)); err != nil {
 		t.Fatal(err)
 	}
 	// Announce it again every half second: on a busy machine the listener
@@ -232,7 +232,7 @@ func TestSubscriptionQueriesHaveADeadline(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(500 * time.Millisecond):
-				notify.Exec("SELECT pg_notify('annals_record_changes', $1)", string(payload))
+				notify.Exec("SELECT pg_notify('annals_changes_' || md5(current_schema()), $1)", string(payload))
 			}
 		}
 	}()

@@ -32,8 +32,11 @@ type Change struct {
 // Key is the changed Record's namespace and uid.
 func (c Change) Key() Key { return Key{c.Namespace, c.UID} }
 
-// changeChannel is the PostgreSQL NOTIFY channel of Record writes.
-const changeChannel = "annals_record_changes"
+// changeChannelSQL names the PostgreSQL NOTIFY channel of Record writes:
+// one per schema, because NOTIFY reaches every session of the database,
+// and stores in other schemas of it (other installations, tests) must not
+// hear each other's writes.
+const changeChannelSQL = "'annals_changes_' || md5(current_schema())"
 
 // SubscriberBuffer is how many changes may wait for one subscriber; a
 // subscriber that falls further behind is dropped (its channel closed).
@@ -144,7 +147,11 @@ func (s *Store) listenOnce(listening func()) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel); err != nil {
+	var channel string
+	if err := conn.QueryRow(ctx, "SELECT "+changeChannelSQL).Scan(&channel); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
 	listening()
@@ -184,7 +191,7 @@ func (s *Store) announceChanges(ctx context.Context, tx bun.IDB, changes []Chang
 		return func() { s.changes.publish(changes) }, nil
 	}
 	for _, payload := range notifyPayloads(changes) {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_notify(?, ?)", changeChannel, payload); err != nil {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_notify("+changeChannelSQL+", ?)", payload); err != nil {
 			return nil, dbError(err)
 		}
 	}
