@@ -93,3 +93,7 @@ func (s *Store) PreparedInserts(ctx context.Context) (int, error) {
 
 // DailyServes tells whether q reads record_daily.
 func (s *Store) DailyServes(q StatsQuery) bool { return s.dailyServes(q) }
+
+// BetweenDailyStatements makes fn run between the two statements of a
+// daily statistics read (nil: nothing).
+func BetweenDailyStatements(fn func()) { betweenDailyStatements = fn }

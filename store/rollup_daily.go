@@ -212,14 +212,26 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// Every part of a daily read selects, after the dimensions, the key
-// (dailyKeyColumns; only the status in added-up parts), the day, the count
-// (a delta's sign), the last start, the duration and queue summaries with
-// their packed lists (NULL where not needed), and the start times.
+// The parts of a daily read's first statement select, after the
+// dimensions, the key (dailyKeyColumns; only the status in added-up parts),
+// the day, the count (a delta's sign, a day's version), the last start, the
+// duration and queue summaries with their packed lists (NULL where not
+// needed), and the start times.
 const dailyKeyColumns = "r.data_type, r.namespace, r.pipeline_name, r.task_name, r.status, r.reason"
 
+// Sources of the rows of a daily read.
+const (
+	srcDelta   = 1 // a pending delta, one per changed Record
+	srcEdge    = 2 // Records of a partial day at an end of the window, added up
+	srcDay     = 3 // record_daily rows of a whole day, added up per group and status
+	srcVersion = 4 // a day's version
+)
+
 // statsDaily computes q from record_daily; q must be one dailyServes
-// accepts.
+// accepts. The whole days of the window come from memory where their
+// version allows (rollup_daily_cache.go), else from record_daily; their
+// pending deltas and the partial days at the window's ends are read every
+// time.
 func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error) {
 	var window filter.TimeRange
 	byDay := q.Scope
@@ -237,8 +249,8 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	if err != nil {
 		return nil, err
 	}
+	rd := &dailyRead{q: q, table: dailyTableOf(clusterWide(q)), keyScope: keyPlan.base, fullScope: fullPlan.base}
 	var dimCols []string
-	var dimArgs []any
 	for _, d := range q.GroupBy {
 		if d.Kind == DimTime {
 			continue
@@ -248,91 +260,80 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 			return nil, err
 		}
 		dimCols = append(dimCols, expr)
-		dimArgs = append(dimArgs, dargs...)
+		rd.dimArgs = append(rd.dimArgs, dargs...)
 	}
-	dims := ""
+	rd.nDims = len(dimCols)
 	if len(dimCols) > 0 {
-		dims = strings.Join(dimCols, ", ") + ", "
+		rd.dims = strings.Join(dimCols, ", ") + ", "
 	}
-	from, to, fromT, toT := wholeDays(window)
-	var args []any
-	// Lists are read when percentiles are asked for (a NULL list reads as
-	// empty and is never used then), and for rows a pending delta takes a
-	// run out of (a minimum, maximum or last start must be found again).
-	list := func(wanted, addedUp bool, col string) string {
-		switch {
-		case !wanted:
-			return "NULL"
-		case addedUp:
-			return s.concatLists(col)
+	rd.from, rd.to, rd.fromT, rd.toT = wholeDays(window)
+	rd.fingerprint = fmt.Sprintf("%s\x00%s\x00%#v\x00%s\x00%#v", rd.table.name, rd.dims, rd.dimArgs, rd.keyScope.whereSQL(), rd.keyScope.args)
+
+	// A fold between the two statements shows as a changed version; the
+	// read starts again then (folds are seconds apart).
+	for attempt := 0; ; attempt++ {
+		rows, consistent, err := s.readDaily(ctx, rd)
+		if err != nil || consistent {
+			return rows, err
 		}
-		return col
+		if attempt == 4 {
+			return nil, fmt.Errorf("%w: the daily statistics changed under five reads in a row; try again", ErrUnavailable)
+		}
 	}
-	// groupBy is the GROUP BY of an aggregated part: the dimensions, the
-	// status and the day (columns 2.., status and day by position).
-	var ordinals []string
-	for i := range dimCols {
-		ordinals = append(ordinals, strconv.Itoa(2+i))
+}
+
+// betweenDailyStatements, when set by a test, runs between the two
+// statements of a daily read.
+var betweenDailyStatements func()
+
+// dailyRead is a statsDaily read: its query and the SQL of its parts.
+type dailyRead struct {
+	q           StatsQuery
+	table       dailyTable
+	dims        string // the dimension expressions, each followed by ", "
+	dimArgs     []any
+	nDims       int
+	keyScope    query // on record_daily's columns, without the window
+	fullScope   query // on records, with the window
+	from, to    int64 // the whole days of the window
+	fromT, toT  *time.Time
+	fingerprint string // the table, dimensions and scope: a key of cached days
+}
+
+// readDaily reads rd once; consistent is false when a fold changed a day
+// between its two statements.
+func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, consistent bool, err error) {
+	q := rd.q
+	percentiles := q.Percentiles || q.QueuePercentiles
+	keyColumns := dailyKeyColumns
+	if rd.table.all {
+		keyColumns = strings.Replace(dailyKeyColumns, "r.namespace", "''", 1)
 	}
-	groupBy := " GROUP BY " + strings.Join(append(ordinals, strconv.Itoa(2+len(dimCols)+4), strconv.Itoa(2+len(dimCols)+6)), ", ")
-	// A caller who reads every namespace and groups by none reads the rows
-	// of all namespaces together.
-	t := dailyTableOf(clusterWide(q))
-	keyColumns, sameNamespace := dailyKeyColumns, " AND x.namespace = r.namespace"
-	if t.all {
-		keyColumns, sameNamespace = strings.Replace(dailyKeyColumns, "r.namespace", "''", 1), ""
-	}
-	// negative: the keys and days that pending deltas take a Record out of.
-	negative := "(SELECT DISTINCT " + strings.ReplaceAll(keyColumns, "r.", "") + ", day FROM record_daily_deltas WHERE sign < 0) AS x" +
-		" ON x.data_type = r.data_type AND x.day = r.day" + sameNamespace + " AND x.pipeline_name = r.pipeline_name" +
-		" AND x.task_name = r.task_name AND x.status = r.status AND x.reason = r.reason"
-	rowScope := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to)
-	unaffected := rowScope.with("x.day IS NULL")
-	// Rows of whole days no delta takes a Record out of, added up per
-	// group, status and day by the database (3); the others one by one,
-	// with their lists, for the deltas to apply to (0).
-	var stmt string
-	if t.all {
-		// record_daily_all has about one row per group, status and day
-		// already: adding up in the database would only copy the lists.
-		stmt = "SELECT 3, " + dims + "'', '', '', '', r.status, '', r.day, r.n, r.last_start, r.dur_n, r.dur_min, r.dur_max, r.dur_sum, " +
-			list(q.Percentiles, false, "r.durs") + ", r.queue_n, r.queue_min, r.queue_max, r.queue_sum, " +
-			list(q.QueuePercentiles, false, "r.queues") + ", NULL" +
-			" FROM " + t.name + " AS r LEFT JOIN " + negative + unaffected.whereSQL()
-	} else {
-		stmt = "SELECT 3, " + dims + "'', '', '', '', r.status, '', r.day, CAST(SUM(r.n) AS bigint), MAX(r.last_start), " +
-			"CAST(SUM(r.dur_n) AS bigint), MIN(r.dur_min), MAX(r.dur_max), CAST(SUM(r.dur_sum) AS bigint), " + list(q.Percentiles, true, "r.durs") + ", " +
-			"CAST(SUM(r.queue_n) AS bigint), MIN(r.queue_min), MAX(r.queue_max), CAST(SUM(r.queue_sum) AS bigint), " + list(q.QueuePercentiles, true, "r.queues") + ", NULL" +
-			" FROM " + t.name + " AS r LEFT JOIN " + negative + unaffected.whereSQL() + groupBy
-	}
-	args = append(append(args, dimArgs...), rowScope.args...)
-	stmt += " UNION ALL SELECT 0, " + dims + keyColumns + ", r.day, r.n, r.last_start, r.dur_n, r.dur_min, r.dur_max, r.dur_sum, " +
-		"r.durs, r.queue_n, r.queue_min, r.queue_max, r.queue_sum, r.queues, r.starts FROM " + t.name + " AS r JOIN " + negative + rowScope.whereSQL()
-	args = append(append(args, dimArgs...), rowScope.args...)
-	// Pending deltas of those days, one per changed Record.
-	stmt += " UNION ALL SELECT 1, " + dims + keyColumns + ", r.day, r.sign, r.start_us, " +
+	dayRange := rd.keyScope.with("r.day >= ? AND r.day < ?", rd.from, rd.to)
+	// Pending deltas of the whole days.
+	stmt := "SELECT 1, " + rd.dims + keyColumns + ", r.day, r.sign, r.start_us, " +
 		"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), NULL, " +
 		"CASE WHEN r.queue_us IS NULL THEN 0 ELSE 1 END, r.queue_us, r.queue_us, COALESCE(r.queue_us, 0), NULL, NULL" +
-		" FROM record_daily_deltas AS r" + rowScope.whereSQL()
-	args = append(append(args, dimArgs...), rowScope.args...)
+		" FROM record_daily_deltas AS r" + dayRange.whereSQL()
+	args := append(slices.Clone(rd.dimArgs), dayRange.args...)
 	// Records of the partial days at the ends of the window, each end its
 	// own range of the start time index, added up per group, status and
-	// day like the rows (2).
+	// day by the database.
 	var edges []string
 	var edgeArgs [][]any
 	switch {
-	case fromT == nil && toT == nil:
-	case from >= to:
+	case rd.fromT == nil && rd.toT == nil:
+	case rd.from >= rd.to:
 		edges = []string{"1 = 1"} // no whole day: every Record of the window
 		edgeArgs = [][]any{nil}
 	default:
-		if fromT != nil {
+		if rd.fromT != nil {
 			edges = append(edges, "r.start_time < ?")
-			edgeArgs = append(edgeArgs, []any{filter.TimeArg(s.dialect, *fromT)})
+			edgeArgs = append(edgeArgs, []any{filter.TimeArg(s.dialect, *rd.fromT)})
 		}
-		if toT != nil {
+		if rd.toT != nil {
 			edges = append(edges, "r.start_time >= ?")
-			edgeArgs = append(edgeArgs, []any{filter.TimeArg(s.dialect, *toT)})
+			edgeArgs = append(edgeArgs, []any{filter.TimeArg(s.dialect, *rd.toT)})
 		}
 	}
 	start := epochMicrosSQL(s.dialect, "r.start_time")
@@ -349,22 +350,29 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 	if q.QueuePercentiles {
 		edgeQueues = s.packValues(queue)
 	}
+	groupBy := rd.groupBy()
 	for i, edge := range edges {
-		edgeScope := fullPlan.base.with(edge, edgeArgs[i]...)
-		stmt += " UNION ALL SELECT 2, " + dims + "'', '', '', '', r.status, '', " + day + ", COUNT(*), MAX(" + start + "), " +
+		edgeScope := rd.fullScope.with(edge, edgeArgs[i]...)
+		stmt += " UNION ALL SELECT 2, " + rd.dims + "'', '', '', '', r.status, '', " + day + ", COUNT(*), MAX(" + start + "), " +
 			"COUNT(r.duration_us), MIN(r.duration_us), MAX(r.duration_us), COALESCE(CAST(SUM(r.duration_us) AS bigint), 0), " + edgeDurs + ", " +
 			"COUNT(" + queue + "), MIN(" + queue + "), MAX(" + queue + "), COALESCE(CAST(SUM(" + queue + ") AS bigint), 0), " + edgeQueues + ", NULL" +
 			" FROM " + recordsEntity.from + edgeScope.whereSQL() + groupBy
-		args = append(append(args, dimArgs...), edgeScope.args...)
+		args = append(append(args, rd.dimArgs...), edgeScope.args...)
 	}
+	// The versions of the whole days that have rows.
+	stmt += " UNION ALL SELECT 4, " + strings.Repeat("NULL, ", rd.nDims) + "'', '', '', '', '', '', r.day, r.version, " +
+		"NULL, 0, NULL, NULL, 0, NULL, 0, NULL, NULL, 0, NULL, NULL FROM record_daily_days AS r WHERE r.day >= ? AND r.day < ?"
+	args = append(args, rd.from, rd.to)
 
-	cells := map[string]*dailyCell{}
-	var order []string
-	nDims := len(dimCols)
+	versions := map[int64]int64{}
+	var dayOrder []int64
+	deltas := map[string]*dayCell{}
+	var deltaOrder []string
+	var edgeCells []*dailyCell
 	err = s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
 		for rows.Next() {
 			var r dailyRow
-			r.dims = make([]sql.NullString, nDims)
+			r.dims = make([]sql.NullString, rd.nDims)
 			dest := []any{&r.src}
 			for i := range r.dims {
 				dest = append(dest, &r.dims[i])
@@ -375,66 +383,60 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			// A record_daily row and the deltas of its key and day make one
-			// cell; every added-up row is a cell of its own.
-			k := fmt.Sprintf("\x01%d", len(order))
-			if r.src == 0 || r.src == 1 {
-				k = strings.Join(r.key[:], "\x00") + "\x00" + strconv.FormatInt(r.day.Int64, 10)
-			}
-			c := cells[k]
-			if c == nil {
-				c = &dailyCell{row: r}
-				if r.src == 1 {
-					c.row.n, c.row.dur, c.row.queue, c.row.lastStart = 0, summary{}, summary{}, sql.NullInt64{}
-					c.row.durs, c.row.queues, c.row.starts = nil, nil, nil
+			switch r.src {
+			case srcVersion:
+				versions[r.day.Int64] = r.n
+				dayOrder = append(dayOrder, r.day.Int64)
+			case srcEdge:
+				edgeCells = append(edgeCells, &dailyCell{row: r})
+			case srcDelta:
+				k := dayCellKey(r.dims, r.key[4], r.day.Int64)
+				c := deltas[k]
+				if c == nil {
+					c = &dayCell{dims: r.dims, status: r.key[4], day: r.day.Int64}
+					deltas[k] = c
+					deltaOrder = append(deltaOrder, k)
 				}
-				cells[k] = c
-				order = append(order, k)
-			} else if r.src == 0 {
-				// Deltas came first: the row joins them.
-				c.row.n, c.row.dur, c.row.queue, c.row.lastStart = r.n, r.dur, r.queue, r.lastStart
-				c.row.durs, c.row.queues, c.row.starts = r.durs, r.queues, r.starts
-			}
-			if r.src != 1 {
-				continue
-			}
-			v := dailyValues{start: r.lastStart, duration: r.dur.min, queue: r.queue.min}
-			if r.n < 0 {
-				c.minus = append(c.minus, v)
-			} else {
-				c.plus = append(c.plus, v)
+				v := dailyValues{start: r.lastStart, duration: r.dur.min, queue: r.queue.min}
+				if r.n < 0 {
+					c.minus = append(c.minus, v)
+				} else {
+					c.plus = append(c.plus, v)
+				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if betweenDailyStatements != nil {
+		betweenDailyStatements()
+	}
+	days, consistent, err := s.wholeDaysOf(ctx, rd, versions, dayOrder)
+	if err != nil || !consistent {
+		return nil, false, err
 	}
 
 	groups := map[string]*dailyGroup{}
 	var groupOrder []string
-	for _, k := range order {
-		c := cells[k]
-		contrib, err := c.resolve(q.Percentiles || q.QueuePercentiles)
-		if err != nil {
-			return nil, err
-		}
-		if contrib.n <= 0 {
-			continue // every Record of the cell left it since its last fold
+	add := func(dims []sql.NullString, status string, day int64, c cellContribution) error {
+		if c.n <= 0 {
+			return nil // every Record of the cell left it since its last fold
 		}
 		gv := make([]GroupValue, len(q.GroupBy))
 		j := 0
 		for i, d := range q.GroupBy {
 			if d.Kind == DimTime {
 				switch {
-				case c.row.day.Int64 != noStartDay:
-					gv[i].Time = BucketStart(time.UnixMicro(c.row.day.Int64*dayMicros), d.Unit, time.UTC)
+				case day != noStartDay:
+					gv[i].Time = BucketStart(time.UnixMicro(day*dayMicros), d.Unit, time.UTC)
 				default:
 					gv[i].Null = true
 				}
 				continue
 			}
-			if t := c.row.dims[j]; t.Valid {
+			if t := dims[j]; t.Valid {
 				gv[i].Text = t.String
 			} else {
 				gv[i].Null = true
@@ -445,22 +447,62 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 		g := groups[gk]
 		if g == nil {
 			if len(groups) == q.maxGroups() {
-				return nil, tooManyGroups(q.maxGroups())
+				return tooManyGroups(q.maxGroups())
 			}
 			g = &dailyGroup{row: StatsRow{Groups: gv}}
 			groups[gk] = g
 			groupOrder = append(groupOrder, gk)
 		}
-		g.add(c.row.key[4], contrib)
+		g.add(status, c)
+		return nil
 	}
-	out := make([]StatsRow, 0, len(groupOrder))
+	for _, d := range days {
+		for _, c := range d.cells {
+			k := dayCellKey(c.dims, c.status, c.day)
+			var plus, minus []dailyValues
+			if delta := deltas[k]; delta != nil {
+				plus, minus = delta.plus, delta.minus
+				delete(deltas, k)
+			}
+			if err := add(c.dims, c.status, c.day, c.contribution(plus, minus, q.Percentiles, q.QueuePercentiles)); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	for _, k := range deltaOrder {
+		if c := deltas[k]; c != nil { // a cell no row of its day holds yet
+			if err := add(c.dims, c.status, c.day, c.contribution(c.plus, c.minus, q.Percentiles, q.QueuePercentiles)); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	for _, c := range edgeCells {
+		contrib, err := c.resolve(percentiles)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := add(c.row.dims, c.row.key[4], c.row.day.Int64, contrib); err != nil {
+			return nil, false, err
+		}
+	}
+	out = make([]StatsRow, 0, len(groupOrder))
 	for _, k := range groupOrder {
 		out = append(out, groups[k].finish(q.Percentiles, q.QueuePercentiles))
 	}
 	if len(q.GroupBy) == 0 && len(out) == 0 {
 		out = []StatsRow{{}}
 	}
-	return out, nil
+	return out, true, nil
+}
+
+// groupBy is the GROUP BY of an added-up part: the dimensions, the status
+// and the day, by their positions in dailyRow's layout.
+func (rd *dailyRead) groupBy() string {
+	var ordinals []string
+	for i := range rd.nDims {
+		ordinals = append(ordinals, strconv.Itoa(2+i))
+	}
+	return " GROUP BY " + strings.Join(append(ordinals, strconv.Itoa(2+rd.nDims+4), strconv.Itoa(2+rd.nDims+6)), ", ")
 }
 
 // summary is the count, minimum, maximum and sum of a row's values.

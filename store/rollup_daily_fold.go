@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -64,11 +65,42 @@ func (s *Store) foldDaily(ctx context.Context) error {
 				}
 			}
 		}
+		if err := s.bumpDayVersions(ctx, tx, keys); err != nil {
+			return err
+		}
 		if last >= 0 {
 			_, err = tx.Tx.ExecContext(ctx, "DELETE FROM record_daily_deltas WHERE id <= ?", last)
 		}
 		return err
 	})
+}
+
+// bumpDayVersions gives the days of keys a new version (migration 00015),
+// in the fold's transaction: a reader who kept a day in memory
+// (rollup_daily_cache.go) sees that its rows changed. A version is only
+// compared for equality, so a random one needs no counter to agree on.
+func (s *Store) bumpDayVersions(ctx context.Context, tx bun.Tx, keys []dailyKey) error {
+	seen := map[int64]bool{}
+	var tuples []string
+	var args []any
+	version := rand.Int64()
+	for _, k := range keys {
+		if seen[k.day] {
+			continue
+		}
+		seen[k.day] = true
+		tuples = append(tuples, "(CAST(? AS bigint), CAST(? AS bigint))")
+		args = append(args, k.day, version)
+	}
+	for i := 0; i < len(tuples); i += 500 {
+		j := min(i+500, len(tuples))
+		stmt := "INSERT INTO record_daily_days (day, version) VALUES " + strings.Join(tuples[i:j], ", ") +
+			" ON CONFLICT (day) DO UPDATE SET version = excluded.version"
+		if _, err := tx.Tx.ExecContext(ctx, s.rebind(stmt), args[2*i:2*j]...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dailyKey is a key of record_daily: the rollup key and the day.

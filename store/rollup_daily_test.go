@@ -59,8 +59,17 @@ func dailyQueries() []store.StatsQuery {
 // the Records (which TestStatsDifferential holds to a model).
 func checkDaily(t *testing.T, s *store.Store, when string) {
 	t.Helper()
-	ctx := context.Background()
 	for _, q := range dailyQueries() {
+		checkDailyQuery(t, s, q, when)
+	}
+}
+
+// checkDailyQuery compares q read from record_daily with q computed over
+// the Records.
+func checkDailyQuery(t *testing.T, s *store.Store, q store.StatsQuery, when string) {
+	t.Helper()
+	ctx := context.Background()
+	{
 		if !s.DailyServes(q) {
 			t.Fatalf("record_daily should serve %+v", q)
 		}
@@ -170,5 +179,51 @@ func TestDailyRollupDifferential(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkDaily(t, s, "after the last fold")
+	})
+}
+
+// TestDailyReadAcrossAFold folds between the two statements of a daily
+// read: the days the second statement reads no longer match the deltas the
+// first one saw, and the read must start again rather than count a run
+// twice or not at all.
+func TestDailyReadAcrossAFold(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		s.CountWithoutRollup(false)
+		rng := rand.New(rand.NewPCG(31, 32))
+		runs, ws := genStatRuns(rng, 300)
+		if err := s.UpsertRecords(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FoldRollup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		q := store.StatsQuery{Scope: store.ListOptions{Parent: "-", RecordWhere: &filter.RecordWhere{}}, Percentiles: true,
+			GroupBy: []store.Dimension{{Kind: store.DimPipelineName}, {Kind: store.DimTime, Time: store.TimeStart, Unit: store.UnitDay}}}
+		// Rewrites the first statement sees as pending deltas, folded into
+		// the rows before the second statement reads them.
+		var rewrites []store.RecordWrite
+		for i := range ws {
+			if rng.IntN(3) == 0 {
+				g := genOne(rng, runs[i])
+				rewrites = append(rewrites, store.RecordWrite{ResultName: ws[i].ResultName, UID: ws[i].UID, DataType: g.dataType, Data: g.data(ws[i].UID)})
+			}
+		}
+		if err := s.UpsertRecords(ctx, rewrites); err != nil {
+			t.Fatal(err)
+		}
+		calls := 0
+		store.BetweenDailyStatements(func() {
+			if calls++; calls == 1 {
+				if err := s.FoldRollup(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		defer store.BetweenDailyStatements(nil)
+		checkDailyQuery(t, s, q, "a fold between the statements")
+		if calls < 2 {
+			t.Errorf("the read ran its first statement %d times; a fold between its statements should make it start again", calls)
+		}
 	})
 }

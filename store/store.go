@@ -54,6 +54,10 @@ type Options struct {
 	// (ErrStatementTimeout): on PostgreSQL through the connections'
 	// statement_timeout unless the URL sets one, on SQLite by a deadline.
 	StatementTimeout time.Duration
+	// DailyCacheBytes bounds the memory of whole days of statistics kept
+	// between reads (rollup_daily_cache.go); 0: DefaultDailyCacheBytes,
+	// negative: none kept.
+	DailyCacheBytes int64
 }
 
 // Store is the shared persistence layer. It is safe for concurrent use.
@@ -75,6 +79,7 @@ type Store struct {
 	lastHeartbeat atomic.Int64    // unix nanoseconds of Ready's last successful write; 0: none
 	changes       changeHub       // Record changes, for subscriptions
 	rollup        rollupFolder    // folds record count deltas in the background
+	dailyCache    *dayCache       // whole days of statistics; nil: none kept
 	closing       context.Context // ends when the store is closed
 	close         context.CancelFunc
 }
@@ -98,7 +103,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		opts.LogWriteGrace = DefaultLogWriteGrace
 	}
 	s := &Store{logDir: opts.LogDir, url: target.dsn, target: target, statementTimeout: opts.StatementTimeout,
-		logCompression: opts.LogCompression, logWriteGrace: opts.LogWriteGrace}
+		logCompression: opts.LogCompression, logWriteGrace: opts.LogWriteGrace, dailyCache: newDayCache(opts.DailyCacheBytes)}
 	s.closing, s.close = context.WithCancel(context.Background())
 	if s.logDir != "" {
 		if err := os.MkdirAll(s.logDir, 0o750); err != nil {
