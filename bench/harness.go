@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -44,6 +45,10 @@ type Config struct {
 	Reuse bool
 	// SeedOnly stops after seeding (for a later run with Reuse).
 	SeedOnly bool
+	// Only, when set, measures only the queries whose names it matches
+	// and skips the polling, side-by-side, storm and process parts: a
+	// quick second look at a few figures.
+	Only *regexp.Regexp
 }
 
 // Report is what a run measured; it is printed as a table and saved as JSON.
@@ -159,6 +164,9 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		return nil, err
 	}
 	for _, q := range append(append(queries(gen, deepCursor), logQueries(logTaskRun)...), analyticsQueries(gen)...) {
+		if cfg.Only != nil && !cfg.Only.MatchString(q.name) {
+			continue
+		}
 		res := load(ctx, client, url, q, cfg.Clients, cfg.Requests)
 		if v, ok := statements.Load(q.name); ok {
 			res.MaxStatements = v.(*atomic.Int64).Load()
@@ -166,6 +174,10 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		rep.Queries = append(rep.Queries, res)
 		fmt.Fprintf(log, "query %-22s p50 %7.1f ms  p95 %7.1f ms  p99 %7.1f ms  %7.0f/s  %d statements  %d errors\n",
 			res.Name, res.P50ms, res.P95ms, res.P99ms, res.PerSec, res.MaxStatements, res.Errors)
+	}
+
+	if cfg.Only != nil {
+		return rep, nil
 	}
 
 	// Polling: the same dashboard, trend and facet asked again and again,

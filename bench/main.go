@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime/pprof"
 	"time"
 )
@@ -30,9 +31,18 @@ func main() {
 	flag.StringVar(&cfg.UpstreamToken, "upstream-token", "", "bearer token for --upstream")
 	flag.BoolVar(&cfg.Reuse, "reuse", false, "when the database already holds Records (an earlier run's, same --namespaces), skip seeding and measure them")
 	flag.BoolVar(&cfg.SeedOnly, "seed-only", false, "stop after seeding, for later runs with --reuse")
+	only := flag.String("only", "", "measure only the queries whose names match this regular expression (e.g. '^g_stats'), and none of the later parts")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	out := flag.String("out", "", "write the report as JSON to this file (default bench/results/<time>.json)")
 	flag.Parse()
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "--only: %v\n", err)
+			os.Exit(2)
+		}
+		cfg.Only = re
+	}
 	if cfg.DatabaseURL == "" {
 		dir, err := os.MkdirTemp("", "annals-bench")
 		if err != nil {
