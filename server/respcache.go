@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/annals-dev/annals/server/access"
 	"github.com/annals-dev/annals/server/auth"
 	"github.com/annals-dev/annals/store"
 )
@@ -41,12 +42,14 @@ const entryOverhead = 256
 // it again. An answer is reused only for a request with the same body (or
 // URL query), Accept and Content-Type, from the same identity as the
 // authenticator gave it (user, uid, groups, extra; never the token), so
-// that no caller is served what another may see. Any Record change heard
-// on the store's change feed, any mutation and any write through the
-// Tekton Results API of this process drop every entry; an entry also ends
-// after the access decisions' TTL, so that it is never staler than the
-// decisions it was built on (and writes of other processes that the feed
-// does not carry, such as Result annotations, show within that time).
+// that no caller is served what another may see. A Record change heard on
+// the store's change feed drops the entries read from its namespace (as
+// package access noted them) and those read from every namespace; any
+// mutation and any write through the Tekton Results API of this process
+// drop every entry. An entry also ends after the access decisions' TTL, so
+// that it is never staler than the decisions it was built on (and writes
+// of other processes that the feed does not carry, such as Result
+// annotations, show within that time).
 // Only answers with status 200 and no errors are kept.
 type responseCache struct {
 	max      int64 // bytes of all entries
@@ -59,7 +62,12 @@ type responseCache struct {
 	entries map[[32]byte]*list.Element // of *cacheEntry
 	lru     *list.List                 // most recently used first
 	used    int64
-	gen     uint64 // advanced by every invalidation: answers computed across one are not kept
+	// seq advances with every invalidation; an answer is kept only if
+	// nothing it was read from changed since the seq it started at.
+	seq    uint64
+	allSeq uint64            // of the last drop of every entry
+	anySeq uint64            // of the last change in any namespace
+	nsSeq  map[string]uint64 // of the last change per namespace
 	changes <-chan store.Change
 	// inflight holds a channel per key being answered now, closed when the
 	// answer is kept (or not): identical requests that arrive meanwhile
@@ -72,6 +80,8 @@ type responseCache struct {
 
 type cacheEntry struct {
 	key         [32]byte
+	all         bool     // read from every namespace, or from unknown ones
+	namespaces  []string // else the namespaces it was read from
 	body        []byte
 	contentType string
 	operation   string
@@ -84,7 +94,7 @@ type cacheEntry struct {
 func newResponseCache(maxBytes int64, ttl time.Duration, s *store.Store, reg prometheus.Registerer) (*responseCache, error) {
 	c := &responseCache{
 		max: maxBytes, maxEntry: max(maxBytes/8, 1), ttl: ttl, now: time.Now, store: s,
-		entries: map[[32]byte]*list.Element{}, lru: list.New(), inflight: map[[32]byte]chan struct{}{},
+		entries: map[[32]byte]*list.Element{}, lru: list.New(), inflight: map[[32]byte]chan struct{}{}, nsSeq: map[string]uint64{},
 		hits: prometheus.NewCounter(prometheus.CounterOpts{Name: "annals_response_cache_hits_total",
 			Help: "GraphQL queries answered from the response cache."}),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "annals_response_cache_misses_total",
@@ -114,10 +124,10 @@ func newResponseCache(maxBytes int64, ttl time.Duration, s *store.Store, reg pro
 // (it fell behind) is taken again and everything is dropped: changes in
 // between are unknown.
 func (c *responseCache) syncLocked() {
-	changed := false
+	changed := map[string]bool{}
 	for {
 		select {
-		case _, ok := <-c.changes:
+		case ch, ok := <-c.changes:
 			if !ok {
 				if ch, err := c.store.Subscribe(context.Background()); err == nil {
 					c.changes = ch
@@ -127,19 +137,36 @@ func (c *responseCache) syncLocked() {
 				c.dropAllLocked()
 				return
 			}
-			changed = true
+			changed[ch.Namespace] = true
 			continue
 		default:
 		}
 		break
 	}
-	if changed {
-		c.dropAllLocked()
+	if len(changed) > 0 {
+		c.dropNamespacesLocked(changed)
+	}
+}
+
+// dropNamespacesLocked drops the entries read from a changed namespace,
+// and those read from every namespace.
+func (c *responseCache) dropNamespacesLocked(changed map[string]bool) {
+	c.seq++
+	c.anySeq = c.seq
+	for ns := range changed {
+		c.nsSeq[ns] = c.seq
+	}
+	for _, el := range c.entries {
+		if e := el.Value.(*cacheEntry); e.all || slices.ContainsFunc(e.namespaces, func(ns string) bool { return changed[ns] }) {
+			c.removeLocked(el)
+			c.invalidations.Inc()
+		}
 	}
 }
 
 func (c *responseCache) dropAllLocked() {
-	c.gen++
+	c.seq++
+	c.allSeq, c.anySeq = c.seq, c.seq
 	if len(c.entries) == 0 {
 		return
 	}
@@ -164,8 +191,8 @@ func (c *responseCache) removeLocked(el *list.Element) {
 	c.bytes.Set(float64(c.used))
 }
 
-// get returns the live entry of key and the generation a miss computes
-// its answer in.
+// get returns the live entry of key and the seq a miss computes its
+// answer at.
 func (c *responseCache) get(key [32]byte) (*cacheEntry, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -175,21 +202,22 @@ func (c *responseCache) get(key [32]byte) (*cacheEntry, uint64) {
 		if ch, err := c.store.Subscribe(context.Background()); err == nil {
 			c.changes = ch
 		}
-		c.gen++
-		return nil, c.gen
+		c.seq++
+		c.allSeq = c.seq
+		return nil, c.seq
 	}
 	el, ok := c.entries[key]
 	if !ok {
-		return nil, c.gen
+		return nil, c.seq
 	}
 	e := el.Value.(*cacheEntry)
 	if !c.now().Before(e.expires) {
 		c.removeLocked(el)
 		c.evictions.Inc()
-		return nil, c.gen
+		return nil, c.seq
 	}
 	c.lru.MoveToFront(el)
-	return e, c.gen
+	return e, c.seq
 }
 
 // join makes the caller the one answering key and returns nil, or returns
@@ -212,9 +240,10 @@ func (c *responseCache) leave(key [32]byte) {
 	delete(c.inflight, key)
 }
 
-// put keeps e unless something changed since gen (its answer may be from
-// before the change), making room by dropping the least recently used.
-func (c *responseCache) put(e *cacheEntry, gen uint64) {
+// put keeps e unless something it was read from changed since start (its
+// answer may be from before the change), making room by dropping the least
+// recently used.
+func (c *responseCache) put(e *cacheEntry, start uint64) {
 	e.size = int64(len(e.body)+len(e.contentType)+len(e.operation)) + entryOverhead
 	if e.size > c.maxEntry {
 		return
@@ -222,7 +251,8 @@ func (c *responseCache) put(e *cacheEntry, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.syncLocked()
-	if c.gen != gen || c.changes == nil {
+	if c.allSeq > start || c.changes == nil || (e.all && c.anySeq > start) ||
+		slices.ContainsFunc(e.namespaces, func(ns string) bool { return c.nsSeq[ns] > start }) {
 		return
 	}
 	if el, ok := c.entries[e.key]; ok {
@@ -242,6 +272,7 @@ func (c *responseCache) put(e *cacheEntry, gen uint64) {
 // request it ran: whether it was one query answered once without errors.
 type cacheNote struct {
 	mu        sync.Mutex
+	reads     []*access.Reads // one per root field
 	kind      ast.Operation
 	responses int
 	failed    bool
@@ -258,6 +289,7 @@ type cacheNoter struct{}
 var _ interface {
 	graphql.HandlerExtension
 	graphql.ResponseInterceptor
+	graphql.RootFieldInterceptor
 } = cacheNoter{}
 
 func (cacheNoter) ExtensionName() string                   { return "ResponseCacheNote" }
@@ -292,6 +324,39 @@ func (cacheNoter) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 	return resp
 }
 
+// InterceptRootField notes the namespaces each root field read from. A
+// root field that made no access decision counts as reading every
+// namespace (access.Reads.Scope).
+func (cacheNoter) InterceptRootField(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	note, _ := ctx.Value(cacheNoteKey{}).(*cacheNote)
+	if note == nil {
+		return next(ctx)
+	}
+	ctx, reads := access.WithReads(ctx)
+	note.mu.Lock()
+	note.reads = append(note.reads, reads)
+	note.mu.Unlock()
+	return next(ctx)
+}
+
+// scope is the namespaces the answer was read from: all, or those listed.
+func (n *cacheNote) scope() (all bool, namespaces []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.reads) == 0 {
+		return true, nil
+	}
+	for _, r := range n.reads {
+		a, ns := r.Scope()
+		if a {
+			return true, nil
+		}
+		namespaces = append(namespaces, ns...)
+	}
+	slices.Sort(namespaces)
+	return false, slices.Compact(namespaces)
+}
+
 // cacheable tells whether the executor answered one query without errors.
 func (n *cacheNote) cacheable() bool {
 	n.mu.Lock()
@@ -314,7 +379,7 @@ func (c *responseCache) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		e, gen := c.get(key)
+		e, start := c.get(key)
 		if e == nil {
 			if answered := c.join(key); answered != nil {
 				// The same request from the same caller is running: its
@@ -324,7 +389,7 @@ func (c *responseCache) middleware(next http.Handler) http.Handler {
 				case <-answered:
 				case <-r.Context().Done():
 				}
-				e, gen = c.get(key)
+				e, start = c.get(key)
 			} else {
 				defer c.leave(key)
 			}
@@ -356,8 +421,9 @@ func (c *responseCache) middleware(next http.Handler) http.Handler {
 		if !note.cacheable() || rec.status != http.StatusOK || rec.overflow {
 			return
 		}
+		all, namespaces := note.scope()
 		c.put(&cacheEntry{key: key, body: rec.body.Bytes(), contentType: w.Header().Get("Content-Type"),
-			operation: note.operation, cost: note.cost, hasCost: note.hasCost}, gen)
+			operation: note.operation, cost: note.cost, hasCost: note.hasCost, all: all, namespaces: namespaces}, start)
 	})
 }
 

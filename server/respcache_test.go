@@ -280,3 +280,73 @@ func TestResponseCacheDisabledAndBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestResponseCacheKeepsOtherNamespaces: a Record change drops only the
+// answers read from its namespace (and those read from every namespace):
+// a team's dashboard stays cached while other teams' runs come and go.
+func TestResponseCacheKeepsOtherNamespaces(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		fixture(t, s)
+		h := server.New(server.Config{Store: s, Logger: quiet, ResponseCacheBytes: 8 << 20})
+		authz := auth.NewKubernetes(&policyKube{}, auth.Options{CacheTTL: time.Minute})
+		withAuth := server.New(server.Config{Store: s, Logger: quiet, Auth: authz, ResponseCacheBytes: 8 << 20})
+		const (
+			ciRecords = `{ records(parent: "ci", first: 100) { totalCount nodes { name } } }`
+			ciStats   = `{ recordStats(parent: "ci", groupBy: [{dimension: STATUS}]) { groups { key { value } count } } }`
+			twoRoots  = `{ a: records(parent: "ci") { totalCount } b: recordFacets(parent: "prod", dimension: PIPELINE) { value } }`
+		)
+		type asked struct {
+			h            http.Handler
+			token, query string
+		}
+		ciOnly := []asked{{h, "", ciRecords}, {h, "", ciStats}, {h, "", twoRoots}, {withAuth, "alice:team-ci", recordNames}}
+		everywhere := asked{h, "", recordNames}
+		for _, a := range append(ciOnly, everywhere) {
+			ask(t, a.h, a.token, a.query, nil)
+		}
+		write := func(ns string) string {
+			uid := uuid.NewString()
+			run, _ := json.Marshal(map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+				"metadata": map[string]any{"name": "added", "namespace": ns, "uid": uid}})
+			if err := s.UpsertRecords(context.Background(), []store.RecordWrite{{ResultName: store.ResultName(ns, uid), UID: uid,
+				DataType: store.TypePipelineRun, Data: run, UpdateSummary: true}}); err != nil {
+				t.Fatal(err)
+			}
+			return uid
+		}
+		// awaitMiss asks until the answer is computed again (PostgreSQL's
+		// NOTIFY arrives a moment after the write) and holds uid.
+		awaitMiss := func(a asked, uid string) {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				got := ask(t, a.h, a.token, a.query, nil)
+				if got.cache == "miss" && strings.Contains(got.body, uid) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: still %s after a write in its namespace: %s", a.query, got.cache, got.body)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+
+		// A write in a namespace none of ciOnly reads.
+		uid := write("other")
+		awaitMiss(everywhere, uid)
+		for _, a := range ciOnly {
+			if got := ask(t, a.h, a.token, a.query, nil); got.cache != "hit" {
+				t.Errorf("%s (%s): %s after a write in another namespace, want hit", a.query, a.token, got.cache)
+			}
+		}
+
+		// A write in ci drops every answer read from it.
+		uid = write("ci")
+		awaitMiss(asked{h, "", ciRecords}, uid)
+		for _, a := range ciOnly[1:] {
+			if got := ask(t, a.h, a.token, a.query, nil); got.cache != "miss" {
+				t.Errorf("%s (%s): %s after a write in ci, want miss", a.query, a.token, got.cache)
+			}
+		}
+	})
+}

@@ -49,6 +49,7 @@ type Decider struct {
 
 // Allow checks one action in one namespace.
 func (d Decider) Allow(ctx context.Context, namespace, resource, verb string) error {
+	noteRead(ctx, namespace)
 	if d.Auth == nil {
 		return nil
 	}
@@ -81,11 +82,18 @@ func (d Decider) AllowName(ctx context.Context, name, resource, verb string) err
 // caller may do it. nil means no restriction; an empty list means none is
 // visible, and the list must then come back empty.
 func (d Decider) ListScope(ctx context.Context, parent, resource, verb string) ([]string, error) {
-	if d.Auth == nil {
-		return nil, nil
-	}
 	if parent != "-" && parent != "" {
 		return nil, d.Allow(ctx, parent, resource, verb)
 	}
-	return d.Auth.VisibleNamespaces(ctx, resource, verb, d.Namespaces)
+	if d.Auth == nil {
+		noteReadAll(ctx)
+		return nil, nil
+	}
+	visible, err := d.Auth.VisibleNamespaces(ctx, resource, verb, d.Namespaces)
+	if visible == nil {
+		noteReadAll(ctx)
+	} else {
+		noteRead(ctx, visible...)
+	}
+	return visible, err
 }
