@@ -368,7 +368,7 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 	var dayOrder []int64
 	deltas := map[string]*dayCell{}
 	var deltaOrder []string
-	var edgeCells []*dailyCell
+	var edgeRows []*dailyRow
 	err = s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
 		for rows.Next() {
 			var r dailyRow
@@ -388,7 +388,7 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 				versions[r.day.Int64] = r.n
 				dayOrder = append(dayOrder, r.day.Int64)
 			case srcEdge:
-				edgeCells = append(edgeCells, &dailyCell{row: r})
+				edgeRows = append(edgeRows, &r)
 			case srcDelta:
 				k := dayCellKey(r.dims, r.key[4], r.day.Int64)
 				c := deltas[k]
@@ -476,12 +476,12 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 			}
 		}
 	}
-	for _, c := range edgeCells {
-		contrib, err := c.resolve(percentiles)
+	for _, r := range edgeRows {
+		contrib, err := r.contribution(percentiles)
 		if err != nil {
 			return nil, false, err
 		}
-		if err := add(c.row.dims, c.row.key[4], c.row.day.Int64, contrib); err != nil {
+		if err := add(r.dims, r.key[4], r.day.Int64, contrib); err != nil {
 			return nil, false, err
 		}
 	}
@@ -515,10 +515,10 @@ func (s summary) distribution() Distribution {
 	return Distribution{N: s.n, Min: s.min.Int64, Max: s.max.Int64, Sum: s.sum}
 }
 
-// dailyRow is one row of a daily read: a record_daily row with its lists
-// (src 0), a pending delta (1, n its sign, the summaries its one value), or
-// Records of a partial day (2) or record_daily rows (3) added up per group,
-// status and day, their lists concatenated.
+// dailyRow is one row of a daily read's first statement: a pending delta
+// (srcDelta: n its sign, the summaries its one value), the Records of a
+// partial day added up per group, status and day (srcEdge, their lists
+// concatenated), or a day's version (srcVersion, in n).
 type dailyRow struct {
 	src                  int64
 	dims                 []sql.NullString
@@ -530,13 +530,6 @@ type dailyRow struct {
 	durs, queues, starts []byte
 }
 
-// dailyCell gathers a key and day: its record_daily row, if any, and its
-// pending deltas.
-type dailyCell struct {
-	row         dailyRow
-	plus, minus []dailyValues
-}
-
 // cellContribution is what one cell adds to its group.
 type cellContribution struct {
 	n                 int64
@@ -545,49 +538,19 @@ type cellContribution struct {
 	lastStart         sql.NullInt64
 }
 
-// resolve applies the cell's pending deltas to its row. A removal needs
-// the row's lists (statsDaily reads them then); so do percentiles.
-func (c *dailyCell) resolve(percentiles bool) (cellContribution, error) {
-	r := &c.row
-	out := cellContribution{n: r.n + int64(len(c.plus)) - int64(len(c.minus))}
-	if len(c.minus) == 0 {
-		out.duration, out.queue, out.lastStart = r.dur.distribution(), r.queue.distribution(), r.lastStart
-		for _, v := range c.plus {
-			if v.duration.Valid {
-				out.duration.merge(Distribution{N: 1, Min: v.duration.Int64, Max: v.duration.Int64, Sum: v.duration.Int64})
-			}
-			if v.queue.Valid {
-				out.queue.merge(Distribution{N: 1, Min: v.queue.Int64, Max: v.queue.Int64, Sum: v.queue.Int64})
-			}
-			if v.start.Valid && (!out.lastStart.Valid || v.start.Int64 > out.lastStart.Int64) {
-				out.lastStart = v.start
-			}
-		}
-		if !percentiles {
-			return out, nil
-		}
+// contribution is what an added-up row of Records (a partial day) adds to
+// its group; its lists are decoded only for percentiles.
+func (r *dailyRow) contribution(percentiles bool) (cellContribution, error) {
+	out := cellContribution{n: r.n, duration: r.dur.distribution(), queue: r.queue.distribution(), lastStart: r.lastStart}
+	if !percentiles {
+		return out, nil
 	}
-	var l dailyLists
 	var err error
-	if l.durations, err = decodeValues(nil, r.durs); err != nil {
+	if out.durations, err = decodeValues(nil, r.durs); err != nil {
 		return out, err
 	}
-	if l.queues, err = decodeValues(nil, r.queues); err != nil {
-		return out, err
-	}
-	if l.starts, err = decodeValues(nil, r.starts); err != nil {
-		return out, err
-	}
-	l.apply(c.plus, c.minus)
-	out.durations, out.queues = l.durations, l.queues
-	if len(c.minus) > 0 {
-		out.duration, out.queue = distributionOf(l.durations), distributionOf(l.queues)
-		out.lastStart = sql.NullInt64{}
-		if len(l.starts) > 0 {
-			out.lastStart = sql.NullInt64{Int64: l.starts[len(l.starts)-1], Valid: true}
-		}
-	}
-	return out, nil
+	out.queues, err = decodeValues(nil, r.queues)
+	return out, err
 }
 
 // dailyGroup gathers the cells of one output group.
