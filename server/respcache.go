@@ -64,10 +64,10 @@ type responseCache struct {
 	used    int64
 	// seq advances with every invalidation; an answer is kept only if
 	// nothing it was read from changed since the seq it started at.
-	seq    uint64
-	allSeq uint64            // of the last drop of every entry
-	anySeq uint64            // of the last change in any namespace
-	nsSeq  map[string]uint64 // of the last change per namespace
+	seq     uint64
+	allSeq  uint64            // of the last drop of every entry
+	anySeq  uint64            // of the last change in any namespace
+	nsSeq   map[string]uint64 // of the last change per namespace
 	changes <-chan store.Change
 	// inflight holds a channel per key being answered now, closed when the
 	// answer is kept (or not): identical requests that arrive meanwhile
