@@ -1,0 +1,295 @@
+package store
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/uptrace/bun"
+
+	"github.com/annals-dev/annals/store/filter"
+)
+
+// Flaky-task segments kept by the database (migration 00016): flaky_segments
+// summarizes the finished TaskRuns of each namespace, Pipeline, task,
+// revision and UTC day of the start time in the order FlakyTasks takes them
+// (count, outcomes, flips inside the day, first and last outcome, last
+// start). Flips add up across consecutive days, so a window of whole days
+// is the sum of its days plus a flip wherever a day's first outcome differs
+// from the previous day's last. Triggers note the keys (namespace,
+// Pipeline, task, day) a write may change in flaky_dirty, and the
+// PipelineRuns whose revision changed in flaky_dirty_runs; the fold
+// recomputes those keys from the Records. A reader takes, in one
+// statement, the segments of whole days not dirty and computes from the
+// Records the dirty keys and the partial days at the window's ends, so its
+// answer never depends on when a fold ran.
+
+// flakyRunsPredicate is the finished TaskRuns FlakyTasks counts, on the
+// Records of alias. Literal, as the predicate of the partial index
+// records_task_outcomes (00010) is written: the databases match such
+// predicates textually.
+func flakyRunsPredicate(alias string) string {
+	a := alias + "."
+	return a + "data_type LIKE 'tekton.dev/%.TaskRun' AND " + a + "status IN ('Succeeded', 'Failed') AND " +
+		a + "pipeline_name <> '' AND " + a + "task_name <> ''"
+}
+
+// flakyDaySQL is the UTC day of a start time column as the segments
+// number it (noStartDay without one).
+func flakyDaySQL(d filter.Dialect, col string) string {
+	if d == filter.Postgres {
+		return "COALESCE(CAST(floor(EXTRACT(EPOCH FROM " + col + ") / 86400) AS bigint), -2147483648)"
+	}
+	return "COALESCE(CAST(floor(CAST(strftime('%s', " + col + ") AS INTEGER) / 86400.0) AS INTEGER), -2147483648)"
+}
+
+// flakyDayStartSQL is the instant a day (an integer expression) begins,
+// comparable with the Records' start_time: on SQLite the TEXT of bun's UTC
+// layout, which sorts as the times do.
+func flakyDayStartSQL(d filter.Dialect, day string) string {
+	if d == filter.Postgres {
+		return "to_timestamp(CAST(" + day + " AS double precision) * 86400)"
+	}
+	return "strftime('%Y-%m-%d %H:%M:%S+00:00', (" + day + ") * 86400, 'unixepoch')"
+}
+
+// flakyScopedColumns are the columns of the CTE scoped that
+// flakySegmentCTEs reads, day last.
+const flakyScopedColumns = "r.uid, r.namespace, r.result_uid, r.pipeline_run_name, r.pipeline_name, r.task_name, r.revision, r.status, r.start_time"
+
+// flakySegmentCTEs computes, after a CTE scoped of runs (flakyScopedColumns
+// and their day), their segments as live_segments: per namespace,
+// Pipeline, task, revision (rev) and day, the columns of flaky_segments.
+// The revision and order are FlakyTasks' (flaky.go).
+func flakySegmentCTEs(d filter.Dialect) string {
+	collate := bytewise(d)
+	return `parents AS (
+  SELECT pr.namespace, pr.result_uid, pr.run_name, MAX(pr.revision` + collate + `) AS revision FROM records AS pr
+  WHERE pr.revision <> '' AND pr.data_type LIKE 'tekton.dev/%.PipelineRun' AND pr.result_uid IN (SELECT result_uid FROM scoped)
+  GROUP BY pr.namespace, pr.result_uid, pr.run_name
+), seg_runs AS (
+  SELECT t.uid, t.namespace, t.pipeline_name, t.task_name, t.status, t.start_time, t.day,
+    COALESCE(pa.revision, NULLIF(t.revision, '')) AS rev
+  FROM scoped AS t LEFT JOIN parents AS pa
+    ON pa.namespace = t.namespace AND pa.result_uid = t.result_uid AND pa.run_name = t.pipeline_run_name AND t.pipeline_run_name <> ''
+), seg_ordered AS (
+  SELECT namespace, pipeline_name, task_name, status, start_time, day, rev,
+    LAG(status) OVER w AS prev, LEAD(status) OVER w AS next
+  FROM seg_runs WHERE rev IS NOT NULL
+  WINDOW w AS (PARTITION BY namespace, pipeline_name, task_name, rev, day
+               ORDER BY CASE WHEN start_time IS NULL THEN 0 ELSE 1 END, start_time, uid` + collate + `)
+), live_segments AS (
+  SELECT namespace, pipeline_name, task_name, rev, day, COUNT(*) AS n,
+    COUNT(CASE WHEN status = 'Succeeded' THEN 1 END) AS succeeded, COUNT(CASE WHEN status = 'Failed' THEN 1 END) AS failed,
+    COUNT(CASE WHEN prev <> status THEN 1 END) AS flips,
+    MAX(CASE WHEN prev IS NULL THEN status END) AS first_status, MAX(CASE WHEN next IS NULL THEN status END) AS last_status,
+    MAX(start_time) AS last_start
+  FROM seg_ordered GROUP BY namespace, pipeline_name, task_name, rev, day
+)`
+}
+
+// flakyDirtyRuns selects (flakyScopedColumns, day) the runs of scope, a
+// condition on the Records r, whose key and day are in the CTE dirty
+// (namespace, pipeline_name, task_name, day): each dirty day its own range
+// of the start time index, then the keys; Records without a start time
+// only when withoutStart.
+func flakyDirtyRuns(d filter.Dialect, scope query, withoutStart bool) (string, []any) {
+	inDirty := "EXISTS (SELECT 1 FROM dirty AS dk WHERE dk.namespace = r.namespace AND dk.pipeline_name = r.pipeline_name" +
+		" AND dk.task_name = r.task_name AND dk.day = "
+	days := scope.with("r.start_time >= " + flakyDayStartSQL(d, "dd.day") + " AND r.start_time < " + flakyDayStartSQL(d, "dd.day + 1")).with(inDirty + "dd.day)")
+	stmt := "SELECT " + flakyScopedColumns + ", dd.day AS day FROM (SELECT DISTINCT day FROM dirty WHERE day <> " +
+		strconv.Itoa(noStartDay) + ") AS dd JOIN records AS r ON 1 = 1" + days.whereSQL()
+	args := days.args
+	if withoutStart {
+		none := scope.with("r.start_time IS NULL").with(inDirty + strconv.Itoa(noStartDay) + ")")
+		stmt += " UNION ALL SELECT " + flakyScopedColumns + ", " + strconv.Itoa(noStartDay) + " AS day FROM records AS r" + none.whereSQL()
+		args = append(args, none.args...)
+	}
+	return stmt, args
+}
+
+// flakyDirtyKeys selects the keys (namespace, pipeline_name, task_name,
+// day) the triggers noted, those of the TaskRuns of noted PipelineRuns
+// included; keys and runs are the rows of flaky_dirty and
+// flaky_dirty_runs to read (a table name, or a CTE's).
+func flakyDirtyKeys(d filter.Dialect, keys, runs string) string {
+	return "SELECT namespace, pipeline_name, task_name, day FROM " + keys +
+		" UNION SELECT t.namespace, t.pipeline_name, t.task_name, " + flakyDaySQL(d, "t.start_time") + " FROM " + runs + " AS dr" +
+		" JOIN records AS t ON t.namespace = dr.namespace AND t.result_uid = dr.result_uid AND t.pipeline_run_name = dr.run_name" +
+		" WHERE t.pipeline_run_name <> '' AND " + flakyRunsPredicate("t")
+}
+
+// flakyServes tells whether flaky_segments answers a FlakyTasks of scope o:
+// conditions on the namespace, Pipeline and task, and a start window. A
+// condition on the data type, status or reason would take runs out of
+// the middle of a segment.
+func (s *Store) flakyServes(o ListOptions) bool {
+	if s.rollup.ignored || !rollupScope(o, true) {
+		return false
+	}
+	w := o.RecordWhere
+	return w == nil || len(w.DataTypes) == 0 && len(w.Statuses) == 0 && len(w.Reasons) == 0 && len(w.Kinds) == 0
+}
+
+// flakyFromSegments is FlakyTasks read from flaky_segments; scope must be
+// one flakyServes accepts.
+func (s *Store) flakyFromSegments(ctx context.Context, scope ListOptions, limit int) (*FlakyResult, error) {
+	var window filter.TimeRange
+	byKey := scope
+	if w := scope.RecordWhere; w != nil {
+		window = w.Started
+		c := *w
+		c.Started = filter.TimeRange{}
+		byKey.RecordWhere = &c
+	}
+	keyPlan, err := s.countPlan(recordsEntity, byKey)
+	if err != nil {
+		return nil, err
+	}
+	fullPlan, err := s.countPlan(recordsEntity, scope)
+	if err != nil {
+		return nil, err
+	}
+	d := s.dialect
+	from, to, fromT, toT := wholeDays(window)
+	// dirty: the keys of the whole days that the segments may not hold as
+	// the Records are.
+	dirtyScope := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to)
+	stmt := "WITH dirty AS (SELECT DISTINCT r.namespace, r.pipeline_name, r.task_name, r.day FROM (" +
+		flakyDirtyKeys(d, "flaky_dirty", "flaky_dirty_runs") + ") AS r" + dirtyScope.whereSQL() + ")"
+	args := dirtyScope.args
+	// scoped: the runs computed from the Records: the partial days at the
+	// window's ends, each its own range of the start time index, and the
+	// dirty keys of the whole days.
+	full := fullPlan.base.with(flakyRunsPredicate("r"))
+	var parts []string
+	var edges []query
+	switch {
+	case fromT == nil && toT == nil:
+	case from >= to:
+		edges = append(edges, full) // no whole day: every run of the window
+	default:
+		if fromT != nil {
+			edges = append(edges, full.with("r.start_time < ?", filter.TimeArg(d, *fromT)))
+		}
+		if toT != nil {
+			edges = append(edges, full.with("r.start_time >= ?", filter.TimeArg(d, *toT)))
+		}
+	}
+	for _, e := range edges {
+		parts = append(parts, "SELECT "+flakyScopedColumns+", "+flakyDaySQL(d, "r.start_time")+" AS day FROM records AS r"+e.whereSQL())
+		args = append(args, e.args...)
+	}
+	if from < to {
+		part, partArgs := flakyDirtyRuns(d, full, from == noStartDay)
+		parts = append(parts, part)
+		args = append(args, partArgs...)
+	}
+	stmt += ", scoped AS (" + strings.Join(parts, " UNION ALL ") + "), " + flakySegmentCTEs(d)
+	// segments: the whole days' segments that are not dirty, and those
+	// computed; chained: each with the last outcome of the day before it.
+	kept := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to).with("NOT EXISTS (SELECT 1 FROM dirty AS dk WHERE dk.namespace = r.namespace" +
+		" AND dk.pipeline_name = r.pipeline_name AND dk.task_name = r.task_name AND dk.day = r.day)")
+	stmt += `, segments AS (
+  SELECT r.namespace, r.pipeline_name, r.task_name, r.revision AS rev, r.day, r.n, r.succeeded, r.failed, r.flips,
+    r.first_status, r.last_status, r.last_start
+  FROM flaky_segments AS r` + kept.whereSQL() + `
+  UNION ALL
+  SELECT namespace, pipeline_name, task_name, rev, day, n, succeeded, failed, flips, first_status, last_status, last_start FROM live_segments
+), chained AS (
+  SELECT namespace, pipeline_name, task_name, rev, n, succeeded, failed, flips, first_status, last_start,
+    LAG(last_status) OVER (PARTITION BY namespace, pipeline_name, task_name, rev ORDER BY day) AS before_status
+  FROM segments
+), revisions AS (
+  SELECT namespace, pipeline_name, task_name, rev, SUM(n) AS n, SUM(succeeded) AS succeeded, SUM(failed) AS failed,
+    SUM(flips) + COUNT(CASE WHEN before_status <> first_status THEN 1 END) AS flips, MAX(last_start) AS last_start
+  FROM chained GROUP BY namespace, pipeline_name, task_name, rev
+), ` + flakyRanking(d)
+	args = append(append(args, kept.args...), limit)
+	return s.readFlaky(ctx, stmt, args)
+}
+
+// flakyFoldBatch is how many keys one statement of the fold recomputes.
+const flakyFoldBatch = 2000
+
+// foldFlaky takes the keys the triggers noted and recomputes their
+// segments from the Records, in one transaction. On PostgreSQL they are
+// taken with DELETE ... RETURNING: writers go on noting keys meanwhile, and
+// a key noted after the fold's snapshot stays for the next fold (a reader
+// computes it from the Records until then).
+func (s *Store) foldFlaky(ctx context.Context) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		d := s.dialect
+		var take string
+		var lastKey, lastRun int64
+		if d == filter.Postgres {
+			// One fold at a time across processes.
+			var locked bool
+			if err := tx.QueryRowContext(ctx, "SELECT pg_try_advisory_xact_lock(8317003)").Scan(&locked); err != nil || !locked {
+				return err
+			}
+			take = "WITH taken AS (DELETE FROM flaky_dirty RETURNING namespace, pipeline_name, task_name, day)," +
+				" taken_runs AS (DELETE FROM flaky_dirty_runs RETURNING namespace, result_uid, run_name) " +
+				flakyDirtyKeys(d, "taken", "taken_runs")
+		} else {
+			if err := tx.Tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM flaky_dirty").Scan(&lastKey); err != nil {
+				return err
+			}
+			if err := tx.Tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM flaky_dirty_runs").Scan(&lastRun); err != nil {
+				return err
+			}
+			take = flakyDirtyKeys(d, "(SELECT * FROM flaky_dirty WHERE id <= "+strconv.FormatInt(lastKey, 10)+")",
+				"(SELECT * FROM flaky_dirty_runs WHERE id <= "+strconv.FormatInt(lastRun, 10)+")")
+		}
+		type flakyKey struct {
+			ns, pipeline, task string
+			day                int64
+		}
+		var keys []flakyKey
+		rows, err := tx.Tx.QueryContext(ctx, take)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k flakyKey
+			if err := rows.Scan(&k.ns, &k.pipeline, &k.task, &k.day); err != nil {
+				rows.Close()
+				return err
+			}
+			keys = append(keys, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := 0; i < len(keys); i += flakyFoldBatch {
+			batch := keys[i:min(i+flakyFoldBatch, len(keys))]
+			tuples := strings.TrimSuffix(strings.Repeat("(?, ?, ?, CAST(? AS bigint)), ", len(batch)), ", ")
+			var args []any
+			for _, k := range batch {
+				args = append(args, k.ns, k.pipeline, k.task, k.day)
+			}
+			if _, err := tx.Tx.ExecContext(ctx, s.rebind("DELETE FROM flaky_segments WHERE (namespace, pipeline_name, task_name, day) IN (VALUES "+
+				tuples+")"), args...); err != nil {
+				return err
+			}
+			runs, runArgs := flakyDirtyRuns(d, query{conds: []string{flakyRunsPredicate("r")}}, true)
+			stmt := "WITH dirty (namespace, pipeline_name, task_name, day) AS (VALUES " + tuples + "), scoped AS (" + runs + "), " +
+				flakySegmentCTEs(d) + " INSERT INTO flaky_segments (namespace, pipeline_name, task_name, day, revision, n, succeeded, failed," +
+				" flips, first_status, last_status, last_start) SELECT namespace, pipeline_name, task_name, day, rev, n, succeeded, failed," +
+				" flips, first_status, last_status, last_start FROM live_segments"
+			if _, err := tx.Tx.ExecContext(ctx, s.rebind(stmt), append(args, runArgs...)...); err != nil {
+				return err
+			}
+		}
+		if d != filter.Postgres {
+			if _, err := tx.Tx.ExecContext(ctx, "DELETE FROM flaky_dirty WHERE id <= ?", lastKey); err != nil {
+				return err
+			}
+			if _, err := tx.Tx.ExecContext(ctx, "DELETE FROM flaky_dirty_runs WHERE id <= ?", lastRun); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
