@@ -136,24 +136,26 @@ LIMIT ?`
 // readFlaky runs a statement ending in flakyRanking.
 func (s *Store) readFlaky(ctx context.Context, stmt string, args []any) (*FlakyResult, error) {
 	res := &FlakyResult{}
-	err := s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
-		for rows.Next() {
-			var f FlakyTask
-			var last sqlTime
-			var total int
-			if err := rows.Scan(&f.Namespace, &f.Pipeline, &f.Task, &f.Revisions, &f.FlakyRevisions, &f.Runs, &f.Succeeded,
-				&f.Failed, &f.Flips, &f.Pairs, &last, &total); err != nil {
-				return err
-			}
-			f.LastFlakyRun, res.Total = last.t, total
-			res.Tasks = append(res.Tasks, f)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.readRows(ctx, stmt, args, res.scan); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// scan reads the rows of a statement ending in flakyRanking.
+func (res *FlakyResult) scan(rows *sql.Rows) error {
+	for rows.Next() {
+		var f FlakyTask
+		var last sqlTime
+		var total int
+		if err := rows.Scan(&f.Namespace, &f.Pipeline, &f.Task, &f.Revisions, &f.FlakyRevisions, &f.Runs, &f.Succeeded,
+			&f.Failed, &f.Flips, &f.Pairs, &last, &total); err != nil {
+			return err
+		}
+		f.LastFlakyRun, res.Total = last.t, total
+		res.Tasks = append(res.Tasks, f)
+	}
+	return nil
 }
 
 // sqlDouble is the dialect's IEEE double type: ratios computed in SQL then
