@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,7 +65,9 @@ const flakyScopedColumns = "r.uid, r.namespace, r.result_uid, r.pipeline_run_nam
 // flakySegmentCTEs computes, after a CTE scoped of runs (flakyScopedColumns
 // and their day), their segments as live_segments: per namespace,
 // Pipeline, task, revision (rev) and day, the columns of flaky_segments.
-// The revision and order are FlakyTasks' (flaky.go).
+// The revision and order are FlakyTasks' (flaky.go). Keys compare
+// bytewise: the same groups, and sorted several times faster on
+// PostgreSQL than in a linguistic collation.
 func flakySegmentCTEs(d filter.Dialect) string {
 	collate := bytewise(d)
 	return `parents AS (
@@ -71,8 +75,8 @@ func flakySegmentCTEs(d filter.Dialect) string {
   WHERE pr.revision <> '' AND pr.data_type LIKE 'tekton.dev/%.PipelineRun' AND pr.result_uid IN (SELECT result_uid FROM scoped)
   GROUP BY pr.namespace, pr.result_uid, pr.run_name
 ), seg_runs AS (
-  SELECT t.uid, t.namespace, t.pipeline_name, t.task_name, t.status, t.start_time, t.day,
-    COALESCE(pa.revision, NULLIF(t.revision, '')) AS rev
+  SELECT t.uid, t.namespace` + collate + ` AS namespace, t.pipeline_name` + collate + ` AS pipeline_name, t.task_name` + collate + ` AS task_name,
+    t.status, t.start_time, t.day, COALESCE(pa.revision, NULLIF(t.revision, ''))` + collate + ` AS rev
   FROM scoped AS t LEFT JOIN parents AS pa
     ON pa.namespace = t.namespace AND pa.result_uid = t.result_uid AND pa.run_name = t.pipeline_run_name AND t.pipeline_run_name <> ''
 ), seg_ordered AS (
@@ -192,38 +196,39 @@ func (s *Store) flakyFromSegments(ctx context.Context, scope ListOptions, limit 
 		parts = append(parts, part)
 		args = append(args, partArgs...)
 	}
-	stmt += ", scoped AS (" + strings.Join(parts, " UNION ALL ") + "), " + flakySegmentCTEs(d)
-	// segments: the whole days' segments that are not dirty, and those
-	// computed; chained: each with the last outcome of the day before it.
-	kept := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to).with("NOT EXISTS (SELECT 1 FROM dirty AS dk WHERE dk.namespace = r.namespace" +
-		" AND dk.pipeline_name = r.pipeline_name AND dk.task_name = r.task_name AND dk.day = r.day)")
-	stmt += `, segments AS (
-  SELECT r.namespace, r.pipeline_name, r.task_name, r.revision AS rev, r.day, r.n, r.succeeded, r.failed, r.flips,
-    r.first_status, r.last_status, r.last_start
-  FROM flaky_segments AS r` + kept.whereSQL() + `
-  UNION ALL
-  SELECT namespace, pipeline_name, task_name, rev, day, n, succeeded, failed, flips, first_status, last_status, last_start FROM live_segments
-), chained AS (
-  SELECT namespace, pipeline_name, task_name, rev, n, succeeded, failed, flips, first_status, last_start,
-    LAG(last_status) OVER (PARTITION BY namespace, pipeline_name, task_name, rev ORDER BY day) AS before_status
-  FROM segments
-), revisions AS (
-  SELECT namespace, pipeline_name, task_name, rev, SUM(n) AS n, SUM(succeeded) AS succeeded, SUM(failed) AS failed,
-    SUM(flips) + COUNT(CASE WHEN before_status <> first_status THEN 1 END) AS flips, MAX(last_start) AS last_start
-  FROM chained GROUP BY namespace, pipeline_name, task_name, rev
-), ` + flakyRanking(d)
-	args = append(append(args, kept.args...), limit)
-	return s.readFlakyWithoutJIT(ctx, stmt, args)
+	stmt += ", scoped AS (" + strings.Join(parts, " UNION ALL ") + "), " + flakySegmentCTEs(d) +
+		// The segments computed, the versions of the whole days and the
+		// dirty keys of those days.
+		" SELECT 1, namespace, pipeline_name, task_name, rev, day, n, succeeded, failed, flips, first_status, last_status, last_start FROM live_segments" +
+		" UNION ALL SELECT 2, '', '', '', '', r.day, r.version, 0, 0, 0, '', '', NULL FROM flaky_days AS r WHERE r.day >= ? AND r.day < ?" +
+		" UNION ALL SELECT 3, namespace, pipeline_name, task_name, '', day, 0, 0, 0, 0, '', '', NULL FROM dirty"
+	args = append(args, from, to)
+	rd := &flakyRead{keyScope: keyPlan.base, stmt: stmt, args: args,
+		fingerprint: fmt.Sprintf("flaky\x00%s\x00%#v", keyPlan.base.whereSQL(), keyPlan.base.args)}
+	// A fold between the two statements shows as a changed version; the
+	// read starts again then (folds are seconds apart).
+	for attempt := 0; ; attempt++ {
+		segs, consistent, err := s.readFlakySegments(ctx, rd)
+		if err != nil {
+			return nil, err
+		}
+		if consistent {
+			return rankFlaky(segs, limit), nil
+		}
+		if attempt == 4 {
+			return nil, fmt.Errorf("%w: the flaky-task segments changed under five reads in a row; try again", ErrUnavailable)
+		}
+	}
 }
 
-// readFlakyWithoutJIT is readFlaky in a transaction of its own without
+// readRowsWithoutJIT is readRows in a transaction of its own without
 // PostgreSQL's JIT compilation. The planner cannot tell how many days are
 // dirty, guesses hundreds, and the cost it then estimates for reading them
 // starts a compilation that takes longer than the statement (0.9 s of
 // 1.3 s at 1M Records with one dirty day).
-func (s *Store) readFlakyWithoutJIT(ctx context.Context, stmt string, args []any) (*FlakyResult, error) {
+func (s *Store) readRowsWithoutJIT(ctx context.Context, stmt string, args []any, read func(*sql.Rows) error) error {
 	if s.dialect != filter.Postgres {
-		return s.readFlaky(ctx, stmt, args)
+		return s.readRows(ctx, stmt, args, read)
 	}
 	countStatement(ctx)
 	if observeSQL != nil {
@@ -232,7 +237,6 @@ func (s *Store) readFlakyWithoutJIT(ctx context.Context, stmt string, args []any
 	ctx, span := sqlTracer{system: s.dialect.String()}.start(ctx, "SELECT", stmt)
 	stmtCtx, cancel := s.statementContext(ctx)
 	defer cancel()
-	res := &FlakyResult{}
 	err := func() error {
 		tx, err := s.db.DB.BeginTx(stmtCtx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
@@ -247,7 +251,7 @@ func (s *Store) readFlakyWithoutJIT(ctx context.Context, stmt string, args []any
 			return err
 		}
 		defer rows.Close()
-		if err := res.scan(rows); err != nil {
+		if err := read(rows); err != nil {
 			return err
 		}
 		if err := rows.Err(); err != nil {
@@ -256,10 +260,7 @@ func (s *Store) readFlakyWithoutJIT(ctx context.Context, stmt string, args []any
 		return tx.Commit()
 	}()
 	endSpan(span, err)
-	if err != nil {
-		return nil, dbError(timeoutError(err, ctx, stmtCtx))
-	}
-	return res, nil
+	return dbError(timeoutError(err, ctx, stmtCtx))
 }
 
 // flakyFoldBatch is how many keys one statement of the fold recomputes.
@@ -281,7 +282,7 @@ func (s *Store) foldFlaky(ctx context.Context) error {
 			if err := tx.QueryRowContext(ctx, "SELECT pg_try_advisory_xact_lock(8317003)").Scan(&locked); err != nil || !locked {
 				return err
 			}
-			// See readFlakyWithoutJIT.
+			// See readRowsWithoutJIT.
 			if _, err := tx.ExecContext(ctx, "SET LOCAL jit = off"); err != nil {
 				return err
 			}
@@ -297,10 +298,6 @@ func (s *Store) foldFlaky(ctx context.Context) error {
 			}
 			take = flakyDirtyKeys(d, "(SELECT * FROM flaky_dirty WHERE id <= "+strconv.FormatInt(lastKey, 10)+")",
 				"(SELECT * FROM flaky_dirty_runs WHERE id <= "+strconv.FormatInt(lastRun, 10)+")")
-		}
-		type flakyKey struct {
-			ns, pipeline, task string
-			day                int64
 		}
 		var keys []flakyKey
 		rows, err := tx.Tx.QueryContext(ctx, take)
@@ -343,6 +340,9 @@ func (s *Store) foldFlaky(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := s.bumpFlakyDays(ctx, tx, keys); err != nil {
+			return err
+		}
 		if d != filter.Postgres {
 			if _, err := tx.Tx.ExecContext(ctx, "DELETE FROM flaky_dirty WHERE id <= ?", lastKey); err != nil {
 				return err
@@ -353,4 +353,31 @@ func (s *Store) foldFlaky(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// bumpFlakyDays gives the days of keys a new version (flaky_days), in the
+// fold's transaction, so that a reader who kept a day in memory
+// (flaky_cache.go) reads it again. A version is only compared for
+// equality: a random one needs no counter to agree on.
+func (s *Store) bumpFlakyDays(ctx context.Context, tx bun.Tx, keys []flakyKey) error {
+	seen := map[int64]bool{}
+	var tuples []string
+	var args []any
+	version := rand.Int64()
+	for _, k := range keys {
+		if !seen[k.day] {
+			seen[k.day] = true
+			tuples = append(tuples, "(CAST(? AS bigint), CAST(? AS bigint))")
+			args = append(args, k.day, version)
+		}
+	}
+	for i := 0; i < len(tuples); i += 500 {
+		j := min(i+500, len(tuples))
+		stmt := "INSERT INTO flaky_days (day, version) VALUES " + strings.Join(tuples[i:j], ", ") +
+			" ON CONFLICT (day) DO UPDATE SET version = excluded.version"
+		if _, err := tx.Tx.ExecContext(ctx, s.rebind(stmt), args[2*i:2*j]...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -83,6 +83,7 @@ func lastOf(sorted []int64) sql.NullInt64 {
 type dayCells struct {
 	version int64
 	cells   []*dayCell
+	flaky   []flakySegment // or, for flaky_segments (flaky_cache.go), its segments
 	bytes   int64
 }
 

@@ -27,6 +27,15 @@ CREATE TABLE flaky_segments (
 );
 CREATE INDEX flaky_segments_day ON flaky_segments (day);
 
+-- A version per day of flaky_segments, changed by every fold that
+-- recomputes a key of that day, in the fold's transaction: a server keeps
+-- whole days of segments in memory while their version holds
+-- (store/flaky_cache.go).
+CREATE TABLE flaky_days (
+    day     bigint PRIMARY KEY,
+    version bigint NOT NULL
+);
+
 -- What writes may have changed, appended by statement triggers and taken
 -- by the store's fold, which recomputes those segments from the Records;
 -- until then a reader computes them from the Records itself. Keys of
@@ -131,3 +140,5 @@ SELECT namespace, pipeline_name, task_name, day, rev, COUNT(*),
     COUNT(CASE WHEN prev <> status THEN 1 END),
     MAX(CASE WHEN prev IS NULL THEN status END), MAX(CASE WHEN next IS NULL THEN status END), MAX(start_time)
 FROM seg_ordered GROUP BY namespace, pipeline_name, task_name, rev, day;
+
+INSERT INTO flaky_days (day, version) SELECT DISTINCT day, 1 FROM flaky_segments;
