@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/annals-dev/annals/store/filter"
 )
 
 // Whole days of flaky_segments kept in memory between FlakyTasks reads, in
@@ -28,13 +30,20 @@ type flakySegment struct {
 	lastStart               *time.Time
 }
 
-// flakyRead is a FlakyTasks read from flaky_segments: its first statement
-// and the scope of the whole days.
+// flakyRead is a FlakyTasks read from flaky_segments.
 type flakyRead struct {
-	keyScope    query // on flaky_segments' columns, without the window
-	stmt        string
-	args        []any
-	fingerprint string
+	keyScope    query // on flaky_segments' columns (and the Records'), without the window
+	window      filter.TimeRange
+	from, to    int64   // the whole days of the window
+	edges       []int64 // the days the window holds in part
+	fingerprint string  // the scope: a key of cached days
+}
+
+// flakyRun is a run of an end day, as its segment needs it.
+type flakyRun struct {
+	ns, pipeline, task, rev string
+	status, uid             string
+	start                   time.Time
 }
 
 type flakyKey struct {
@@ -50,17 +59,31 @@ func scanFlakySegment(rows *sql.Rows) (src int64, f flakySegment, err error) {
 }
 
 // readFlakySegments returns the segments of rd's window: the whole days'
-// (from memory where their version allows) but for dirty keys, and those
-// computed from the Records. consistent is false when a fold changed a day
-// between the two statements.
+// (from memory where their version allows) but for dirty keys, those of
+// dirty keys computed from the Records, and those of the end days' runs in
+// the window (the runs kept in memory while the day has no dirty key and
+// its version holds). consistent is false when a fold or a write changed a
+// day between two statements or since it was kept.
 func (s *Store) readFlakySegments(ctx context.Context, rd *flakyRead) (segs []flakySegment, consistent bool, err error) {
+	ends := map[int64]*dayCells{}
+	var compute []int64
+	for _, e := range rd.edges {
+		if c := s.dailyCache.peek(rd.fingerprint+"\x00runs", e); c != nil {
+			ends[e] = c
+		} else {
+			compute = append(compute, e)
+		}
+	}
+	stmt, args := s.flakyStatement(rd, compute)
 	versions := map[int64]int64{}
 	var days []int64
 	dirty := map[flakyKey]bool{}
+	dirtyDays := map[int64]bool{}
+	read := map[int64]*dayCells{}
 	if debugFlakyStmt != nil {
-		debugFlakyStmt(rd.stmt, rd.args)
+		debugFlakyStmt(stmt, args)
 	}
-	err = s.readRowsWithoutJIT(ctx, rd.stmt, rd.args, func(rows *sql.Rows) error {
+	err = s.readRowsWithoutJIT(ctx, stmt, args, func(rows *sql.Rows) error {
 		for rows.Next() {
 			src, f, err := scanFlakySegment(rows)
 			if err != nil {
@@ -71,15 +94,50 @@ func (s *Store) readFlakySegments(ctx context.Context, rd *flakyRead) (segs []fl
 				segs = append(segs, f)
 			case 2:
 				versions[f.day] = f.n
-				days = append(days, f.day)
+				if f.day >= rd.from && f.day < rd.to {
+					days = append(days, f.day)
+				}
 			case 3:
 				dirty[flakyKey{f.ns, f.pipeline, f.task, f.day}] = true
+				dirtyDays[f.day] = true
+			case 4:
+				c := read[f.day]
+				if c == nil {
+					c = &dayCells{}
+					read[f.day] = c
+				}
+				c.runs = append(c.runs, flakyRun{ns: f.ns, pipeline: f.pipeline, task: f.task, rev: f.rev, status: f.first, uid: f.last, start: *f.lastStart})
+				c.bytes += int64(160 + len(f.ns) + len(f.pipeline) + len(f.task) + len(f.rev) + len(f.last))
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, false, err
+	}
+	for e, c := range ends {
+		if c.version != versions[e] || dirtyDays[e] {
+			s.dailyCache.remove(rd.fingerprint+"\x00runs", e)
+			return nil, false, nil
+		}
+	}
+	for _, e := range compute {
+		c := read[e]
+		if c == nil {
+			c = &dayCells{}
+		}
+		slices.SortFunc(c.runs, func(a, b flakyRun) int {
+			return cmp.Or(strings.Compare(a.ns, b.ns), strings.Compare(a.pipeline, b.pipeline), strings.Compare(a.task, b.task),
+				strings.Compare(a.rev, b.rev), a.start.Compare(b.start), strings.Compare(a.uid, b.uid))
+		})
+		c.version = versions[e] // 0: the day has no version yet
+		if !dirtyDays[e] {
+			s.dailyCache.put(rd.fingerprint+"\x00runs", e, c)
+		}
+		ends[e] = c
+	}
+	for e, c := range ends {
+		segs = append(segs, flakyEndSegments(c.runs, e, rd.window)...)
 	}
 	got := map[int64]*dayCells{}
 	var missing []int64
@@ -116,6 +174,38 @@ func (s *Store) readFlakySegments(ctx context.Context, rd *flakyRead) (segs []fl
 		}
 	}
 	return segs, true, nil
+}
+
+// flakyEndSegments are the segments of day's runs (sorted by key,
+// revision, start and uid) that start inside window, as the filter bounds
+// a start: after its After, before its Before, to the microsecond.
+func flakyEndSegments(runs []flakyRun, day int64, window filter.TimeRange) []flakySegment {
+	var out []flakySegment
+	var f *flakySegment
+	for _, r := range runs {
+		if a := window.After; a != nil && !r.start.After(a.UTC().Truncate(time.Microsecond)) {
+			continue
+		}
+		if b := window.Before; b != nil && !r.start.Before(b.UTC().Truncate(time.Microsecond)) {
+			continue
+		}
+		if f == nil || f.ns != r.ns || f.pipeline != r.pipeline || f.task != r.task || f.rev != r.rev {
+			out = append(out, flakySegment{ns: r.ns, pipeline: r.pipeline, task: r.task, rev: r.rev, day: day, first: r.status})
+			f = &out[len(out)-1]
+		} else if f.last != r.status {
+			f.flips++
+		}
+		f.n++
+		switch r.status {
+		case StatusSucceeded:
+			f.succeeded++
+		case StatusFailed:
+			f.failed++
+		}
+		start := r.start
+		f.last, f.lastStart = r.status, &start
+	}
+	return out
 }
 
 // readFlakyDays reads the segments of rd's scope on days [from, to), with

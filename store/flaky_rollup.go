@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -63,13 +64,17 @@ func flakyDayStartSQL(d filter.Dialect, day string) string {
 const flakyScopedColumns = "r.uid, r.namespace, r.result_uid, r.pipeline_run_name, r.pipeline_name, r.task_name, r.revision, r.status, r.start_time"
 
 // flakySegmentCTEs computes, after a CTE scoped of runs (flakyScopedColumns
-// and their day), their segments as live_segments: per namespace,
+// and their day), the segments of those that satisfy only (a condition on
+// the day; "": all) as live_segments: per namespace,
 // Pipeline, task, revision (rev) and day, the columns of flaky_segments.
 // The revision and order are FlakyTasks' (flaky.go). Keys compare
 // bytewise: the same groups, and sorted several times faster on
 // PostgreSQL than in a linguistic collation.
-func flakySegmentCTEs(d filter.Dialect) string {
+func flakySegmentCTEs(d filter.Dialect, only string) string {
 	collate := bytewise(d)
+	if only != "" {
+		only = " AND " + only
+	}
 	return `parents AS (
   SELECT pr.namespace, pr.result_uid, pr.run_name, MAX(pr.revision` + collate + `) AS revision FROM records AS pr
   WHERE pr.revision <> '' AND pr.data_type LIKE 'tekton.dev/%.PipelineRun' AND pr.result_uid IN (SELECT result_uid FROM scoped)
@@ -82,7 +87,7 @@ func flakySegmentCTEs(d filter.Dialect) string {
 ), seg_ordered AS (
   SELECT namespace, pipeline_name, task_name, status, start_time, day, rev,
     LAG(status) OVER w AS prev, LEAD(status) OVER w AS next
-  FROM seg_runs WHERE rev IS NOT NULL
+  FROM seg_runs WHERE rev IS NOT NULL` + only + `
   WINDOW w AS (PARTITION BY namespace, pipeline_name, task_name, rev, day
                ORDER BY CASE WHEN start_time IS NULL THEN 0 ELSE 1 END, start_time, uid` + collate + `)
 ), live_segments AS (
@@ -145,10 +150,10 @@ func (s *Store) flakyServes(o ListOptions) bool {
 // flakyFromSegments is FlakyTasks read from flaky_segments; scope must be
 // one flakyServes accepts.
 func (s *Store) flakyFromSegments(ctx context.Context, scope ListOptions, limit int) (*FlakyResult, error) {
-	var window filter.TimeRange
+	rd := &flakyRead{}
 	byKey := scope
 	if w := scope.RecordWhere; w != nil {
-		window = w.Started
+		rd.window = w.Started
 		c := *w
 		c.Started = filter.TimeRange{}
 		byKey.RecordWhere = &c
@@ -157,56 +162,21 @@ func (s *Store) flakyFromSegments(ctx context.Context, scope ListOptions, limit 
 	if err != nil {
 		return nil, err
 	}
-	fullPlan, err := s.countPlan(recordsEntity, scope)
-	if err != nil {
-		return nil, err
+	rd.keyScope = keyPlan.base
+	rd.from, rd.to, _, _ = wholeDays(rd.window)
+	// The days at the window's ends that it holds in part.
+	if a := rd.window.After; a != nil {
+		rd.edges = append(rd.edges, floorDiv(a.UnixMicro(), dayMicros))
 	}
-	d := s.dialect
-	from, to, fromT, toT := wholeDays(window)
-	// dirty: the keys of the whole days that the segments may not hold as
-	// the Records are.
-	dirtyScope := keyPlan.base.with("r.day >= ? AND r.day < ?", from, to)
-	stmt := "WITH dirty AS (SELECT DISTINCT r.namespace, r.pipeline_name, r.task_name, r.day FROM (" +
-		flakyDirtyKeys(d, "flaky_dirty", "flaky_dirty_runs") + ") AS r" + dirtyScope.whereSQL() + ")"
-	args := dirtyScope.args
-	// scoped: the runs computed from the Records: the partial days at the
-	// window's ends, each its own range of the start time index, and the
-	// dirty keys of the whole days.
-	full := fullPlan.base.with(flakyRunsPredicate("r"))
-	var parts []string
-	var edges []query
-	switch {
-	case fromT == nil && toT == nil:
-	case from >= to:
-		edges = append(edges, full) // no whole day: every run of the window
-	default:
-		if fromT != nil {
-			edges = append(edges, full.with("r.start_time < ?", filter.TimeArg(d, *fromT)))
-		}
-		if toT != nil {
-			edges = append(edges, full.with("r.start_time >= ?", filter.TimeArg(d, *toT)))
+	if b := rd.window.Before; b != nil && b.UnixMicro()%dayMicros != 0 {
+		if e := floorDiv(b.UnixMicro(), dayMicros); !slices.Contains(rd.edges, e) {
+			rd.edges = append(rd.edges, e)
 		}
 	}
-	for _, e := range edges {
-		parts = append(parts, "SELECT "+flakyScopedColumns+", "+flakyDaySQL(d, "r.start_time")+" AS day FROM records AS r"+e.whereSQL())
-		args = append(args, e.args...)
-	}
-	if from < to {
-		part, partArgs := flakyDirtyRuns(d, full, from == noStartDay)
-		parts = append(parts, part)
-		args = append(args, partArgs...)
-	}
-	stmt += ", scoped AS (" + strings.Join(parts, " UNION ALL ") + "), " + flakySegmentCTEs(d) +
-		// The segments computed, the versions of the whole days and the
-		// dirty keys of those days.
-		" SELECT 1, namespace, pipeline_name, task_name, rev, day, n, succeeded, failed, flips, first_status, last_status, last_start FROM live_segments" +
-		" UNION ALL SELECT 2, '', '', '', '', r.day, r.version, 0, 0, 0, '', '', NULL FROM flaky_days AS r WHERE r.day >= ? AND r.day < ?" +
-		" UNION ALL SELECT 3, namespace, pipeline_name, task_name, '', day, 0, 0, 0, 0, '', '', NULL FROM dirty"
-	args = append(args, from, to)
-	rd := &flakyRead{keyScope: keyPlan.base, stmt: stmt, args: args,
-		fingerprint: fmt.Sprintf("flaky\x00%s\x00%#v", keyPlan.base.whereSQL(), keyPlan.base.args)}
-	// A fold between the two statements shows as a changed version; the
-	// read starts again then (folds are seconds apart).
+	rd.fingerprint = fmt.Sprintf("flaky\x00%s\x00%#v", rd.keyScope.whereSQL(), rd.keyScope.args)
+	// A fold between two statements shows as a changed version, a day kept
+	// in memory that changed as a dirty key or a version; the read starts
+	// again then (folds are seconds apart).
 	for attempt := 0; ; attempt++ {
 		segs, consistent, err := s.readFlakySegments(ctx, rd)
 		if err != nil {
@@ -219,6 +189,59 @@ func (s *Store) flakyFromSegments(ctx context.Context, scope ListOptions, limit 
 			return nil, fmt.Errorf("%w: the flaky-task segments changed under five reads in a row; try again", ErrUnavailable)
 		}
 	}
+}
+
+// flakyStatement is the first statement of a read of rd: the segments of
+// the dirty keys of the whole days computed from the Records (source 1),
+// the versions of the whole days and of the window's end days (2), the
+// dirty keys of those days (3), and every run of the end days compute in
+// their scope, with its revision (4).
+func (s *Store) flakyStatement(rd *flakyRead, compute []int64) (string, []any) {
+	d := s.dialect
+	// dirty: the keys of the whole days that the segments may not hold as
+	// the Records are; dirty_ends: those of the end days.
+	dirtyScope := rd.keyScope.with("r.day >= ? AND r.day < ?", rd.from, rd.to)
+	stmt := "WITH dirty AS (SELECT DISTINCT r.namespace, r.pipeline_name, r.task_name, r.day FROM (" +
+		flakyDirtyKeys(d, "flaky_dirty", "flaky_dirty_runs") + ") AS r" + dirtyScope.whereSQL() + ")"
+	args := dirtyScope.args
+	dirtyEnds, versionDays := "", "r.day >= ? AND r.day < ?"
+	if len(rd.edges) > 0 {
+		var days []string
+		for _, e := range rd.edges {
+			days = append(days, strconv.FormatInt(e, 10))
+		}
+		endScope := rd.keyScope.with("r.day IN (" + strings.Join(days, ", ") + ")")
+		stmt += ", dirty_ends AS (SELECT DISTINCT r.namespace, r.pipeline_name, r.task_name, r.day FROM (" +
+			flakyDirtyKeys(d, "flaky_dirty", "flaky_dirty_runs") + ") AS r" + endScope.whereSQL() + ")"
+		args = append(args, endScope.args...)
+		dirtyEnds = " UNION ALL SELECT 3, namespace, pipeline_name, task_name, '', day, 0, 0, 0, 0, '', '', NULL FROM dirty_ends"
+		versionDays = "(" + versionDays + " OR r.day IN (" + strings.Join(days, ", ") + "))"
+	}
+	// scoped: the runs read from the Records: of each end day to compute,
+	// its own range of the start time index; of the dirty keys of the
+	// whole days.
+	runs := rd.keyScope.with(flakyRunsPredicate("r"))
+	parts := []string{"SELECT " + flakyScopedColumns + ", 0 AS day FROM records AS r WHERE 1 = 0"}
+	for _, e := range compute {
+		edge := runs.with("r.start_time >= ? AND r.start_time < ?",
+			filter.TimeArg(d, time.UnixMicro(e*dayMicros)), filter.TimeArg(d, time.UnixMicro((e+1)*dayMicros)))
+		parts = append(parts, "SELECT "+flakyScopedColumns+", "+strconv.FormatInt(e, 10)+" AS day FROM records AS r"+edge.whereSQL())
+		args = append(args, edge.args...)
+	}
+	if rd.from < rd.to {
+		part, partArgs := flakyDirtyRuns(d, runs, rd.from == noStartDay)
+		parts = append(parts, part)
+		args = append(args, partArgs...)
+	}
+	stmt += ", scoped AS (" + strings.Join(parts, " UNION ALL ") + "), " +
+		flakySegmentCTEs(d, "day >= "+strconv.FormatInt(rd.from, 10)+" AND day < "+strconv.FormatInt(rd.to, 10)) +
+		" SELECT 1, namespace, pipeline_name, task_name, rev, day, n, succeeded, failed, flips, first_status, last_status, last_start FROM live_segments" +
+		" UNION ALL SELECT 2, '', '', '', '', r.day, r.version, 0, 0, 0, '', '', NULL FROM flaky_days AS r WHERE " + versionDays +
+		" UNION ALL SELECT 3, namespace, pipeline_name, task_name, '', day, 0, 0, 0, 0, '', '', NULL FROM dirty" + dirtyEnds +
+		" UNION ALL SELECT 4, namespace, pipeline_name, task_name, rev, day, 0, 0, 0, 0, status, uid, start_time FROM seg_runs" +
+		" WHERE rev IS NOT NULL AND NOT (day >= " + strconv.FormatInt(rd.from, 10) + " AND day < " + strconv.FormatInt(rd.to, 10) + ")"
+	args = append(args, rd.from, rd.to)
+	return stmt, args
 }
 
 // readRowsWithoutJIT is readRows in a transaction of its own without
@@ -333,7 +356,7 @@ func (s *Store) foldFlaky(ctx context.Context) error {
 			}
 			runs, runArgs := flakyDirtyRuns(d, query{conds: []string{flakyRunsPredicate("r")}}, true)
 			stmt := "WITH dirty (namespace, pipeline_name, task_name, day) AS (VALUES " + tuples + "), scoped AS (" + runs + "), " +
-				flakySegmentCTEs(d) + " INSERT INTO flaky_segments (namespace, pipeline_name, task_name, day, revision, n, succeeded, failed," +
+				flakySegmentCTEs(d, "") + " INSERT INTO flaky_segments (namespace, pipeline_name, task_name, day, revision, n, succeeded, failed," +
 				" flips, first_status, last_status, last_start) SELECT namespace, pipeline_name, task_name, day, rev, n, succeeded, failed," +
 				" flips, first_status, last_status, last_start FROM live_segments"
 			if _, err := tx.Tx.ExecContext(ctx, s.rebind(stmt), append(args, runArgs...)...); err != nil {
