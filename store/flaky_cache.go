@@ -16,14 +16,18 @@ import (
 	"github.com/annals-dev/annals/store/filter"
 )
 
-// Whole days of flaky_segments kept in memory between FlakyTasks reads, in
-// the cache of record_daily's days (rollup_daily_cache.go) under keys of
-// their own: a day's segments under one scope stay valid while the day's
-// version (flaky_days, bumped by the fold in the transaction that changes
-// the segments) is the one they were read at. A read's first statement
-// computes the partial days and the dirty keys from the Records and reads
-// the versions; the whole days whose version moved are read again. The
-// days are chained in Go.
+// flaky_segments kept in memory between FlakyTasks reads, in the cache of
+// record_daily's days (rollup_daily_cache.go) under keys of their own, each
+// for one scope: a whole day's segments, valid while the day's version
+// (flaky_days, bumped by the fold in the transaction that changes the
+// segments) is the one they were read at; the whole days of a window
+// chained into one segment per revision, valid while none of their
+// versions moved and none of their keys is dirty; and the runs of a day a
+// window holds in part, valid while the day has no dirty key and its
+// version holds. A read's first statement reads the versions and the dirty
+// keys, computes the dirty keys of whole days and the end days not kept
+// from the Records; the whole days whose version moved are read again, and
+// the days are chained and ranked in Go.
 
 // flakySegment is a row of flaky_segments, or one computed from the Records.
 type flakySegment struct {
@@ -92,7 +96,10 @@ func (s *Store) readFlakySegments(ctx context.Context, rd *flakyRead) (segs []fl
 		v, _ := s.flakyFills.LoadOrStore(rd.fingerprint, &sync.Mutex{})
 		mu := v.(*sync.Mutex)
 		if mu.TryLock() {
-			defer mu.Unlock()
+			defer func() {
+				mu.Unlock()
+				s.flakyFills.CompareAndDelete(rd.fingerprint, mu)
+			}()
 		} else {
 			mu.Lock()
 			mu.Unlock() //nolint:staticcheck // waited for the reader filling the days

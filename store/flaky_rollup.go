@@ -194,8 +194,8 @@ func (s *Store) flakyFromSegments(ctx context.Context, scope ListOptions, limit 
 // flakyStatement is the first statement of a read of rd: the segments of
 // the dirty keys of the whole days computed from the Records (source 1),
 // the versions of the whole days and of the window's end days (2), the
-// dirty keys of those days (3), and every run of the end days compute in
-// their scope, with its revision (4).
+// dirty keys of those days (3), and every run of the end days to compute
+// in their scope, with its revision (4).
 func (s *Store) flakyStatement(rd *flakyRead, compute []int64) (string, []any) {
 	d := s.dialect
 	// dirty: the keys of the whole days that the segments may not hold as

@@ -231,3 +231,59 @@ func TestFlakySegmentsScope(t *testing.T) {
 		}
 	})
 }
+
+// TestFlakySegmentsConcurrent reads FlakyTasks from several goroutines
+// while runs are rewritten and folded, for the race detector and the
+// readers' shared memory, then checks that the answer settles on the
+// Records'.
+func TestFlakySegmentsConcurrent(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		s.CountWithoutRollup(false)
+		rng := rand.New(rand.NewPCG(7, 7))
+		runs := genHistory(rng, 120)
+		spreadOverDays(rng, runs)
+		writeHistory(t, s, runs)
+		scopes := flakyScopes()
+		done := make(chan struct{})
+		errs := make(chan error, 8)
+		for g := range 8 {
+			go func() {
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						errs <- nil
+						return
+					default:
+					}
+					if _, err := s.FlakyTasks(ctx, store.FlakyQuery{Scope: scopes[(g+i)%len(scopes)]}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		for round := range 5 {
+			var rewritten []histRun
+			for i := range runs {
+				if rng.IntN(5) == 0 {
+					runs[i].condStatus, runs[i].reason = map[bool]string{true: "True", false: "False"}[rng.IntN(2) == 0], "Done"
+					rewritten = append(rewritten, runs[i])
+				}
+			}
+			writeHistory(t, s, rewritten)
+			if round%2 == 0 {
+				if err := s.FoldRollup(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		close(done)
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkFlakySegments(t, s, runs, "after concurrent reads")
+	})
+}
