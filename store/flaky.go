@@ -12,7 +12,9 @@ import (
 
 // Flaky tasks and recovery times: run-history analytics beyond counting,
 // each one statement on both databases (window functions over the Records
-// of a list's scope), so no Record is loaded to compute them.
+// of a list's scope), so no Record is loaded to compute them. Flaky tasks
+// in a scope of namespaces, Pipelines, tasks and a start window read the
+// per-day segments the database keeps instead (flaky_rollup.go).
 
 // FlakyQuery ranks the tasks of Pipelines whose outcome differed between
 // runs of the same Pipeline at the same revision, among the TaskRuns of
