@@ -97,3 +97,6 @@ func (s *Store) DailyServes(q StatsQuery) bool { return s.dailyServes(q) }
 // BetweenDailyStatements makes fn run between the two statements of a
 // daily statistics read (nil: nothing).
 func BetweenDailyStatements(fn func()) { betweenDailyStatements = fn }
+
+// FlakyServes tells whether FlakyTasks under o reads flaky_segments.
+func (s *Store) FlakyServes(o ListOptions) bool { return s.flakyServes(o) }

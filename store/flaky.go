@@ -12,7 +12,9 @@ import (
 
 // Flaky tasks and recovery times: run-history analytics beyond counting,
 // each one statement on both databases (window functions over the Records
-// of a list's scope), so no Record is loaded to compute them.
+// of a list's scope), so no Record is loaded to compute them. Flaky tasks
+// in a scope of namespaces, Pipelines, tasks and a start window read the
+// per-day segments the database keeps instead (flaky_rollup.go).
 
 // FlakyQuery ranks the tasks of Pipelines whose outcome differed between
 // runs of the same Pipeline at the same revision, among the TaskRuns of
@@ -75,18 +77,21 @@ func (s *Store) FlakyTasks(ctx context.Context, q FlakyQuery) (*FlakyResult, err
 	if err != nil {
 		return nil, err
 	}
+	if s.flakyServes(q.Scope) {
+		return s.flakyFromSegments(ctx, q.Scope, limit)
+	}
 	p, err := s.countPlan(recordsEntity, q.Scope)
 	if err != nil {
 		return nil, err
 	}
-	double, collate := sqlDouble(s.dialect), bytewise(s.dialect)
+	collate := bytewise(s.dialect)
 	// scoped: the finished TaskRuns of the list's scope; parents: the
 	// revisions of their PipelineRuns (one per run name, should a Result
 	// hold two copies); runs: each with its revision and, by LAG, the
 	// outcome of the run before it at that revision.
 	// Literal, as the predicate of the partial index records_task_outcomes
 	// (00010) is written: the databases match such predicates textually.
-	scope := p.base.with("r.data_type LIKE 'tekton.dev/%.TaskRun' AND r.status IN ('Succeeded', 'Failed') AND r.pipeline_name <> '' AND r.task_name <> ''")
+	scope := p.base.with(flakyRunsPredicate("r"))
 	stmt := `WITH scoped AS (
   SELECT r.uid, r.namespace, r.result_uid, r.pipeline_run_name, r.pipeline_name, r.task_name, r.revision, r.status, r.start_time
   FROM ` + recordsEntity.from + scope.whereSQL() + `
@@ -106,7 +111,18 @@ func (s *Store) FlakyTasks(ctx context.Context, q FlakyQuery) (*FlakyResult, err
     COUNT(CASE WHEN status = ? THEN 1 END) AS succeeded, COUNT(CASE WHEN status = ? THEN 1 END) AS failed,
     COUNT(CASE WHEN prev IS NOT NULL AND prev <> status THEN 1 END) AS flips, MAX(start_time) AS last_start
   FROM runs WHERE rev IS NOT NULL GROUP BY namespace, pipeline_name, task_name, rev
-), tasks AS (
+), ` + flakyRanking(s.dialect)
+	args := append(scope.args, StatusSucceeded, StatusFailed, limit)
+	return s.readFlaky(ctx, stmt, args)
+}
+
+// flakyRanking is the end of a flaky-task statement whose CTE revisions
+// holds, per namespace, Pipeline, task and revision (rev), the runs (n),
+// how many succeeded and failed, the flips and the last start: the tasks
+// with a flaky revision, ranked, the limit its last argument.
+func flakyRanking(d filter.Dialect) string {
+	double, collate := sqlDouble(d), bytewise(d)
+	return `tasks AS (
   SELECT namespace, pipeline_name, task_name, COUNT(*) AS revisions,
     COUNT(CASE WHEN succeeded > 0 AND failed > 0 THEN 1 END) AS flaky,
     SUM(n) AS n, SUM(succeeded) AS succeeded, SUM(failed) AS failed, SUM(flips) AS flips, SUM(n - 1) AS pairs,
@@ -117,26 +133,31 @@ SELECT namespace, pipeline_name, task_name, revisions, flaky, n, succeeded, fail
 FROM tasks WHERE flaky > 0
 ORDER BY flaky DESC, CAST(flips AS ` + double + `) / pairs DESC, namespace` + collate + `, pipeline_name` + collate + `, task_name` + collate + `
 LIMIT ?`
-	args := append(scope.args, StatusSucceeded, StatusFailed, limit)
+}
+
+// readFlaky runs a statement ending in flakyRanking.
+func (s *Store) readFlaky(ctx context.Context, stmt string, args []any) (*FlakyResult, error) {
 	res := &FlakyResult{}
-	err = s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
-		for rows.Next() {
-			var f FlakyTask
-			var last sqlTime
-			var total int
-			if err := rows.Scan(&f.Namespace, &f.Pipeline, &f.Task, &f.Revisions, &f.FlakyRevisions, &f.Runs, &f.Succeeded,
-				&f.Failed, &f.Flips, &f.Pairs, &last, &total); err != nil {
-				return err
-			}
-			f.LastFlakyRun, res.Total = last.t, total
-			res.Tasks = append(res.Tasks, f)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.readRows(ctx, stmt, args, res.scan); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// scan reads the rows of a statement ending in flakyRanking.
+func (res *FlakyResult) scan(rows *sql.Rows) error {
+	for rows.Next() {
+		var f FlakyTask
+		var last sqlTime
+		var total int
+		if err := rows.Scan(&f.Namespace, &f.Pipeline, &f.Task, &f.Revisions, &f.FlakyRevisions, &f.Runs, &f.Succeeded,
+			&f.Failed, &f.Flips, &f.Pairs, &last, &total); err != nil {
+			return err
+		}
+		f.LastFlakyRun, res.Total = last.t, total
+		res.Tasks = append(res.Tasks, f)
+	}
+	return nil
 }
 
 // sqlDouble is the dialect's IEEE double type: ratios computed in SQL then

@@ -517,11 +517,17 @@ func TestMigrationBackfillsRevisions(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			for _, stmt := range []string{
+			var flakyTriggers []string // SQLite's name the columns they read (00016)
+			if kind == "sqlite" {
+				for _, t := range []string{"task_insert", "run_insert", "task_delete", "run_delete", "task_update", "run_update"} {
+					flakyTriggers = append(flakyTriggers, "DROP TRIGGER records_flaky_"+t)
+				}
+			}
+			for _, stmt := range append(flakyTriggers,
 				"DROP INDEX records_result_run", "DROP INDEX records_task_outcomes", "DROP INDEX records_pipeline_outcomes",
 				"ALTER TABLE records DROP COLUMN revision", "ALTER TABLE records DROP COLUMN failed_step",
 				"DELETE FROM annals_migrations WHERE name = '00010'",
-			} {
+			) {
 				if _, err := db.Exec(stmt); err != nil {
 					t.Fatalf("%s: %v", stmt, err)
 				}
@@ -544,4 +550,47 @@ func TestMigrationBackfillsRevisions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRewriteExtractsRevisionAndFailedStep rewrites a running TaskRun as
+// failed, with a revision and a failing step it did not have before: the
+// upsert must take both columns from the new data, not keep the first.
+func TestRewriteExtractsRevisionAndFailedStep(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		uid, result := uuid.NewString(), "a/results/"+uuid.NewString()
+		write := func(cond, sha string, steps []any) {
+			meta := map[string]any{"name": "tr", "namespace": "a", "uid": uid}
+			if sha != "" {
+				meta["annotations"] = map[string]any{"pipelinesascode.tekton.dev/sha": sha}
+			}
+			st := map[string]any{"conditions": []any{map[string]any{"type": "Succeeded", "status": cond, "reason": "x"}}}
+			if steps != nil {
+				st["steps"] = steps
+			}
+			data := must(json.Marshal(map[string]any{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": meta, "status": st}))
+			if err := s.UpsertRecords(ctx, []store.RecordWrite{{ResultName: result, UID: uid, DataType: store.TypeTaskRun, Data: data}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read := func() *store.Record {
+			recs, err := s.GetRecordsByUID(ctx, "a", []string{uid})
+			if err != nil || recs[uid] == nil {
+				t.Fatalf("reading back: %v", err)
+			}
+			return recs[uid]
+		}
+		write("Unknown", "", nil)
+		if r := read(); r.Revision != "" || r.FailedStep != "" {
+			t.Fatalf("running: revision %q, failed step %q", r.Revision, r.FailedStep)
+		}
+		write("False", "c1", []any{map[string]any{"name": "build", "terminated": map[string]any{"exitCode": 2}}})
+		if r := read(); r.Revision != "c1" || r.FailedStep != "build" {
+			t.Errorf("failed: revision %q, failed step %q; want c1, build", r.Revision, r.FailedStep)
+		}
+		write("True", "c2", []any{map[string]any{"name": "build", "terminated": map[string]any{"exitCode": 0}}})
+		if r := read(); r.Revision != "c2" || r.FailedStep != "" {
+			t.Errorf("succeeded on retry: revision %q, failed step %q; want c2 and none", r.Revision, r.FailedStep)
+		}
+	})
 }

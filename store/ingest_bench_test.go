@@ -9,6 +9,7 @@ package store_test
 //
 //	as_is        the schema as migrated
 //	no_rollup    without the rollup triggers of 00012
+//	no_flaky     without the flaky-segment triggers of 00016
 //	no_00006     without the order-by-name indexes of 00006 (btree and trigram)
 //	no_00006_trgm   only the trigram index of 00006 dropped
 //	no_00006_btree  only the btree indexes of 00006 dropped
@@ -62,6 +63,7 @@ var ingestVariants = []struct {
 }{
 	{"as_is", nil},
 	{"no_rollup", ingestDropRollup},
+	{"no_flaky", ingestDropFlaky},
 	{"no_00006", append(append([]string{}, ingestDrop00006Btree...), ingestDrop00006Trgm...)},
 	{"no_00006_trgm", ingestDrop00006Trgm},
 	{"no_00006_btree", ingestDrop00006Btree},
@@ -79,6 +81,11 @@ var (
 		"DROP TRIGGER records_rollup_insert ON records",
 		"DROP TRIGGER records_rollup_update ON records",
 		"DROP TRIGGER records_rollup_delete ON records",
+	}
+	ingestDropFlaky = []string{
+		"DROP TRIGGER records_flaky_insert ON records",
+		"DROP TRIGGER records_flaky_update ON records",
+		"DROP TRIGGER records_flaky_delete ON records",
 	}
 	ingestDrop00006Btree = []string{
 		"DROP INDEX records_name_order", "DROP INDEX records_status_order", "DROP INDEX records_pipeline_order",

@@ -186,7 +186,7 @@ func (s *Store) upsertRecords(ctx context.Context, ws []RecordWrite, count bool)
 			q := tx.NewInsert().Model(&chunk).On("CONFLICT (namespace, uid) DO UPDATE").Returning("NULL")
 			for _, col := range []string{"data", "data_type", "run_name", "status", "reason", "pipeline_run_name",
 				"pipeline_name", "task_name", "labels", "start_time", "completion_time", "duration_ms", "owner_uid",
-				"creation_time", "repository", "duration_us", "run_view", "updated_at"} {
+				"creation_time", "repository", "duration_us", "run_view", "revision", "failed_step", "updated_at"} {
 				q = q.Set("? = EXCLUDED.?", bun.Ident(col), bun.Ident(col))
 			}
 			q = q.Set("version = record.version + 1").

@@ -129,7 +129,7 @@ func (s *Store) foldRollupSoon() {
 
 // FoldRollup moves the pending deltas into record_rollup and drops counts
 // that reached zero, in one transaction, then does the same for
-// record_daily (rollup_daily.go). It changes no answer, only how many rows a
+// record_daily (rollup_daily.go) and flaky_segments (flaky_rollup.go). It changes no answer, only how many rows a
 // facet or statistics read; the store runs it by itself from time to time.
 func (s *Store) FoldRollup(ctx context.Context) error {
 	err := s.foldRollup(ctx)
@@ -139,7 +139,10 @@ func (s *Store) FoldRollup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.foldDaily(ctx)
+	if err := s.foldDaily(ctx); err != nil {
+		return err
+	}
+	return s.foldFlaky(ctx)
 }
 
 // errFoldBusy: the deltas table was locked by others; the fold was skipped.

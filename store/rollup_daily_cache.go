@@ -83,6 +83,8 @@ func lastOf(sorted []int64) sql.NullInt64 {
 type dayCells struct {
 	version int64
 	cells   []*dayCell
+	flaky   []flakySegment // or, for flaky_segments (flaky_cache.go), its segments
+	runs    []flakyRun     // or the runs of a day FlakyTasks holds in part
 	bytes   int64
 }
 
@@ -115,6 +117,22 @@ func (c *dayCache) get(fingerprint string, day, version int64) *dayCells {
 		return d
 	}
 	return nil
+}
+
+// peek returns the entry of a day whatever its version, or nil.
+func (c *dayCache) peek(fingerprint string, day int64) *dayCells {
+	if c == nil {
+		return nil
+	}
+	d, _ := c.entries.Peek(fingerprint + "\x00" + strconv.FormatInt(day, 10))
+	return d
+}
+
+// remove forgets the entry of a day.
+func (c *dayCache) remove(fingerprint string, day int64) {
+	if c != nil {
+		c.entries.Remove(fingerprint + "\x00" + strconv.FormatInt(day, 10))
+	}
 }
 
 func (c *dayCache) put(fingerprint string, day int64, d *dayCells) {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,7 @@ type Store struct {
 	changes       changeHub       // Record changes, for subscriptions
 	rollup        rollupFolder    // folds record count deltas in the background
 	dailyCache    *dayCache       // whole days of statistics; nil: none kept
+	flakyFills    sync.Map        // scope fingerprint -> *sync.Mutex: one reader fills a FlakyTasks scope's days at a time
 	closing       context.Context // ends when the store is closed
 	close         context.CancelFunc
 }
