@@ -18,6 +18,10 @@ import (
 // groups: each reads every Record of its scope, whatever it returns.
 const StatsCost = 1000
 
+// RollupStatsCost is what a recordStats the daily rollup answers costs
+// besides its groups (see Complexity).
+const RollupStatsCost = 100
+
 // statsGroupGuess is how many values a dimension is assumed to have when
 // pricing a grouping without first: what a dashboard of one team sees.
 var statsGroupGuess = map[StatsDimension]int{

@@ -189,6 +189,7 @@ func New(cfg Config) http.Handler {
 		gql.Use(cacheNoter{})
 	}
 	gql.Use(tracing{})
+	gql.Use(graph.StatsGroupsWriter{})
 	gql.Use(newMetrics(cfg.Metrics))
 	service := newServiceMetrics(cfg.Metrics, cfg.Store, cfg.Version)
 	gql.Use(service)

@@ -150,11 +150,19 @@ func (d *Distribution) merge(o Distribution) {
 	d.Sum += o.Sum
 }
 
-// dailyServes tells whether record_daily answers q exactly: the rollup's
+// dailyServes tells whether record_daily answers q (DailyAnswers) and is
+// read.
+func (s *Store) dailyServes(q StatsQuery) bool {
+	return !s.rollup.ignored && DailyAnswers(q)
+}
+
+// DailyAnswers tells whether record_daily answers q exactly: the rollup's
 // scope conditions, a start time window, dimensions on the rollup's
 // columns and, for time, buckets of UTC days, weeks or months of the start.
-func (s *Store) dailyServes(q StatsQuery) bool {
-	if s.rollup.ignored || !rollupScope(q.Scope, true) {
+// Such a query reads no Records but those of two partial days, and the
+// API prices it accordingly.
+func DailyAnswers(q StatsQuery) bool {
+	if !rollupScope(q.Scope, true) {
 		return false
 	}
 	for _, d := range q.GroupBy {
@@ -486,8 +494,9 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 		}
 	}
 	out = make([]StatsRow, 0, len(groupOrder))
+	var scratch []int64
 	for _, k := range groupOrder {
-		out = append(out, groups[k].finish(q.Percentiles, q.QueuePercentiles))
+		out = append(out, groups[k].finish(q.Percentiles, q.QueuePercentiles, &scratch))
 	}
 	if len(q.GroupBy) == 0 && len(out) == 0 {
 		out = []StatsRow{{}}
@@ -590,17 +599,25 @@ func (g *dailyGroup) add(status string, c cellContribution) {
 	}
 }
 
-func (g *dailyGroup) finish(durations, queues bool) StatsRow {
+// finish sets the percentiles asked for, merging the group's lists in
+// scratch (reused from group to group: a 620-group answer would otherwise
+// allocate every value again).
+func (g *dailyGroup) finish(durations, queues bool, scratch *[]int64) StatsRow {
 	for _, p := range []struct {
 		lists  [][]int64
 		d      *Distribution
 		wanted bool
 	}{{g.durations, &g.row.Duration, durations}, {g.queues, &g.row.Queue, queues}} {
-		if p.wanted {
-			all := mergeSorted(p.lists)
-			if len(all) > 0 {
-				p.d.setPercentiles(all)
-			}
+		if !p.wanted {
+			continue
+		}
+		all := p.lists
+		if len(all) > 1 {
+			*scratch = mergeInto(*scratch, p.lists)
+			all = [][]int64{*scratch}
+		}
+		if len(all) == 1 && len(all[0]) > 0 {
+			p.d.setPercentiles(all[0])
 		}
 	}
 	return g.row
@@ -623,29 +640,29 @@ func (s *Store) packValues(expr string) string {
 	return "unhex(group_concat(CASE WHEN " + expr + " IS NOT NULL THEN printf('%016x', " + expr + ") END, ''))"
 }
 
-// mergeSorted merges sorted lists into one sorted list, pairwise.
-func mergeSorted(lists [][]int64) []int64 {
-	for len(lists) > 1 {
-		next := lists[:0:0]
-		for i := 0; i+1 < len(lists); i += 2 {
-			a, b := lists[i], lists[i+1]
-			out := make([]int64, 0, len(a)+len(b))
-			for len(a) > 0 && len(b) > 0 {
-				if b[0] < a[0] {
-					out, b = append(out, b[0]), b[1:]
-				} else {
-					out, a = append(out, a[0]), a[1:]
-				}
+// mergeInto merges sorted lists into dst's memory: by picking the
+// smallest head for a few lists, by sorting their concatenation for many.
+func mergeInto(dst []int64, lists [][]int64) []int64 {
+	dst = dst[:0]
+	if len(lists) > 8 {
+		for _, l := range lists {
+			dst = append(dst, l...)
+		}
+		slices.Sort(dst)
+		return dst
+	}
+	var heads [8]int
+	for {
+		best := -1
+		for i, l := range lists {
+			if heads[i] < len(l) && (best < 0 || l[heads[i]] < lists[best][heads[best]]) {
+				best = i
 			}
-			next = append(next, append(append(out, a...), b...))
 		}
-		if len(lists)%2 == 1 {
-			next = append(next, lists[len(lists)-1])
+		if best < 0 {
+			return dst
 		}
-		lists = next
+		dst = append(dst, lists[best][heads[best]])
+		heads[best]++
 	}
-	if len(lists) == 0 {
-		return nil
-	}
-	return lists[0]
 }
