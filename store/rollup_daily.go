@@ -233,6 +233,7 @@ const (
 	srcEdge    = 2 // Records of a partial day at an end of the window, added up
 	srcDay     = 3 // record_daily rows of a whole day, added up per group and status
 	srcVersion = 4 // a day's version
+	srcOutside = 5 // Records of a trimmed end day outside the window, added up
 )
 
 // statsDaily computes q from record_daily; q must be one dailyServes
@@ -275,6 +276,7 @@ func (s *Store) statsDaily(ctx context.Context, q StatsQuery) ([]StatsRow, error
 		rd.dims = strings.Join(dimCols, ", ") + ", "
 	}
 	rd.from, rd.to, rd.fromT, rd.toT = wholeDays(window)
+	rd.trimEnds(window, time.Now())
 	rd.fingerprint = fmt.Sprintf("%s\x00%s\x00%#v\x00%s\x00%#v", rd.table.name, rd.dims, rd.dimArgs, rd.keyScope.whereSQL(), rd.keyScope.args)
 
 	// A fold between the two statements shows as a changed version; the
@@ -303,9 +305,43 @@ type dailyRead struct {
 	nDims       int
 	keyScope    query // on record_daily's columns, without the window
 	fullScope   query // on records, with the window
-	from, to    int64 // the whole days of the window
+	from, to    int64 // the whole days read (the window's, and trimmed end days)
 	fromT, toT  *time.Time
+	// trimStart and trimEnd are the window's After and Before when their
+	// day is read whole and the Records of it outside the window taken out
+	// (trimEnds).
+	trimStart, trimEnd *time.Time
 	fingerprint string // the table, dimensions and scope: a key of cached days
+}
+
+// trimEnds chooses, for each end of the window inside a day, the cheaper
+// of two exact ways to count that day's part: the Records inside the window
+// (an index range), or the whole day (from memory, usually) less the
+// Records outside it. The smaller part of the day is read; a window that
+// ends now has nothing after its end, so today is read whole. A window
+// within one day is read inside.
+func (rd *dailyRead) trimEnds(w filter.TimeRange, now time.Time) {
+	if w.After != nil && w.Before != nil && floorDiv(w.After.UnixMicro(), dayMicros) == floorDiv(w.Before.UnixMicro(), dayMicros) {
+		return
+	}
+	if w.After != nil {
+		after := w.After.UnixMicro()
+		if outside, inside := after-(rd.from-1)*dayMicros, rd.from*dayMicros-after; outside < inside {
+			rd.from--
+			rd.trimStart = w.After
+		}
+	}
+	if w.Before != nil {
+		before := w.Before.UnixMicro()
+		inside, outside := before-rd.to*dayMicros, (rd.to+1)*dayMicros-before
+		if !w.Before.Before(now) {
+			outside = 0
+		}
+		if inside > 0 && outside < inside {
+			rd.to++
+			rd.trimEnd = w.Before
+		}
+	}
 }
 
 // readDaily reads rd once; consistent is false when a fold changed a day
@@ -317,13 +353,46 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 	if rd.table.all {
 		keyColumns = strings.Replace(dailyKeyColumns, "r.namespace", "''", 1)
 	}
+	start := epochMicrosSQL(s.dialect, "r.start_time")
+	queue := start + " - " + epochMicrosSQL(s.dialect, "r.creation_time")
+	day := "CAST(floor(CAST(strftime('%s', r.start_time) AS INTEGER) / 86400.0) AS INTEGER)"
+	if s.dialect == filter.Postgres {
+		queue = queueSQL
+		day = "CAST(floor(EXTRACT(EPOCH FROM r.start_time) / 86400) AS bigint)"
+	}
+	// A typed NULL list: PostgreSQL types two untyped NULLs as text.
+	noList := "NULL"
+	if s.dialect == filter.Postgres {
+		noList = "CAST(NULL AS bytea)"
+	}
 	dayRange := rd.keyScope.with("r.day >= ? AND r.day < ?", rd.from, rd.to)
 	// Pending deltas of the whole days.
 	stmt := "SELECT 1, " + rd.dims + keyColumns + ", r.day, r.sign, r.start_us, " +
-		"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), NULL, " +
-		"CASE WHEN r.queue_us IS NULL THEN 0 ELSE 1 END, r.queue_us, r.queue_us, COALESCE(r.queue_us, 0), NULL, NULL" +
+		"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), " + noList + ", " +
+		"CASE WHEN r.queue_us IS NULL THEN 0 ELSE 1 END, r.queue_us, r.queue_us, COALESCE(r.queue_us, 0), " + noList + ", " + noList +
 		" FROM record_daily_deltas AS r" + dayRange.whereSQL()
 	args := append(slices.Clone(rd.dimArgs), dayRange.args...)
+	// The Records of trimmed end days outside the window, taken out of
+	// their day as deltas are.
+	var outside []string
+	var outsideArgs [][]any
+	if rd.trimStart != nil {
+		dayStart := time.UnixMicro((rd.from) * dayMicros).UTC()
+		outside = append(outside, "r.start_time >= ? AND r.start_time <= ?")
+		outsideArgs = append(outsideArgs, []any{filter.TimeArg(s.dialect, dayStart), filter.TimeArg(s.dialect, *rd.trimStart)})
+	}
+	if rd.trimEnd != nil {
+		dayEnd := time.UnixMicro(rd.to * dayMicros).UTC()
+		outside = append(outside, "r.start_time >= ? AND r.start_time < ?")
+		outsideArgs = append(outsideArgs, []any{filter.TimeArg(s.dialect, *rd.trimEnd), filter.TimeArg(s.dialect, dayEnd)})
+	}
+	for i, cond := range outside {
+		scope := rd.keyScope.with(cond, outsideArgs[i]...)
+		stmt += " UNION ALL SELECT 5, " + rd.dims + "'', '', '', '', r.status, '', " + day + ", COUNT(*), NULL, " +
+			"0, NULL, NULL, 0, " + s.packValues("r.duration_us") + ", 0, NULL, NULL, 0, " + s.packValues(queue) + ", " + s.packValues(start) +
+			" FROM " + recordsEntity.from + scope.whereSQL() + rd.groupBy()
+		args = append(append(args, rd.dimArgs...), scope.args...)
+	}
 	// Records of the partial days at the ends of the window, each end its
 	// own range of the start time index, added up per group, status and
 	// day by the database.
@@ -335,21 +404,14 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 		edges = []string{"1 = 1"} // no whole day: every Record of the window
 		edgeArgs = [][]any{nil}
 	default:
-		if rd.fromT != nil {
+		if rd.fromT != nil && rd.trimStart == nil {
 			edges = append(edges, "r.start_time < ?")
 			edgeArgs = append(edgeArgs, []any{filter.TimeArg(s.dialect, *rd.fromT)})
 		}
-		if rd.toT != nil {
+		if rd.toT != nil && rd.trimEnd == nil {
 			edges = append(edges, "r.start_time >= ?")
 			edgeArgs = append(edgeArgs, []any{filter.TimeArg(s.dialect, *rd.toT)})
 		}
-	}
-	start := epochMicrosSQL(s.dialect, "r.start_time")
-	queue := start + " - " + epochMicrosSQL(s.dialect, "r.creation_time")
-	day := "CAST(floor(CAST(strftime('%s', r.start_time) AS INTEGER) / 86400.0) AS INTEGER)"
-	if s.dialect == filter.Postgres {
-		queue = queueSQL
-		day = "CAST(floor(EXTRACT(EPOCH FROM r.start_time) / 86400) AS bigint)"
 	}
 	edgeDurs, edgeQueues := "NULL", "NULL"
 	if q.Percentiles {
@@ -397,6 +459,29 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 				dayOrder = append(dayOrder, r.day.Int64)
 			case srcEdge:
 				edgeRows = append(edgeRows, &r)
+			case srcOutside:
+				k := dayCellKey(r.dims, r.key[4], r.day.Int64)
+				c := deltas[k]
+				if c == nil {
+					c = &dayCell{dims: r.dims, status: r.key[4], day: r.day.Int64}
+					deltas[k] = c
+					deltaOrder = append(deltaOrder, k)
+				}
+				c.outN += r.n
+				for _, l := range []struct {
+					to   *[]int64
+					from []byte
+				}{{&c.out.durations, r.durs}, {&c.out.queues, r.queues}, {&c.out.starts, r.starts}} {
+					had := len(*l.to)
+					list, err := decodeValues(*l.to, l.from)
+					if err != nil {
+						return err
+					}
+					if had > 0 {
+						slices.Sort(list) // removeValues takes one sorted list
+					}
+					*l.to = list
+				}
 			case srcDelta:
 				k := dayCellKey(r.dims, r.key[4], r.day.Int64)
 				c := deltas[k]
@@ -467,19 +552,16 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 	for _, d := range days {
 		for _, c := range d.cells {
 			k := dayCellKey(c.dims, c.status, c.day)
-			var plus, minus []dailyValues
-			if delta := deltas[k]; delta != nil {
-				plus, minus = delta.plus, delta.minus
-				delete(deltas, k)
-			}
-			if err := add(c.dims, c.status, c.day, c.contribution(plus, minus, q.Percentiles, q.QueuePercentiles)); err != nil {
+			delta := deltas[k]
+			delete(deltas, k)
+			if err := add(c.dims, c.status, c.day, c.contribution(delta, q.Percentiles, q.QueuePercentiles)); err != nil {
 				return nil, false, err
 			}
 		}
 	}
 	for _, k := range deltaOrder {
 		if c := deltas[k]; c != nil { // a cell no row of its day holds yet
-			if err := add(c.dims, c.status, c.day, c.contribution(c.plus, c.minus, q.Percentiles, q.QueuePercentiles)); err != nil {
+			if err := add(c.dims, c.status, c.day, (&dayCell{}).contribution(c, q.Percentiles, q.QueuePercentiles)); err != nil {
 				return nil, false, err
 			}
 		}

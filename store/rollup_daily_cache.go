@@ -36,7 +36,11 @@ type dayCell struct {
 	lists           dailyLists
 	duration, queue Distribution // of lists, without percentiles
 	lastStart       sql.NullInt64
-	plus, minus     []dailyValues // pending deltas, in a read's delta cells
+	// In a read's delta cells: pending deltas, and the Records of a
+	// trimmed end day outside the window (out: their count and lists).
+	plus, minus []dailyValues
+	outN        int64
+	out         dailyLists
 }
 
 func dayCellKey(dims []sql.NullString, status string, day int64) string {
@@ -52,14 +56,19 @@ func dayCellKey(dims []sql.NullString, status string, day int64) string {
 	return b.String()
 }
 
-// contribution is what the cell adds to its group once plus and minus are
-// applied; the cell itself (possibly cached, shared) is left as it is.
-func (c *dayCell) contribution(plus, minus []dailyValues, durations, queues bool) cellContribution {
-	out := cellContribution{n: c.n + int64(len(plus)-len(minus)), duration: c.duration, queue: c.queue, lastStart: c.lastStart}
+// contribution is what the cell adds to its group once the changes of
+// delta (nil: none) are applied; the cell itself (possibly cached, shared)
+// is left as it is.
+func (c *dayCell) contribution(delta *dayCell, durations, queues bool) cellContribution {
+	out := cellContribution{n: c.n, duration: c.duration, queue: c.queue, lastStart: c.lastStart}
 	l := c.lists
-	if len(plus)+len(minus) > 0 {
+	if delta != nil {
+		out.n += int64(len(delta.plus)-len(delta.minus)) - delta.outN
 		l = dailyLists{durations: slices.Clone(l.durations), queues: slices.Clone(l.queues), starts: slices.Clone(l.starts)}
-		l.apply(plus, minus)
+		l.apply(delta.plus, delta.minus)
+		l.durations = removeValues(l.durations, delta.out.durations)
+		l.queues = removeValues(l.queues, delta.out.queues)
+		l.starts = removeValues(l.starts, delta.out.starts)
 		out.duration, out.queue, out.lastStart = distributionOf(l.durations), distributionOf(l.queues), lastOf(l.starts)
 	}
 	if durations {

@@ -29,6 +29,10 @@ func dailyQueries() []store.StatsQuery {
 		{After: at("2026-10-20T00:00:00Z")},
 		{Before: at("2026-03-15T12:00:00Z")},
 		{After: at("2026-03-12T01:00:00Z"), Before: at("2026-03-12T23:00:00Z")}, // inside one day
+		// Ends late and early in their days: read inside, not trimmed.
+		{After: at("2026-03-11T20:00:00Z"), Before: at("2026-03-20T03:00:00.25Z")},
+		// Two adjacent days, one trimmed, one read inside.
+		{After: at("2026-03-21T03:00:00Z"), Before: at("2026-03-22T03:00:00Z")},
 	}
 	pipeline := "build"
 	groupings := [][]store.Dimension{
