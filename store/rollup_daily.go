@@ -298,20 +298,20 @@ var betweenDailyStatements func()
 
 // dailyRead is a statsDaily read: its query and the SQL of its parts.
 type dailyRead struct {
-	q           StatsQuery
-	table       dailyTable
-	dims        string // the dimension expressions, each followed by ", "
-	dimArgs     []any
-	nDims       int
-	keyScope    query // on record_daily's columns, without the window
-	fullScope   query // on records, with the window
-	from, to    int64 // the whole days read (the window's, and trimmed end days)
-	fromT, toT  *time.Time
+	q          StatsQuery
+	table      dailyTable
+	dims       string // the dimension expressions, each followed by ", "
+	dimArgs    []any
+	nDims      int
+	keyScope   query // on record_daily's columns, without the window
+	fullScope  query // on records, with the window
+	from, to   int64 // the whole days read (the window's, and trimmed end days)
+	fromT, toT *time.Time
 	// trimStart and trimEnd are the window's After and Before when their
 	// day is read whole and the Records of it outside the window taken out
 	// (trimEnds).
 	trimStart, trimEnd *time.Time
-	fingerprint string // the table, dimensions and scope: a key of cached days
+	fingerprint        string // the table, dimensions and scope: a key of cached days
 }
 
 // trimEnds chooses, for each end of the window inside a day, the cheaper
