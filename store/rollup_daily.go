@@ -513,7 +513,7 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 
 	groups := map[string]*dailyGroup{}
 	var groupOrder []string
-	add := func(dims []sql.NullString, status string, day int64, c cellContribution) error {
+	add := func(dims []sql.NullString, status string, day int64, c cellContribution, src *dayCells, dimsKey string) error {
 		if c.n <= 0 {
 			return nil // every Record of the cell left it since its last fold
 		}
@@ -547,21 +547,33 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 			groupOrder = append(groupOrder, gk)
 		}
 		g.add(status, c)
+		g.from(src, dimsKey)
 		return nil
 	}
+	type dayDims struct {
+		day  *dayCells
+		dims string
+	}
+	touched := map[dayDims]bool{}
 	for _, d := range days {
 		for _, c := range d.cells {
-			k := dayCellKey(c.dims, c.status, c.day)
-			delta := deltas[k]
-			delete(deltas, k)
-			if err := add(c.dims, c.status, c.day, c.contribution(delta, q.Percentiles, q.QueuePercentiles)); err != nil {
+			delta := deltas[c.key]
+			delete(deltas, c.key)
+			src := d // an untouched cell: its day's merged lists hold it
+			if delta != nil {
+				// Even when the cell adds nothing in the end, the day's
+				// merged lists of its dimension values hold too much.
+				src = nil
+				touched[dayDims{d, c.dimsKey}] = true
+			}
+			if err := add(c.dims, c.status, c.day, c.contribution(delta, q.Percentiles, q.QueuePercentiles), src, c.dimsKey); err != nil {
 				return nil, false, err
 			}
 		}
 	}
 	for _, k := range deltaOrder {
 		if c := deltas[k]; c != nil { // a cell no row of its day holds yet
-			if err := add(c.dims, c.status, c.day, (&dayCell{}).contribution(c, q.Percentiles, q.QueuePercentiles)); err != nil {
+			if err := add(c.dims, c.status, c.day, (&dayCell{}).contribution(c, q.Percentiles, q.QueuePercentiles), nil, ""); err != nil {
 				return nil, false, err
 			}
 		}
@@ -571,13 +583,16 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 		if err != nil {
 			return nil, false, err
 		}
-		if err := add(r.dims, r.key[4], r.day.Int64, contrib); err != nil {
+		if err := add(r.dims, r.key[4], r.day.Int64, contrib, nil, ""); err != nil {
 			return nil, false, err
 		}
 	}
 	out = make([]StatsRow, 0, len(groupOrder))
 	var scratch []int64
 	for _, k := range groupOrder {
+		if g := groups[k]; g.src != nil && touched[dayDims{g.src, g.srcDims}] {
+			g.src = nil
+		}
 		out = append(out, groups[k].finish(q.Percentiles, q.QueuePercentiles, &scratch))
 	}
 	if len(q.GroupBy) == 0 && len(out) == 0 {
@@ -648,6 +663,24 @@ func (r *dailyRow) contribution(percentiles bool) (cellContribution, error) {
 type dailyGroup struct {
 	row               StatsRow
 	durations, queues [][]int64
+	// src, when every cell of the group came untouched from the cells of
+	// one cached day with the dimension values srcDims (a group of a day),
+	// holds their lists merged already.
+	src     *dayCells
+	srcDims string
+	mixed   bool
+}
+
+// from notes where a cell added to g came from: src nil for anything but
+// an untouched cached cell.
+func (g *dailyGroup) from(src *dayCells, dims string) {
+	switch {
+	case g.mixed:
+	case src == nil || (g.src != nil && (g.src != src || g.srcDims != dims)):
+		g.mixed, g.src = true, nil
+	default:
+		g.src, g.srcDims = src, dims
+	}
 }
 
 func (g *dailyGroup) add(status string, c cellContribution) {
@@ -694,7 +727,13 @@ func (g *dailyGroup) finish(durations, queues bool, scratch *[]int64) StatsRow {
 			continue
 		}
 		all := p.lists
-		if len(all) > 1 {
+		if g.src != nil {
+			merged := g.src.merged[g.srcDims]
+			all = [][]int64{merged.durations}
+			if p.d == &g.row.Queue {
+				all = [][]int64{merged.queues}
+			}
+		} else if len(all) > 1 {
 			*scratch = mergeInto(*scratch, p.lists)
 			all = [][]int64{*scratch}
 		}

@@ -30,6 +30,7 @@ const DefaultDailyCacheBytes = 64 << 20
 // its Records. A read's pending deltas gather in dayCells of their own.
 type dayCell struct {
 	dims            []sql.NullString
+	key, dimsKey    string // dayCellKey, dimsKeyOf: in cached cells
 	status          string
 	day             int64
 	n               int64
@@ -44,6 +45,11 @@ type dayCell struct {
 }
 
 func dayCellKey(dims []sql.NullString, status string, day int64) string {
+	return dimsKeyOf(dims) + "\x00" + status + "\x00" + strconv.FormatInt(day, 10)
+}
+
+// dimsKeyOf renders a cell's dimension values as one comparable string.
+func dimsKeyOf(dims []sql.NullString) string {
 	var b strings.Builder
 	for _, d := range dims {
 		if d.Valid {
@@ -52,7 +58,6 @@ func dayCellKey(dims []sql.NullString, status string, day int64) string {
 			b.WriteString("\x00n")
 		}
 	}
-	b.WriteString("\x00" + status + "\x00" + strconv.FormatInt(day, 10))
 	return b.String()
 }
 
@@ -92,6 +97,10 @@ func lastOf(sorted []int64) sql.NullInt64 {
 type dayCells struct {
 	version int64
 	cells   []*dayCell
+	// merged holds, per dimension values (dimsKeyOf), the durations and
+	// queue times of all statuses together, sorted: the percentiles of a
+	// group of this one day, whatever its statuses.
+	merged map[string]*dailyLists
 	flaky   []flakySegment // or, for flaky_segments (flaky_cache.go), its segments
 	runs    []flakyRun     // or the runs of a day FlakyTasks holds in part
 	bytes   int64
@@ -242,6 +251,8 @@ func (s *Store) readDays(ctx context.Context, rd *dailyRead, from, to int64) (ma
 				return err
 			}
 			c.duration, c.queue, c.lastStart = distributionOf(c.lists.durations), distributionOf(c.lists.queues), lastOf(c.lists.starts)
+			c.dimsKey = dimsKeyOf(c.dims)
+			c.key = c.dimsKey + "\x00" + c.status + "\x00" + strconv.FormatInt(c.day, 10)
 			d := days[c.day]
 			if d == nil {
 				d = &dayCells{}
@@ -252,5 +263,26 @@ func (s *Store) readDays(ctx context.Context, rd *dailyRead, from, to int64) (ma
 		}
 		return nil
 	})
+	for _, d := range days {
+		d.merge()
+	}
 	return days, versions, err
+}
+
+// merge fills d.merged.
+func (d *dayCells) merge() {
+	byDims := map[string][]*dayCell{}
+	for _, c := range d.cells {
+		byDims[c.dimsKey] = append(byDims[c.dimsKey], c)
+	}
+	d.merged = make(map[string]*dailyLists, len(byDims))
+	for k, cells := range byDims {
+		var durs, queues [][]int64
+		for _, c := range cells {
+			durs, queues = append(durs, c.lists.durations), append(queues, c.lists.queues)
+		}
+		l := &dailyLists{durations: mergeInto(nil, durs), queues: mergeInto(nil, queues)}
+		d.merged[k] = l
+		d.bytes += 8 * int64(len(l.durations)+len(l.queues))
+	}
 }
