@@ -101,9 +101,9 @@ type dayCells struct {
 	// queue times of all statuses together, sorted: the percentiles of a
 	// group of this one day, whatever its statuses.
 	merged map[string]*dailyLists
-	flaky   []flakySegment // or, for flaky_segments (flaky_cache.go), its segments
-	runs    []flakyRun     // or the runs of a day FlakyTasks holds in part
-	bytes   int64
+	flaky  []flakySegment // or, for flaky_segments (flaky_cache.go), its segments
+	runs   []flakyRun     // or the runs of a day FlakyTasks holds in part
+	bytes  int64
 }
 
 // dayCache holds dayCells up to a memory budget, least recently used out
