@@ -93,12 +93,12 @@ func (s *Store) readFlakySegments(ctx context.Context, rd *flakyRead) (segs []fl
 		// them to read them, rather than all read the same days at once
 		// (16 dashboards after a restart: 2 s each instead of 0.3 s). A
 		// day that is dirty is not kept; readers then read it each.
-		v, _ := s.flakyFills.LoadOrStore(rd.fingerprint, &sync.Mutex{})
+		v, _ := s.fills.LoadOrStore(rd.fingerprint, &sync.Mutex{})
 		mu := v.(*sync.Mutex)
 		if mu.TryLock() {
 			defer func() {
 				mu.Unlock()
-				s.flakyFills.CompareAndDelete(rd.fingerprint, mu)
+				s.fills.CompareAndDelete(rd.fingerprint, mu)
 			}()
 		} else {
 			mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -176,11 +177,32 @@ func (c *dayCache) put(fingerprint string, day int64, d *dayCells) {
 func (s *Store) wholeDaysOf(ctx context.Context, rd *dailyRead, versions map[int64]int64, days []int64) ([]*dayCells, bool, error) {
 	got := make(map[int64]*dayCells, len(days))
 	var missing []int64
-	for _, d := range days {
-		if e := s.dailyCache.get(rd.fingerprint, d, versions[d]); e != nil {
-			got[d] = e
+	look := func() {
+		missing = missing[:0]
+		for _, d := range days {
+			if e := s.dailyCache.get(rd.fingerprint, d, versions[d]); e != nil {
+				got[d] = e
+			} else {
+				missing = append(missing, d)
+			}
+		}
+	}
+	look()
+	if len(missing) > 0 && s.dailyCache != nil {
+		// Readers of a scope whose days are not kept wait for one of them
+		// to read them, rather than all read the same days at once (16
+		// dashboards after a restart), then look again.
+		v, _ := s.fills.LoadOrStore(rd.fingerprint, &sync.Mutex{})
+		mu := v.(*sync.Mutex)
+		if mu.TryLock() {
+			defer func() {
+				mu.Unlock()
+				s.fills.CompareAndDelete(rd.fingerprint, mu)
+			}()
 		} else {
-			missing = append(missing, d)
+			mu.Lock()
+			mu.Unlock() //nolint:staticcheck // waited for the reader filling the days
+			look()
 		}
 	}
 	if len(missing) > 0 {

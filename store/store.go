@@ -81,7 +81,7 @@ type Store struct {
 	changes       changeHub       // Record changes, for subscriptions
 	rollup        rollupFolder    // folds record count deltas in the background
 	dailyCache    *dayCache       // whole days of statistics; nil: none kept
-	flakyFills    sync.Map        // scope fingerprint -> *sync.Mutex: one reader fills a FlakyTasks scope's days at a time
+	fills         sync.Map        // scope fingerprint -> *sync.Mutex: one reader fills the cached days of a scope (statistics, FlakyTasks) at a time
 	closing       context.Context // ends when the store is closed
 	close         context.CancelFunc
 }
