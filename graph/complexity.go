@@ -35,12 +35,13 @@ func Complexity() ComplexityRoot {
 	// the grouping may return (see statsGroupEstimate) pays for its fields.
 	// One the daily rollup answers reads no scope: its whole days come
 	// from memory and StatsGroupsWriter writes its groups at about a fifth
-	// of gqlgen's cost per field, so it pays a tenth per group.
+	// of gqlgen's cost per field, so it pays a tenth per group, unless its
+	// estimate reaches the group limit: such a grouping is refused as wide.
 	c.Query.RecordStats = func(child int, parent string, result *string, where *RecordWhere, filter *string, groupBy []*StatsGroupBy, timeZone *string, fill *bool, orderBy []*StatsOrder, first *int) int {
 		groups := statsGroupEstimate(where, groupBy, first)
 		q, err := statsQuery(groupBy, deref(timeZone), deref(fill), orderBy, first)
 		q.Scope = store.ListOptions{Parent: parent, ResultName: deref(result), Filter: deref(filter), RecordWhere: recordWhere(where)}
-		if err == nil && store.DailyAnswers(q) {
+		if err == nil && groups < store.DefaultMaxGroups && store.DailyAnswers(q) {
 			return RollupStatsCost + (groups*child+9)/10
 		}
 		return StatsCost + groups*child + filterCost(filter)

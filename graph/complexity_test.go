@@ -28,6 +28,7 @@ func TestRecordStatsCost(t *testing.T) {
 		{"by a label", window + `, groupBy: [{dimension: LABEL, key: "app"}, {dimension: TIME, unit: DAY}]`, false},
 		{"with a CEL filter", window + `, filter: "data.spec.timeout == '1h'", groupBy: [{dimension: PIPELINE}, {dimension: TIME, unit: DAY}]`, false},
 		{"by completion day", window + `, groupBy: [{dimension: PIPELINE}, {dimension: TIME, timeField: COMPLETION, unit: DAY}]`, false},
+		{"wide: up to the group limit", `groupBy: [{dimension: NAMESPACE}, {dimension: PIPELINE}, {dimension: TASK}]`, false},
 	} {
 		doc, err := gqlparser.LoadQuery(es.Schema(), `{ recordStats(parent: "-", `+c.args+`) `+selection+` }`)
 		if err != nil {
