@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/annals-dev/annals/store/filter"
@@ -93,16 +92,9 @@ func (s *Store) readFlakySegments(ctx context.Context, rd *flakyRead) (segs []fl
 		// them to read them, rather than all read the same days at once
 		// (16 dashboards after a restart: 2 s each instead of 0.3 s). A
 		// day that is dirty is not kept; readers then read it each.
-		v, _ := s.fills.LoadOrStore(rd.fingerprint, &sync.Mutex{})
-		mu := v.(*sync.Mutex)
-		if mu.TryLock() {
-			defer func() {
-				mu.Unlock()
-				s.fills.CompareAndDelete(rd.fingerprint, mu)
-			}()
+		if release := s.fillScope(rd.fingerprint); release != nil {
+			defer release()
 		} else {
-			mu.Lock()
-			mu.Unlock() //nolint:staticcheck // waited for the reader filling the days
 			peek()
 		}
 	}

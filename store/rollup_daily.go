@@ -439,6 +439,17 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 	deltas := map[string]*dayCell{}
 	var deltaOrder []string
 	var edgeRows []*dailyRow
+	// deltaCell is the cell of r's key and day among the changes read.
+	deltaCell := func(r *dailyRow) *dayCell {
+		k := dayCellKey(r.dims, r.key[4], r.day.Int64)
+		c := deltas[k]
+		if c == nil {
+			c = &dayCell{dims: r.dims, status: r.key[4], day: r.day.Int64}
+			deltas[k] = c
+			deltaOrder = append(deltaOrder, k)
+		}
+		return c
+	}
 	err = s.readRows(ctx, stmt, args, func(rows *sql.Rows) error {
 		for rows.Next() {
 			var r dailyRow
@@ -460,13 +471,7 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 			case srcEdge:
 				edgeRows = append(edgeRows, &r)
 			case srcOutside:
-				k := dayCellKey(r.dims, r.key[4], r.day.Int64)
-				c := deltas[k]
-				if c == nil {
-					c = &dayCell{dims: r.dims, status: r.key[4], day: r.day.Int64}
-					deltas[k] = c
-					deltaOrder = append(deltaOrder, k)
-				}
+				c := deltaCell(&r)
 				c.outN += r.n
 				for _, l := range []struct {
 					to   *[]int64
@@ -483,13 +488,7 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 					*l.to = list
 				}
 			case srcDelta:
-				k := dayCellKey(r.dims, r.key[4], r.day.Int64)
-				c := deltas[k]
-				if c == nil {
-					c = &dayCell{dims: r.dims, status: r.key[4], day: r.day.Int64}
-					deltas[k] = c
-					deltaOrder = append(deltaOrder, k)
-				}
+				c := deltaCell(&r)
 				v := dailyValues{start: r.lastStart, duration: r.dur.min, queue: r.queue.min}
 				if r.n < 0 {
 					c.minus = append(c.minus, v)

@@ -170,6 +170,24 @@ func (c *dayCache) put(fingerprint string, day int64, d *dayCells) {
 	}
 }
 
+// fillScope makes the caller the one reader that fills the cached days of
+// a scope and returns the function that ends it; or, when another reader
+// is filling them, waits for it to finish and returns nil: the caller then
+// looks in the cache again.
+func (s *Store) fillScope(fingerprint string) (release func()) {
+	v, _ := s.fills.LoadOrStore(fingerprint, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	if mu.TryLock() {
+		return func() {
+			mu.Unlock()
+			s.fills.CompareAndDelete(fingerprint, mu)
+		}
+	}
+	mu.Lock()
+	mu.Unlock() //nolint:staticcheck // waited for the reader filling the days
+	return nil
+}
+
 // wholeDaysOf returns the cells of the whole days of rd that have rows,
 // in the order of days, as of versions (read by the first statement):
 // from memory where the version is the same, else read. consistent is
@@ -192,16 +210,9 @@ func (s *Store) wholeDaysOf(ctx context.Context, rd *dailyRead, versions map[int
 		// Readers of a scope whose days are not kept wait for one of them
 		// to read them, rather than all read the same days at once (16
 		// dashboards after a restart), then look again.
-		v, _ := s.fills.LoadOrStore(rd.fingerprint, &sync.Mutex{})
-		mu := v.(*sync.Mutex)
-		if mu.TryLock() {
-			defer func() {
-				mu.Unlock()
-				s.fills.CompareAndDelete(rd.fingerprint, mu)
-			}()
+		if release := s.fillScope(rd.fingerprint); release != nil {
+			defer release()
 		} else {
-			mu.Lock()
-			mu.Unlock() //nolint:staticcheck // waited for the reader filling the days
 			look()
 		}
 	}
