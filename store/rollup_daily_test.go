@@ -164,15 +164,7 @@ func TestDailyRollupDifferential(t *testing.T) {
 				}
 				checkDaily(t, s, fmt.Sprintf("round %d, after folding", round))
 			}
-			for i := range ws {
-				if ws[i].UID != "" && rng.IntN(10) == 0 {
-					name := store.RecordName(ws[i].ResultName[:1], uidOf(ws[i].ResultName), ws[i].UID)
-					if err := s.DeleteRecord(ctx, name, ""); err != nil {
-						t.Fatal(err)
-					}
-					ws[i].UID = ""
-				}
-			}
+			deleteSomeRecords(t, s, rng, ws)
 			checkDaily(t, s, fmt.Sprintf("round %d, after deletes", round))
 		}
 		if _, _, err := s.DeleteResults(ctx, []string{ws[0].ResultName}); err != nil {

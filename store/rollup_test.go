@@ -99,16 +99,7 @@ func TestRollupDifferential(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkRollup(t, s, fmt.Sprintf("round %d, after folding", round))
-			// Delete some Records one by one.
-			for i := range ws {
-				if ws[i].UID != "" && rng.IntN(10) == 0 {
-					name := store.RecordName(ws[i].ResultName[:1], uidOf(ws[i].ResultName), ws[i].UID)
-					if err := s.DeleteRecord(ctx, name, ""); err != nil {
-						t.Fatal(err)
-					}
-					ws[i].UID = ""
-				}
-			}
+			deleteSomeRecords(t, s, rng, ws)
 			checkRollup(t, s, fmt.Sprintf("round %d, after deletes", round))
 		}
 		// A Result's delete takes its Records with it (a cascade, as
@@ -122,6 +113,21 @@ func TestRollupDifferential(t *testing.T) {
 		}
 		checkRollup(t, s, "after the last fold")
 	})
+}
+
+// deleteSomeRecords deletes about a tenth of the Records of ws one by
+// one, blanking their UIDs.
+func deleteSomeRecords(t *testing.T, s *store.Store, rng *rand.Rand, ws []store.RecordWrite) {
+	t.Helper()
+	for i := range ws {
+		if ws[i].UID != "" && rng.IntN(10) == 0 {
+			name := store.RecordName(ws[i].ResultName[:1], uidOf(ws[i].ResultName), ws[i].UID)
+			if err := s.DeleteRecord(context.Background(), name, ""); err != nil {
+				t.Fatal(err)
+			}
+			ws[i].UID = ""
+		}
+	}
 }
 
 // genOne is another version of a run: same namespace, data type and
