@@ -22,6 +22,21 @@ const StatsCost = 1000
 // besides its groups (see Complexity).
 const RollupStatsCost = 100
 
+// RollupDayCost is what each day of its started window adds to such a
+// recordStats: the days a first read of its scope fetches.
+const RollupDayCost = 10
+
+// startedDays is how many UTC days where's started window touches, when it
+// has both ends.
+func startedDays(where *RecordWhere) (int, bool) {
+	if where == nil || where.Started == nil || where.Started.After == nil || where.Started.Before == nil {
+		return 0, false
+	}
+	const day = 24 * time.Hour
+	span := where.Started.Before.Sub(*where.Started.After)
+	return max(int(span/day), 0) + 2, true
+}
+
 // statsGroupGuess is how many values a dimension is assumed to have when
 // pricing a grouping without first: what a dashboard of one team sees.
 var statsGroupGuess = map[StatsDimension]int{

@@ -37,12 +37,15 @@ func Complexity() ComplexityRoot {
 	// from memory and StatsGroupsWriter writes its groups at about a fifth
 	// of gqlgen's cost per field, so it pays a tenth per group, unless its
 	// estimate reaches the group limit: such a grouping is refused as wide.
+	// Its days are read once per scope, then kept, so it pays for each day
+	// of its window; without both ends of a started window, it pays as a
+	// scan.
 	c.Query.RecordStats = func(child int, parent string, result *string, where *RecordWhere, filter *string, groupBy []*StatsGroupBy, timeZone *string, fill *bool, orderBy []*StatsOrder, first *int) int {
 		groups := statsGroupEstimate(where, groupBy, first)
 		q, err := statsQuery(groupBy, deref(timeZone), deref(fill), orderBy, first)
 		q.Scope = store.ListOptions{Parent: parent, ResultName: deref(result), Filter: deref(filter), RecordWhere: recordWhere(where)}
-		if err == nil && groups < store.DefaultMaxGroups && store.DailyAnswers(q) {
-			return RollupStatsCost + (groups*child+9)/10
+		if days, bounded := startedDays(where); bounded && err == nil && groups < store.DefaultMaxGroups && store.DailyAnswers(q) {
+			return RollupStatsCost + days*RollupDayCost + (groups*child+9)/10
 		}
 		return StatsCost + groups*child + filterCost(filter)
 	}

@@ -11,9 +11,10 @@ import (
 )
 
 // TestRecordStatsCost: a statistics query the daily rollup answers (the
-// dashboard trend) is priced by its output and stays under the expensive
-// threshold (5,000 by default); the same grouping over the Records (a
-// label, a CEL filter, another time field) is priced as a scan.
+// dashboard trend) is priced by its days and output and stays under the
+// expensive threshold (5,000 by default); the same grouping over the
+// Records (a label, a CEL filter, another time field), a window of ten
+// years, or one without both ends is priced as a scan or more.
 func TestRecordStatsCost(t *testing.T) {
 	es := graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}, Complexity: graph.Complexity()})
 	const selection = `{ totalGroups groups { key { value } count statusCounts { succeeded failed } successRate duration { p95 } } }`
@@ -29,6 +30,7 @@ func TestRecordStatsCost(t *testing.T) {
 		{"with a CEL filter", window + `, filter: "data.spec.timeout == '1h'", groupBy: [{dimension: PIPELINE}, {dimension: TIME, unit: DAY}]`, false},
 		{"by completion day", window + `, groupBy: [{dimension: PIPELINE}, {dimension: TIME, timeField: COMPLETION, unit: DAY}]`, false},
 		{"wide: up to the group limit", `groupBy: [{dimension: NAMESPACE}, {dimension: PIPELINE}, {dimension: TASK}]`, false},
+		{"ten years of days", `where: {started: {after: "2016-11-30T00:00:00Z", before: "2026-11-30T00:00:00Z"}}, groupBy: [{dimension: STATUS}]`, false},
 	} {
 		doc, err := gqlparser.LoadQuery(es.Schema(), `{ recordStats(parent: "-", `+c.args+`) `+selection+` }`)
 		if err != nil {
@@ -38,5 +40,14 @@ func TestRecordStatsCost(t *testing.T) {
 		if (cost < 5000) != c.cheap {
 			t.Errorf("%s: cost %d; want it %s 5,000", c.name, cost, map[bool]string{true: "under", false: "at or over"}[c.cheap])
 		}
+	}
+	// Without both ends of a window every day of history may be read: the
+	// scan's base price, not the rollup's.
+	doc, err := gqlparser.LoadQuery(es.Schema(), `{ recordStats(parent: "-", groupBy: [{dimension: STATUS}]) `+selection+` }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost := complexity.Calculate(context.Background(), es, doc.Operations[0], nil); cost < graph.StatsCost {
+		t.Errorf("a grouping over all history costs %d, less than a scan's %d", cost, graph.StatsCost)
 	}
 }

@@ -140,17 +140,9 @@ func (j *statsGroupsJSON) MarshalGQL(w io.Writer) {
 						case "dimension":
 							k.Dimension.MarshalGQL(w)
 						case "value":
-							if k.Value == nil {
-								graphql.Null.MarshalGQL(w)
-							} else {
-								graphql.MarshalString(*k.Value).MarshalGQL(w)
-							}
+							writeOptional(w, k.Value, graphql.MarshalString)
 						case "time":
-							if k.Time == nil {
-								graphql.Null.MarshalGQL(w)
-							} else {
-								MarshalTime(*k.Time).MarshalGQL(w)
-							}
+							writeOptional(w, k.Time, MarshalTime)
 						}
 					})
 				}
@@ -184,11 +176,7 @@ func (j *statsGroupsJSON) MarshalGQL(w io.Writer) {
 			case "queueTime":
 				j.writeDuration(w, j.sel.sub[f.Alias], g.QueueTime)
 			case "lastRunTime":
-				if g.LastRunTime == nil {
-					graphql.Null.MarshalGQL(w)
-				} else {
-					MarshalTime(*g.LastRunTime).MarshalGQL(w)
-				}
+				writeOptional(w, g.LastRunTime, MarshalTime)
 			}
 		})
 	}
@@ -229,6 +217,15 @@ func (j *statsGroupsJSON) writeFloat(w io.Writer, v *float64) {
 		return
 	}
 	_ = graphql.MarshalFloatContext(*v).MarshalGQLContext(j.ctx, w)
+}
+
+// writeOptional writes null, or *v as marshal does.
+func writeOptional[T any](w io.Writer, v *T, marshal func(T) graphql.Marshaler) {
+	if v == nil {
+		graphql.Null.MarshalGQL(w)
+		return
+	}
+	marshal(*v).MarshalGQL(w)
 }
 
 // writeObject writes {"alias":value,...} in the selection's order, value

@@ -236,6 +236,9 @@ const (
 	srcOutside = 5 // Records of a trimmed end day outside the window, added up
 )
 
+// srcSQL is a source as the first column of its part.
+func srcSQL(src int) string { return strconv.Itoa(src) }
+
 // statsDaily computes q from record_daily; q must be one dailyServes
 // accepts. The whole days of the window come from memory where their
 // version allows (rollup_daily_cache.go), else from record_daily; their
@@ -367,7 +370,7 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 	}
 	dayRange := rd.keyScope.with("r.day >= ? AND r.day < ?", rd.from, rd.to)
 	// Pending deltas of the whole days.
-	stmt := "SELECT 1, " + rd.dims + keyColumns + ", r.day, r.sign, r.start_us, " +
+	stmt := "SELECT " + srcSQL(srcDelta) + ", " + rd.dims + keyColumns + ", r.day, r.sign, r.start_us, " +
 		"CASE WHEN r.duration_us IS NULL THEN 0 ELSE 1 END, r.duration_us, r.duration_us, COALESCE(r.duration_us, 0), " + noList + ", " +
 		"CASE WHEN r.queue_us IS NULL THEN 0 ELSE 1 END, r.queue_us, r.queue_us, COALESCE(r.queue_us, 0), " + noList + ", " + noList +
 		" FROM record_daily_deltas AS r" + dayRange.whereSQL()
@@ -388,7 +391,7 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 	}
 	for i, cond := range outside {
 		scope := rd.keyScope.with(cond, outsideArgs[i]...)
-		stmt += " UNION ALL SELECT 5, " + rd.dims + "'', '', '', '', r.status, '', " + day + ", COUNT(*), NULL, " +
+		stmt += " UNION ALL SELECT " + srcSQL(srcOutside) + ", " + rd.dims + "'', '', '', '', r.status, '', " + day + ", COUNT(*), NULL, " +
 			"0, NULL, NULL, 0, " + s.packValues("r.duration_us") + ", 0, NULL, NULL, 0, " + s.packValues(queue) + ", " + s.packValues(start) +
 			" FROM " + recordsEntity.from + scope.whereSQL() + rd.groupBy()
 		args = append(append(args, rd.dimArgs...), scope.args...)
@@ -423,14 +426,14 @@ func (s *Store) readDaily(ctx context.Context, rd *dailyRead) (out []StatsRow, c
 	groupBy := rd.groupBy()
 	for i, edge := range edges {
 		edgeScope := rd.fullScope.with(edge, edgeArgs[i]...)
-		stmt += " UNION ALL SELECT 2, " + rd.dims + "'', '', '', '', r.status, '', " + day + ", COUNT(*), MAX(" + start + "), " +
+		stmt += " UNION ALL SELECT " + srcSQL(srcEdge) + ", " + rd.dims + "'', '', '', '', r.status, '', " + day + ", COUNT(*), MAX(" + start + "), " +
 			"COUNT(r.duration_us), MIN(r.duration_us), MAX(r.duration_us), COALESCE(CAST(SUM(r.duration_us) AS bigint), 0), " + edgeDurs + ", " +
 			"COUNT(" + queue + "), MIN(" + queue + "), MAX(" + queue + "), COALESCE(CAST(SUM(" + queue + ") AS bigint), 0), " + edgeQueues + ", NULL" +
 			" FROM " + recordsEntity.from + edgeScope.whereSQL() + groupBy
 		args = append(append(args, rd.dimArgs...), edgeScope.args...)
 	}
 	// The versions of the whole days that have rows.
-	stmt += " UNION ALL SELECT 4, " + strings.Repeat("NULL, ", rd.nDims) + "'', '', '', '', '', '', r.day, r.version, " +
+	stmt += " UNION ALL SELECT " + srcSQL(srcVersion) + ", " + strings.Repeat("NULL, ", rd.nDims) + "'', '', '', '', '', '', r.day, r.version, " +
 		"NULL, 0, NULL, NULL, 0, NULL, 0, NULL, NULL, 0, NULL, NULL FROM record_daily_days AS r WHERE r.day >= ? AND r.day < ?"
 	args = append(args, rd.from, rd.to)
 

@@ -249,10 +249,10 @@ func (s *Store) readDays(ctx context.Context, rd *dailyRead, from, to int64) (ma
 	for i := range rd.nDims + 2 {
 		ordinals = append(ordinals, strconv.Itoa(2+i))
 	}
-	stmt := "SELECT 3, " + rd.dims + "r.status, r.day, CAST(SUM(r.n) AS bigint), " +
+	stmt := "SELECT " + srcSQL(srcDay) + ", " + rd.dims + "r.status, r.day, CAST(SUM(r.n) AS bigint), " +
 		s.concatLists("r.durs") + ", " + s.concatLists("r.queues") + ", " + s.concatLists("r.starts") +
 		" FROM " + rd.table.name + " AS r" + scope.whereSQL() + " GROUP BY " + strings.Join(ordinals, ", ") +
-		" UNION ALL SELECT 4, " + strings.Repeat("NULL, ", rd.nDims) + "'', r.day, r.version, NULL, NULL, NULL" +
+		" UNION ALL SELECT " + srcSQL(srcVersion) + ", " + strings.Repeat("NULL, ", rd.nDims) + "'', r.day, r.version, NULL, NULL, NULL" +
 		" FROM record_daily_days AS r WHERE r.day >= ? AND r.day < ?"
 	args := append(append(slices.Clone(rd.dimArgs), scope.args...), from, to)
 	days := map[int64]*dayCells{}
